@@ -1,0 +1,55 @@
+#!/bin/sh
+# Cleanup: nothing from the build may ship. No SSH host keys (each instance makes its own at first
+# boot), no keys or password for the build user, an empty machine-id, no apt lists, logs, shell
+# history or temporary files.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+
+# SSH host keys: generated per instance at first boot, before sshd starts.
+cat > /etc/systemd/system/bakehouse-ssh-hostkeys.service <<'UNIT'
+[Unit]
+Description=Generate this instance's SSH host keys
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl enable bakehouse-ssh-hostkeys.service
+rm -f /etc/ssh/ssh_host_*
+
+# Build user and root: no authorized keys, no password, no cloud credentials, no history.
+for home in /root /home/*; do
+    [ -d "$home" ] || continue
+    rm -f "$home/.ssh/authorized_keys" "$home/.ssh/authorized_keys2" \
+          "$home/.bash_history" "$home/.python_history" "$home/.lesshst" "$home/.viminfo" \
+          "$home/.wget-hsts"
+    rm -rf "$home/.aws" "$home/.cache"
+done
+for user in root ${BAKEHOUSE_BUILD_USER:-admin}; do
+    if getent passwd "$user" >/dev/null; then
+        usermod -p '*' "$user"
+    fi
+done
+
+# Packages: caches and indexes are rebuilt by whoever needs them.
+apt-get -q -y autoremove --purge
+apt-get -q clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/debconf/*-old /var/lib/dpkg/*-old
+
+# Identity: every instance gets its own machine-id at first boot.
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /var/lib/systemd/credential.secret
+
+# Logs and temporary files.
+find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
+find /var/log -type f -exec truncate -s 0 {} +
+rm -rf /var/log/journal/* /tmp/* /var/tmp/*
+
+sync
+fstrim -a 2>/dev/null || true
+echo "cleanup: done"

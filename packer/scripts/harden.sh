@@ -1,0 +1,201 @@
+#!/bin/sh
+# Harden: the baseline every image ships with, on both targets. Each block names the controls it
+# satisfies (dev-sec ssh-baseline / linux-baseline ids, CIS Debian Linux 12 sections); the
+# testinfra suite in tests/hardening proves them on the booted image.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+
+# -- packages: audit, MAC, time sync in; legacy clear-text services out (CIS 2.2.x, 2.3.x, 6.2.x)
+need=""
+for pkg in auditd apparmor systemd-timesyncd; do
+    dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || need="$need $pkg"
+done
+if [ -n "$need" ]; then
+    # shellcheck disable=SC2086
+    apt-get -q -y --no-install-recommends install $need
+fi
+for pkg in telnet telnetd inetutils-telnet inetutils-telnetd rsh-client rsh-server rsh-redone-client \
+           nis tftp tftpd tftpd-hpa atftpd inetutils-inetd openbsd-inetd xinetd talk talkd \
+           ldap-utils rpcbind; do
+    if dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii'; then
+        apt-get -q -y purge "$pkg"
+    fi
+done
+systemctl enable auditd.service apparmor.service systemd-timesyncd.service
+
+# -- sshd (dev-sec ssh-baseline sshd-*, CIS 5.2.x). Debian reads sshd_config.d first: first value wins.
+install -d -m 0755 /etc/ssh/sshd_config.d
+cat > /etc/ssh/sshd_config.d/10-bakehouse.conf <<'CONF'
+Protocol 2
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_rsa_key
+PermitRootLogin no
+PasswordAuthentication no
+PermitEmptyPasswords no
+KbdInteractiveAuthentication no
+HostbasedAuthentication no
+IgnoreRhosts yes
+PubkeyAuthentication yes
+X11Forwarding no
+AllowAgentForwarding no
+AllowTcpForwarding no
+PermitTunnel no
+GatewayPorts no
+PermitUserEnvironment no
+MaxAuthTries 3
+MaxSessions 10
+MaxStartups 10:30:60
+LoginGraceTime 30
+ClientAliveInterval 300
+ClientAliveCountMax 3
+StrictModes yes
+UseDNS no
+Compression no
+LogLevel VERBOSE
+SyslogFacility AUTH
+Banner /etc/issue.net
+Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr
+MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com
+KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512
+HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256
+CONF
+chmod 0600 /etc/ssh/sshd_config /etc/ssh/sshd_config.d/10-bakehouse.conf
+printf 'Authorized use only. Activity is logged.\n' > /etc/issue.net
+printf 'Authorized use only. Activity is logged.\n' > /etc/issue
+chmod 0644 /etc/issue /etc/issue.net
+rm -f /etc/motd
+
+# -- kernel and network (dev-sec sysctl-*, CIS 3.3.x and 1.5.x)
+cat > /etc/sysctl.d/90-bakehouse.conf <<'CONF'
+net.ipv4.ip_forward = 0
+net.ipv4.conf.all.send_redirects = 0
+net.ipv4.conf.default.send_redirects = 0
+net.ipv4.conf.all.accept_redirects = 0
+net.ipv4.conf.default.accept_redirects = 0
+net.ipv4.conf.all.secure_redirects = 0
+net.ipv4.conf.default.secure_redirects = 0
+net.ipv6.conf.all.accept_redirects = 0
+net.ipv6.conf.default.accept_redirects = 0
+net.ipv4.conf.all.accept_source_route = 0
+net.ipv4.conf.default.accept_source_route = 0
+net.ipv6.conf.all.accept_source_route = 0
+net.ipv6.conf.default.accept_source_route = 0
+net.ipv4.conf.all.rp_filter = 1
+net.ipv4.conf.default.rp_filter = 1
+net.ipv4.conf.all.log_martians = 1
+net.ipv4.conf.default.log_martians = 1
+net.ipv4.icmp_echo_ignore_broadcasts = 1
+net.ipv4.icmp_ignore_bogus_error_responses = 1
+net.ipv4.tcp_syncookies = 1
+net.ipv4.tcp_rfc1337 = 1
+net.ipv6.conf.all.accept_ra = 0
+net.ipv6.conf.default.accept_ra = 0
+net.ipv6.conf.all.forwarding = 0
+kernel.randomize_va_space = 2
+kernel.yama.ptrace_scope = 1
+kernel.dmesg_restrict = 1
+kernel.kptr_restrict = 2
+kernel.sysrq = 0
+kernel.core_uses_pid = 1
+kernel.unprivileged_bpf_disabled = 1
+net.core.bpf_jit_harden = 2
+fs.suid_dumpable = 0
+fs.protected_hardlinks = 1
+fs.protected_symlinks = 1
+fs.protected_fifos = 2
+fs.protected_regular = 2
+CONF
+chmod 0644 /etc/sysctl.d/90-bakehouse.conf
+
+# -- core dumps off (dev-sec os-10, CIS 1.5.x)
+install -d -m 0755 /etc/security/limits.d /etc/systemd/coredump.conf.d
+printf '* hard core 0\n* soft core 0\n' > /etc/security/limits.d/90-bakehouse.conf
+printf '[Coredump]\nStorage=none\nProcessSizeMax=0\n' > /etc/systemd/coredump.conf.d/90-bakehouse.conf
+
+# -- unused filesystems and protocols cannot be loaded (dev-sec os-10, CIS 1.1.1.x, 3.4.x)
+: > /etc/modprobe.d/bakehouse-disabled.conf
+for mod in cramfs freevxfs hfs hfsplus jffs2 udf squashfs usb-storage dccp sctp rds tipc; do
+    printf 'install %s /bin/false\nblacklist %s\n' "$mod" "$mod" >> /etc/modprobe.d/bakehouse-disabled.conf
+done
+chmod 0644 /etc/modprobe.d/bakehouse-disabled.conf
+
+# -- /tmp and /dev/shm: nodev, nosuid, noexec (CIS 1.1.2.x, 1.1.8.x)
+install -d -m 0755 /etc/systemd/system/tmp.mount.d
+if [ -f /usr/share/systemd/tmp.mount ] && [ ! -e /etc/systemd/system/tmp.mount ]; then
+    cp /usr/share/systemd/tmp.mount /etc/systemd/system/tmp.mount
+fi
+printf '[Mount]\nOptions=mode=1777,strictatime,nosuid,nodev,noexec,size=50%%%%,nr_inodes=1m\n' \
+    > /etc/systemd/system/tmp.mount.d/90-bakehouse.conf
+systemctl enable tmp.mount
+if ! grep -qs '^[^#].*[[:space:]]/dev/shm[[:space:]]' /etc/fstab; then
+    printf 'tmpfs /dev/shm tmpfs defaults,nodev,nosuid,noexec 0 0\n' >> /etc/fstab
+fi
+
+# -- accounts and login (dev-sec os-05, os-05b, CIS 5.5.x)
+set_def() {
+    if grep -Eq "^[#[:space:]]*$1[[:space:]]" /etc/login.defs; then
+        sed -i -E "s|^[#[:space:]]*$1[[:space:]].*|$1\t$2|" /etc/login.defs
+    else
+        printf '%s\t%s\n' "$1" "$2" >> /etc/login.defs
+    fi
+}
+set_def PASS_MAX_DAYS 365
+set_def PASS_MIN_DAYS 1
+set_def PASS_WARN_AGE 7
+set_def UMASK 027
+set_def ENCRYPT_METHOD YESCRYPT
+set_def LOGIN_RETRIES 5
+set_def LOGIN_TIMEOUT 60
+# system accounts cannot log in
+awk -F: '($3 < 1000 && $1 != "root" && $1 != "sync" && $1 != "shutdown" && $1 != "halt") {print $1":"$7}' /etc/passwd |
+    while IFS=: read -r user shell; do
+        case "$shell" in
+        /usr/sbin/nologin|/sbin/nologin|/bin/false|/usr/bin/false) ;;
+        *) usermod -s /usr/sbin/nologin "$user" ;;
+        esac
+    done
+
+# -- file permissions (dev-sec os-03, os-04, CIS 6.1.x)
+chown root:root /etc/passwd /etc/group /etc/passwd- /etc/group- 2>/dev/null || true
+chmod 0644 /etc/passwd /etc/group
+chmod 0600 /etc/passwd- /etc/group- 2>/dev/null || true
+chown root:shadow /etc/shadow /etc/gshadow
+chmod 0640 /etc/shadow /etc/gshadow
+chown root:shadow /etc/shadow- /etc/gshadow- 2>/dev/null || true
+chmod 0640 /etc/shadow- /etc/gshadow- 2>/dev/null || true
+for path in /etc/crontab /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/cron.monthly /etc/cron.d; do
+    [ -e "$path" ] || continue
+    chown root:root "$path"
+    if [ -d "$path" ]; then chmod 0700 "$path"; else chmod 0600 "$path"; fi
+done
+rm -f /etc/cron.deny /etc/at.deny
+printf 'root\n' > /etc/cron.allow
+printf 'root\n' > /etc/at.allow
+chmod 0640 /etc/cron.allow /etc/at.allow
+
+# -- audit rules (CIS 4.1.x): identity, privilege use, time, modules, mounts; immutable last
+install -d -m 0750 /etc/audit/rules.d
+cat > /etc/audit/rules.d/90-bakehouse.rules <<'RULES'
+-w /etc/passwd -p wa -k identity
+-w /etc/group -p wa -k identity
+-w /etc/shadow -p wa -k identity
+-w /etc/gshadow -p wa -k identity
+-w /etc/sudoers -p wa -k scope
+-w /etc/sudoers.d -p wa -k scope
+-w /etc/ssh/sshd_config -p wa -k sshd
+-w /var/log/sudo.log -p wa -k actions
+-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change
+-a always,exit -F arch=b64 -S sethostname,setdomainname -k system-locale
+-a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules
+-a always,exit -F arch=b64 -S mount -F auid>=1000 -F auid!=unset -k mounts
+-a always,exit -F arch=b64 -C euid!=uid -F euid=0 -F auid>=1000 -F auid!=unset -S execve -k privileged
+-e 2
+RULES
+chmod 0640 /etc/audit/rules.d/90-bakehouse.rules
+
+# -- sudo logs every command (CIS 5.3.x)
+printf 'Defaults use_pty\nDefaults logfile="/var/log/sudo.log"\n' > /etc/sudoers.d/10-bakehouse
+chmod 0440 /etc/sudoers.d/10-bakehouse
+visudo -cq
+
+echo "harden: done"

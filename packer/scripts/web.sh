@@ -1,0 +1,12 @@
+#!/bin/sh
+# Role: nginx web front end. Hide the version, serve a static health page, start at boot.
+set -eu
+install -d -m 0755 /etc/nginx/conf.d
+cat > /etc/nginx/conf.d/bakehouse-hardening.conf <<'CONF'
+server_tokens off;
+CONF
+install -d -m 0755 /var/www/html
+printf 'ok\n' > /var/www/html/healthz
+chmod 0644 /var/www/html/healthz
+nginx -t
+systemctl enable nginx.service

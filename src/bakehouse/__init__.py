@@ -1,0 +1,3 @@
+"""bakehouse: bake patched, hardened machine images, prove them, publish them, roll onto them."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""Packer: its version, and argv for validate / fmt / build. Execution goes through proc."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from bakehouse import proc
+from bakehouse.errors import ToolError
+from bakehouse.render import PackerVersion
+
+# Placeholders that let `packer validate` check a rendered file without a real run.
+VALIDATE_VARS: dict[str, dict[str, str]] = {
+    "common": {
+        "run_id": "validate",
+        "version": "0.0.0",
+        "artifacts_dir": "/nonexistent/artifacts",
+        "scripts_dir": "/nonexistent/scripts",
+    },
+    "local": {
+        "output_dir": "/nonexistent/output",
+        "base_image": "/nonexistent/base.qcow2",
+        "base_checksum": "sha256:" + "0" * 64,
+        "kernel": "/nonexistent/vmlinuz",
+        "initrd": "/nonexistent/initrd.img",
+        "ssh_private_key_file": "/nonexistent/id_ed25519",
+        "ssh_public_key_b64": "AAAA",
+    },
+    "aws": {
+        "source_ami": "ami-0123456789abcdef0",
+        "runner_cidrs": '["192.0.2.1/32"]',
+    },
+}
+
+
+def binary() -> str:
+    return os.environ.get("BAKEHOUSE_PACKER", "packer")
+
+
+@functools.lru_cache(maxsize=4)
+def _version(path: str, mtime: float) -> PackerVersion:
+    result = proc.run([path, "version"], timeout=30)
+    if not result.ok:
+        raise ToolError(f"`{path} version` failed: {result.stderr.strip()}")
+    return PackerVersion.parse(result.stdout.splitlines()[0] if result.stdout else "")
+
+
+def version() -> PackerVersion:
+    path = proc.which(binary())
+    return _version(path, Path(path).stat().st_mtime)
+
+
+def var_args(variables: Mapping[str, str]) -> list[str]:
+    args: list[str] = []
+    for key, value in variables.items():
+        args += ["-var", f"{key}={value}"]
+    return args
+
+
+def validate_argv(path: Path, target: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+    variables = {**VALIDATE_VARS["common"], **VALIDATE_VARS[target], **(overrides or {})}
+    return [binary(), "validate", *var_args(variables), str(path)]
+
+
+def fmt_check_argv(path: Path) -> list[str]:
+    return [binary(), "fmt", "-check", "-diff", str(path)]
+
+
+def build_argv(path: Path, variables: Mapping[str, str], *, force: bool = True) -> list[str]:
+    argv = [binary(), "build", "-color=false", "-timestamp-ui"]
+    if force:
+        argv.append("-force")
+    return [*argv, *var_args(variables), str(path)]
+
+
+def validate(path: Path, target: str, scripts_dir: Path) -> list[str]:
+    """Problems Packer finds in a rendered file: `validate` and `fmt -check`; empty when clean.
+
+    Packer checks that the provisioning scripts and the SSH key exist, so validation points at
+    the real scripts and a throwaway key that is deleted afterwards."""
+    from bakehouse.sshkeys import throwaway_key
+
+    problems: list[str] = []
+    with throwaway_key() as key:
+        overrides = {"scripts_dir": str(scripts_dir)}
+        if target == "local":
+            overrides |= {
+                "ssh_private_key_file": str(key.private),
+                "ssh_public_key_b64": key.public_b64,
+            }
+        result = proc.run(validate_argv(path, target, overrides), timeout=120)
+    if not result.ok:
+        text = (result.stderr + result.stdout).strip()
+        problems.append(f"packer validate: {text}")
+    fmt = proc.run(fmt_check_argv(path), timeout=60)
+    if not fmt.ok:
+        problems.append(f"packer fmt -check: file is not formatted:\n{fmt.stdout.strip()}")
+    return problems

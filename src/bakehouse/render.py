@@ -1,0 +1,162 @@
+"""Pure rendering: ImageSpec + target + Packer version → HCL2 template text.
+
+Nothing here runs a process or touches the network. Every ``{{ }}`` in a template must go
+through the ``hcl`` filter (or produce :class:`~bakehouse.hcl.Hcl` some other way): the
+environment's ``finalize`` refuses any other value, so a template cannot splice user text.
+Run-specific values (run id, base image path, version) are Packer variables, so the rendered
+text depends only on the definition and is stable enough to pin in golden files.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bakehouse import hcl
+from bakehouse.errors import RenderError
+from bakehouse.spec import ImageSpec
+
+TARGETS = ("local", "aws")
+
+# The fixed provisioning sequence, shared by both targets; an image's own ``provision`` steps
+# run between the package install and hardening. Order is data, not code.
+PRE_STEPS = ("patch.sh", "packages.sh")
+POST_STEPS = ("harden.sh", "manifest.sh")
+FINAL_STEPS = ("cleanup.sh",)
+MANIFEST_PATH = "/var/lib/bakehouse/manifest.json"
+
+
+@dataclass(frozen=True)
+class PackerVersion:
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> PackerVersion:
+        core = text.strip().removeprefix("Packer").strip().removeprefix("v").split()[0]
+        parts = [*core.split("-")[0].split("."), "0", "0"][:3]
+        try:
+            return cls(*(int(p) for p in parts))
+        except ValueError:
+            raise RenderError(f"cannot read the Packer version from {text!r}") from None
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    @property
+    def plugins(self) -> bool:
+        """Packer ≥ 1.7 has external plugins (``required_plugins``, ``packer init``) and the
+        split-out builders with newer options such as ``metadata_options``."""
+        return (self.major, self.minor) >= (1, 7)
+
+
+DEFAULT_PACKER = PackerVersion(1, 6, 6)
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, hcl.Hcl):
+        return value
+    if value is None or value == "":
+        return ""
+    raise RenderError(
+        f"template printed an unescaped value {value!r}",
+        "templates must pass every value through the |hcl filter",
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def environment(packer_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(  # nosec B701
+        loader=jinja2.FileSystemLoader(str(packer_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 (HCL, not HTML: finalize enforces escaping)
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["hcl"] = hcl.literal
+    env.globals["raw"] = hcl.raw
+    return env
+
+
+def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, Any]:
+    """Everything a template may use, already shaped for HCL."""
+    steps = [*PRE_STEPS, *(s.script for s in spec.provision), *POST_STEPS]
+    env_vars = [
+        f"BAKEHOUSE_IMAGE={spec.name}",
+        f"BAKEHOUSE_TARGET={target}",
+        f"BAKEHOUSE_PATCH_POLICY={spec.patch.policy}",
+        f"BAKEHOUSE_PACKAGES={' '.join(spec.packages)}",
+        f"BAKEHOUSE_SUITE={spec.base.local.suite}",
+        f"BAKEHOUSE_MANIFEST={MANIFEST_PATH}",
+    ]
+    step_env = sorted({f"{k}={v}" for step in spec.provision for k, v in step.env})
+    aws = spec.targets.aws
+    run_tags = {
+        "Name": f"bakehouse-build-{spec.name}",
+        "bakehouse:image": spec.name,
+        "bakehouse:run-id": hcl.raw("var.run_id"),
+        "bakehouse:version": hcl.raw("var.version"),
+        "bakehouse:git-commit": hcl.raw("var.git_commit"),
+    }
+    ami_tags = {
+        "Name": hcl.raw(f'format("bakehouse-%s-%s", {hcl.quote(spec.name)}, var.version)'),
+        "bakehouse:image": spec.name,
+        "bakehouse:version": hcl.raw("var.version"),
+        "bakehouse:run-id": hcl.raw("var.run_id"),
+        "bakehouse:fingerprint": hcl.raw("var.fingerprint"),
+        "bakehouse:base-ami": hcl.raw("var.source_ami"),
+        "bakehouse:git-commit": hcl.raw("var.git_commit"),
+        "bakehouse:state": "baked",
+    }
+    return {
+        "aws": aws,
+        "run_tags": run_tags,
+        "ami_tags": ami_tags,
+        "region_kms": {r: aws.kms_key_id for r in aws.regions[1:]},
+        "spec": spec,
+        "target": target,
+        "packer": packer,
+        "steps": steps,
+        "final_steps": list(FINAL_STEPS),
+        "env_vars": env_vars + step_env,
+        "manifest_path": MANIFEST_PATH,
+    }
+
+
+def render(
+    spec: ImageSpec, target: str, packer_dir: Path, packer: PackerVersion = DEFAULT_PACKER
+) -> str:
+    if target not in TARGETS:
+        raise RenderError(f"unknown target {target!r}", f"targets: {', '.join(TARGETS)}")
+    try:
+        template = environment(packer_dir).get_template(f"{target}.pkr.hcl.j2")
+        text = template.render(context(spec, target, packer))
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(
+            f"template not found: packer/{exc.name}", "run from the project root"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"packer/{target}.pkr.hcl.j2: {exc}") from None
+    return hcl.align(text)
+
+
+def output_path(build_dir: Path, spec: ImageSpec, target: str) -> Path:
+    return build_dir / spec.name / f"{target}.pkr.hcl"
+
+
+def write(text: str, path: Path) -> bool:
+    """Write ``text`` atomically; returns whether the file changed."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return True

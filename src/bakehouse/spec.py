@@ -1,0 +1,618 @@
+"""The data model: a frozen, fully validated :class:`ImageSpec` per image definition.
+
+The schema is the table of fields below; every value is checked up front and the result is
+immutable. ``load_image`` is the one entry point: YAML (with ``extends:``) → ImageSpec, or one
+:class:`SpecError` that names the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakehouse import schema as s
+from bakehouse.errors import SpecError
+from bakehouse.load import ImageFiles, Path_
+from bakehouse.schema import F
+
+NAME_RE = r"[a-z][a-z0-9-]{0,39}"
+PACKAGE_RE = r"[a-z0-9][a-z0-9+.-]{1,62}"
+SCRIPT_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\.sh"
+CHANNEL_RE = r"[a-z][a-z0-9-]{0,31}"
+ACCOUNT_RE = r"[0-9]{12}"
+SUITES = ("bookworm",)
+ROLE_CHECKS = ("nginx",)
+PROFILES = ("baseline",)
+
+
+@dataclass(frozen=True)
+class LocalBase:
+    suite: str
+    mirror: str
+    security_mirror: str
+    components: tuple[str, ...]
+    packages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AmiFilter:
+    name: str
+    owners: tuple[str, ...]
+    architecture: str
+
+
+@dataclass(frozen=True)
+class AwsBase:
+    ssm_parameter: str | None
+    filter: AmiFilter | None
+    ssh_username: str
+
+
+@dataclass(frozen=True)
+class Base:
+    local: LocalBase
+    aws: AwsBase
+
+
+@dataclass(frozen=True)
+class Step:
+    script: str
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Waiver:
+    id: str
+    reason: str
+    expires: dt.date
+
+
+@dataclass(frozen=True)
+class Hardening:
+    profile: str
+    role_checks: tuple[str, ...]
+    waivers: tuple[Waiver, ...]
+
+
+@dataclass(frozen=True)
+class Patch:
+    policy: str
+    rebuild_on: str
+    max_age_days: int
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    disk_size: int  # MiB
+    memory: int  # MiB
+    cpus: int
+    accelerator: str
+    ssh_timeout: int  # seconds
+
+
+@dataclass(frozen=True)
+class Share:
+    accounts: tuple[str, ...]
+    organizations: tuple[str, ...]
+    organizational_units: tuple[str, ...]
+    public: bool
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    regions: tuple[str, ...]
+    instance_type: str
+    subnet_id: str | None
+    kms_key_id: str | None
+    volume_size: int  # GiB
+    share: Share
+    verify_via: str
+
+
+@dataclass(frozen=True)
+class Targets:
+    local: LocalTarget
+    aws: AwsTarget
+
+
+@dataclass(frozen=True)
+class Publish:
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Roll:
+    selector: tuple[tuple[str, str], ...]
+    min_healthy: int
+    max_healthy: int
+    warmup: int
+    checkpoints: tuple[int, ...]
+    checkpoint_delay: int
+    alarms: tuple[str, ...]
+    bake_time: int
+    auto_rollback: bool
+    skip_matching: bool
+    scale_in_protected: str
+    standby: str
+    canary_percentage: int
+    timeout: int
+
+
+@dataclass(frozen=True)
+class Retention:
+    keep: int
+    min_age_days: int
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    description: str
+    base: Base
+    packages: tuple[str, ...]
+    provision: tuple[Step, ...]
+    hardening: Hardening
+    patch: Patch
+    targets: Targets
+    publish: Publish
+    roll: Roll
+    retention: Retention
+    files: tuple[str, ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form of the fully resolved definition."""
+        data: dict[str, Any] = _jsonable(asdict(self))
+        return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        if (
+            value
+            and all(isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) for v in value)
+            and not all(isinstance(v, dict) for v in value)
+        ):
+            return {k: _jsonable(v) for k, v in value}
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+# ---- cross-field checks -------------------------------------------------------------------------
+
+
+def _check_aws_base(b: AwsBase, path: Path_, ctx: s.Ctx) -> None:
+    if (b.ssm_parameter is None) == (b.filter is None):
+        ctx.fail(
+            path,
+            "set exactly one of ssm_parameter or filter",
+            "an SSM public parameter (e.g. /aws/service/debian/release/12/latest/amd64) "
+            "or a name filter with owners",
+        )
+
+
+def _check_waiver(w: Waiver, path: Path_, ctx: s.Ctx) -> None:
+    if w.expires < ctx.today:
+        ctx.fail(
+            (*path, "expires"),
+            f"waiver {w.id} expired on {w.expires.isoformat()}",
+            "fix the control, or renew the waiver with a new reason and expiry date",
+        )
+
+
+def _check_hardening(h: Hardening, path: Path_, ctx: s.Ctx) -> None:
+    seen: set[str] = set()
+    for i, w in enumerate(h.waivers):
+        if w.id in seen:
+            ctx.fail(
+                (*path, "waivers", i, "id"),
+                f"control {w.id} is waived twice",
+                "keep one waiver per control",
+            )
+        seen.add(w.id)
+
+
+def _check_roll(r: Roll, path: Path_, ctx: s.Ctx) -> None:
+    if r.max_healthy - r.min_healthy > 100:
+        ctx.fail(
+            (*path, "max_healthy"),
+            f"must be at most 100 above min_healthy (got {r.max_healthy} and {r.min_healthy})",
+            "instance refresh allows a spread of at most 100 percentage points",
+        )
+    for i in range(1, len(r.checkpoints)):
+        if r.checkpoints[i] <= r.checkpoints[i - 1]:
+            ctx.fail(
+                (*path, "checkpoints", i),
+                "checkpoints must be in ascending order",
+                "e.g. [20, 50, 100]",
+            )
+    if r.checkpoint_delay and not r.checkpoints:
+        ctx.fail((*path, "checkpoint_delay"), "needs checkpoints", "set roll.checkpoints too")
+
+
+def _check_aws_target(t: AwsTarget, path: Path_, ctx: s.Ctx) -> None:
+    if t.kms_key_id and t.kms_key_id.startswith("arn:") and len(t.regions) > 1:
+        ctx.fail(
+            (*path, "kms_key_id"),
+            f"a key ARN belongs to one region, but the AMI is copied to {len(t.regions)} regions",
+            "use an alias (alias/name) that exists in every region",
+        )
+
+
+def _check_steps(steps: tuple[Step, ...], path: Path_, ctx: s.Ctx) -> None:
+    seen: set[str] = set()
+    for i, step in enumerate(steps):
+        if step.script in seen:
+            ctx.fail(
+                (*path, i, "script"),
+                f"script {step.script} is listed twice",
+                "each provisioning step runs once",
+            )
+        seen.add(step.script)
+
+
+# ---- the schema ----------------------------------------------------------------------------------
+
+_url = s.string(
+    r"https?://[A-Za-z0-9.:_/~%+-]+",
+    what="an http(s) URL",
+    hint="e.g. http://deb.debian.org/debian",
+)
+_package = s.string(PACKAGE_RE, what="a Debian package name", hint="e.g. nginx")
+_seconds = s.integer(0, 86_400, unit="seconds")
+_env_key = s.string(r"[A-Z_][A-Z0-9_]{0,63}", what="an environment variable name (A-Z, 0-9, _)")
+
+LOCAL_BASE = s.record(
+    LocalBase,
+    {
+        "suite": F(s.enum(*SUITES), "bookworm", "the Debian release"),
+        "mirror": F(_url, "http://deb.debian.org/debian"),
+        "security_mirror": F(_url, "http://deb.debian.org/debian-security"),
+        "components": F(
+            s.list_of(
+                s.enum("main", "contrib", "non-free", "non-free-firmware"), min_len=1, unique=True
+            ),
+            ["main"],
+        ),
+        "packages": F(s.list_of(_package, unique=True), []),
+    },
+)
+
+AMI_FILTER = s.record(
+    AmiFilter,
+    {
+        "name": F(
+            s.string(
+                r"[A-Za-z0-9 ()\[\]./_*?:-]{3,128}",
+                what="an AMI name pattern",
+                hint="e.g. debian-12-amd64-*",
+            ),
+            help="an AMI name pattern",
+        ),
+        "owners": F(
+            s.list_of(
+                s.string(
+                    rf"{ACCOUNT_RE}|self|amazon",
+                    what="a 12-digit account id",
+                    hint="quote account ids: '136693071363'",
+                ),
+                min_len=1,
+                unique=True,
+            ),
+            help="an allow-list of AMI owner account ids is required: without it a look-alike "
+            "public AMI from anyone can be picked",
+        ),
+        "architecture": F(s.enum("x86_64", "arm64"), "x86_64"),
+    },
+)
+
+AWS_BASE = s.record(
+    AwsBase,
+    {
+        "ssm_parameter": F(
+            s.optional(
+                s.string(r"/[A-Za-z0-9_./-]{1,1010}", what="an SSM parameter path starting with /")
+            ),
+            None,
+        ),
+        "filter": F(s.optional(AMI_FILTER), None),
+        "ssh_username": F(s.string(r"[a-z_][a-z0-9_-]{0,31}", what="a user name"), "admin"),
+    },
+    _check_aws_base,
+)
+
+BASE = s.record(
+    Base, {"local": F(LOCAL_BASE, {}), "aws": F(AWS_BASE, s.REQUIRED, "how to find the base AMI")}
+)
+
+STEP = s.record(
+    Step,
+    {
+        "script": F(
+            s.string(
+                SCRIPT_RE,
+                what="a script file name under packer/scripts/ ending in .sh",
+                hint="e.g. web.sh",
+            ),
+            help="a script under packer/scripts/",
+        ),
+        "env": F(s.str_map(_env_key, s.string(what="text", max_len=1024, allow_empty=True)), {}),
+    },
+)
+
+WAIVER = s.record(
+    Waiver,
+    {
+        "id": F(
+            s.string(
+                r"[A-Za-z0-9][A-Za-z0-9_.-]{1,40}",
+                what="a control id",
+                hint="e.g. sshd-48 or os-10",
+            ),
+            help="the control id, e.g. sshd-48",
+        ),
+        "reason": F(
+            s.string(r"(?s).{10,}", what="a reason of at least 10 characters", max_len=500),
+            help="why the control cannot pass, for the auditor",
+        ),
+        "expires": F(s.date, help="a date YYYY-MM-DD: waivers must expire"),
+    },
+    _check_waiver,
+)
+
+HARDENING = s.record(
+    Hardening,
+    {
+        "profile": F(s.enum(*PROFILES), "baseline"),
+        "role_checks": F(s.list_of(s.enum(*ROLE_CHECKS), unique=True), []),
+        "waivers": F(s.list_of(WAIVER), []),
+    },
+    _check_hardening,
+)
+
+PATCH = s.record(
+    Patch,
+    {
+        "policy": F(s.enum("all", "security"), "all", "which updates a bake installs"),
+        "rebuild_on": F(
+            s.enum("any", "security", "inputs"),
+            "security",
+            "which pending updates trigger a nightly rebuild",
+        ),
+        "max_age_days": F(s.integer(1, 365, unit="days"), 30),
+    },
+)
+
+LOCAL_TARGET = s.record(
+    LocalTarget,
+    {
+        "disk_size": F(s.size_mib(1024, 256 * 1024), "4G"),
+        "memory": F(s.size_mib(256, 64 * 1024), "1G"),
+        "cpus": F(s.integer(1, 64), 2),
+        "accelerator": F(s.enum("auto", "kvm", "tcg"), "auto"),
+        "ssh_timeout": F(s.integer(30, 3600, unit="seconds"), 900),
+    },
+)
+
+SHARE = s.record(
+    Share,
+    {
+        "accounts": F(
+            s.list_of(
+                s.string(
+                    ACCOUNT_RE,
+                    what="a 12-digit account id",
+                    hint="quote account ids: '123456789012'",
+                ),
+                unique=True,
+            ),
+            [],
+        ),
+        "organizations": F(
+            s.list_of(
+                s.string(
+                    r"arn:aws:organizations::[0-9]{12}:organization/o-[a-z0-9]{10,32}",
+                    what="an organization ARN",
+                ),
+                unique=True,
+            ),
+            [],
+        ),
+        "organizational_units": F(
+            s.list_of(
+                s.string(
+                    r"arn:aws:organizations::[0-9]{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}",
+                    what="an organizational unit ARN",
+                ),
+                unique=True,
+            ),
+            [],
+        ),
+        "public": F(s.boolean, False, "make AMIs public: almost never what you want"),
+    },
+)
+
+AWS_TARGET = s.record(
+    AwsTarget,
+    {
+        "regions": F(
+            s.list_of(
+                s.string(
+                    r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]",
+                    what="an AWS region",
+                    hint="e.g. eu-west-1",
+                ),
+                min_len=1,
+                max_len=30,
+                unique=True,
+            ),
+            ["eu-west-1"],
+        ),
+        "instance_type": F(
+            s.string(r"[a-z][a-z0-9-]*\.[a-z0-9]+", what="an instance type", hint="e.g. t3.small"),
+            "t3.small",
+        ),
+        "subnet_id": F(s.optional(s.string(r"subnet-[0-9a-f]{8,17}", what="a subnet id")), None),
+        "kms_key_id": F(
+            s.optional(
+                s.string(
+                    r"alias/[A-Za-z0-9/_-]{1,250}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+                    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+",
+                    what="a KMS key id, alias or ARN",
+                )
+            ),
+            None,
+        ),
+        "volume_size": F(s.integer(2, 1024, unit="GiB"), 8),
+        "share": F(SHARE, {}),
+        "verify_via": F(s.enum("ssh", "ssm"), "ssh"),
+    },
+    _check_aws_target,
+)
+
+TARGETS = s.record(Targets, {"local": F(LOCAL_TARGET, {}), "aws": F(AWS_TARGET, {})})
+
+PUBLISH = s.record(
+    Publish,
+    {
+        "channels": F(
+            s.list_of(
+                s.string(CHANNEL_RE, what="a channel name (a-z, 0-9, -)"), min_len=1, unique=True
+            ),
+            ["latest"],
+        ),
+    },
+)
+
+ROLL = s.record(
+    Roll,
+    {
+        "selector": F(
+            s.str_map(
+                s.string(r"[A-Za-z0-9 _.:/=+@-]{1,128}", what="a tag key"),
+                s.string(r"[A-Za-z0-9 _.:/=+@-]{0,256}", what="a tag value", allow_empty=True),
+            ),
+            {},
+            "tags that select the auto-scaling groups to roll",
+        ),
+        "min_healthy": F(s.integer(0, 100, unit="%"), 90),
+        "max_healthy": F(s.integer(100, 200, unit="%"), 100),
+        "warmup": F(_seconds, 300),
+        "checkpoints": F(s.list_of(s.integer(1, 100, unit="%"), max_len=10), []),
+        "checkpoint_delay": F(s.integer(0, 172_800, unit="seconds"), 0),
+        "alarms": F(
+            s.list_of(
+                s.string(r"[^\x00-\x1f]{1,255}", what="a CloudWatch alarm name"),
+                max_len=10,
+                unique=True,
+            ),
+            [],
+        ),
+        "bake_time": F(s.integer(0, 43_200, unit="seconds"), 0),
+        "auto_rollback": F(s.boolean, True),
+        "skip_matching": F(s.boolean, True),
+        "scale_in_protected": F(s.enum("Refresh", "Ignore", "Wait"), "Ignore"),
+        "standby": F(s.enum("Terminate", "Ignore", "Wait"), "Ignore"),
+        "canary_percentage": F(s.integer(0, 100, unit="%"), 0),
+        "timeout": F(s.integer(60, 172_800, unit="seconds"), 7200),
+    },
+    _check_roll,
+)
+
+RETENTION = s.record(
+    Retention,
+    {
+        "keep": F(s.integer(1, 1000), 5),
+        "min_age_days": F(s.integer(0, 3650, unit="days"), 7),
+    },
+)
+
+_steps = s.list_of(STEP, max_len=50)
+
+
+def _provision(value: Any, path: Path_, ctx: s.Ctx) -> tuple[Step, ...]:
+    steps = _steps(value, path, ctx)
+    _check_steps(steps, path, ctx)
+    return steps
+
+
+IMAGE_FIELDS: dict[str, F] = {
+    "name": F(s.string(NAME_RE, what="a lower-case name (a-z, 0-9, -)")),
+    "description": F(s.string(max_len=500), help="one line saying what the image is for"),
+    "base": F(
+        BASE, s.REQUIRED, "set base.aws (and optionally base.local) in images/_defaults.yaml"
+    ),
+    "packages": F(s.list_of(_package, unique=True), []),
+    "provision": F(_provision, []),
+    "hardening": F(HARDENING, {}),
+    "patch": F(PATCH, {}),
+    "targets": F(TARGETS, {}),
+    "publish": F(PUBLISH, {}),
+    "roll": F(ROLL, {}),
+    "retention": F(RETENTION, {}),
+}
+
+
+def _image(value: Any, path: Path_, ctx: s.Ctx) -> ImageSpec:
+    def build(**kwargs: Any) -> ImageSpec:
+        return ImageSpec(files=ctx.doc.files, **kwargs)
+
+    return s.record(build, IMAGE_FIELDS)(value, path, ctx)
+
+
+# ---- entry points -------------------------------------------------------------------------------
+
+
+class Catalog:
+    """The image definitions of one project: names, resolution and validated specs."""
+
+    def __init__(
+        self, images_dir: Path, scripts_dir: Path | None = None, display_root: str = "images"
+    ):
+        self.files = ImageFiles(images_dir, display_root)
+        self.scripts_dir = scripts_dir
+
+    def names(self) -> list[str]:
+        return self.files.names()
+
+    def load(self, name: str, today: dt.date | None = None) -> ImageSpec:
+        if not (self.files.root / f"{name}.yaml").is_file():
+            known = ", ".join(self.files.names()) or "none"
+            raise SpecError(
+                f"no image named {name!r}", f"known images: {known}", file=self.files.display(name)
+            )
+        own = self.files.raw(name)
+        doc = self.files.resolve(name)
+        data = dict(doc.data)
+        # ``name`` is never inherited: it is the image's own file name unless it says otherwise
+        if "name" in own.data:
+            data["name"] = own.data["name"]
+            doc.locs[("name",)] = own.locs[("name",)]
+        else:
+            data["name"] = name
+        doc.data = data
+        ctx = s.Ctx(doc, today or dt.date.today())
+        spec = _image(data, (), ctx)
+        if spec.name != name:
+            ctx.fail(
+                ("name",),
+                f"must match the file name ({name!r}, got {spec.name!r})",
+                f"rename the file to {spec.name}.yaml or drop the name key",
+            )
+        if self.scripts_dir is not None:
+            for i, step in enumerate(spec.provision):
+                if not (self.scripts_dir / step.script).is_file():
+                    ctx.fail(
+                        ("provision", i, "script"),
+                        f"no script {step.script} in packer/scripts/",
+                        "add the script or fix its name",
+                    )
+        return spec
+
+    def load_all(self, today: dt.date | None = None) -> list[ImageSpec]:
+        return [self.load(n, today) for n in self.names()]

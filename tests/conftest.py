@@ -1,0 +1,69 @@
+"""Shared fixtures: the project checkout and small throwaway projects for definition tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TODAY = dt.date(2026, 6, 1)  # fixed, so waiver expiry tests do not age
+
+MINIMAL_DEFAULTS = """\
+base:
+  aws:
+    ssm_parameter: /aws/service/debian/release/12/latest/amd64
+"""
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+class TmpImages:
+    """A throwaway images/ + packer/scripts/ folder pair."""
+
+    def __init__(self, base: Path):
+        self.root = base
+        self.images = base / "images"
+        self.scripts = base / "packer" / "scripts"
+        self.images.mkdir(parents=True)
+        self.scripts.mkdir(parents=True)
+        (self.scripts / "web.sh").write_text("#!/bin/sh\n")
+        self.write("_defaults", MINIMAL_DEFAULTS)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.images / f"{name}.yaml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def catalog(self):  # type: ignore[no-untyped-def]
+        from bakehouse.spec import Catalog
+
+        return Catalog(self.images, self.scripts)
+
+    def load(self, name: str):  # type: ignore[no-untyped-def]
+        return self.catalog().load(name, TODAY)
+
+
+@pytest.fixture
+def tmp_images(tmp_path: Path) -> TmpImages:
+    return TmpImages(tmp_path)
+
+
+@pytest.fixture
+def copy_project(tmp_path: Path) -> Callable[[], Path]:
+    """A copy of the real project's images/ and packer/ in a temp folder."""
+
+    def make() -> Path:
+        dest = tmp_path / "project"
+        for sub in ("images", "packer"):
+            shutil.copytree(ROOT / sub, dest / sub)
+        return dest
+
+    return make

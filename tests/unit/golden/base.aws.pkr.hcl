@@ -1,0 +1,153 @@
+# Rendered by bakehouse from packer/aws.pkr.hcl.j2: edit the template, not this file.
+packer {
+  required_version = ">= 1.6.6"
+}
+
+variable "run_id" {
+  type        = string
+  description = "Id of this bake; tags and names every temporary resource."
+}
+
+variable "version" {
+  type        = string
+  description = "Version of the image being baked."
+}
+
+variable "artifacts_dir" {
+  type        = string
+  description = "Folder that receives the manifest and Packer's own manifest."
+}
+
+variable "scripts_dir" {
+  type        = string
+  description = "Folder holding the provisioning scripts (packer/scripts)."
+}
+
+variable "git_commit" {
+  type    = string
+  default = "unknown"
+}
+
+variable "fingerprint" {
+  type    = string
+  default = "unknown"
+}
+
+variable "source_ami" {
+  type        = string
+  description = "Base AMI id, resolved by bakehouse from an owner-pinned filter or SSM parameter."
+}
+
+variable "runner_cidrs" {
+  type        = list(string)
+  description = "Addresses allowed to reach the build instance over SSH (the runner's own)."
+}
+
+variable "communicator" {
+  type        = string
+  default     = "ssh"
+  description = "Only tests set this to none, to build against an emulated EC2 endpoint."
+}
+
+variable "ec2_endpoint" {
+  type        = string
+  default     = ""
+  description = "Only tests set this, to point the build at an emulated EC2 endpoint."
+}
+
+source "amazon-ebs" "image" {
+  region                                = "eu-west-1"
+  ami_regions                           = []
+  source_ami                            = var.source_ami
+  instance_type                         = "t3.small"
+  communicator                          = var.communicator
+  ssh_username                          = "admin"
+  ssh_clear_authorized_keys             = true
+  temporary_security_group_source_cidrs = var.runner_cidrs
+  custom_endpoint_ec2                   = var.ec2_endpoint
+  ami_name                              = format("bakehouse-%s-%s", "base", var.version)
+  ami_description                       = "Patched, hardened Debian 12 with nothing else; the parent of every role image."
+  ami_virtualization_type               = "hvm"
+  ena_support                           = true
+  sriov_support                         = true
+  encrypt_boot                          = true
+  run_tags = {
+    "Name"                 = "bakehouse-build-base"
+    "bakehouse:image"      = "base"
+    "bakehouse:run-id"     = var.run_id
+    "bakehouse:version"    = var.version
+    "bakehouse:git-commit" = var.git_commit
+  }
+  run_volume_tags = {
+    "Name"                 = "bakehouse-build-base"
+    "bakehouse:image"      = "base"
+    "bakehouse:run-id"     = var.run_id
+    "bakehouse:version"    = var.version
+    "bakehouse:git-commit" = var.git_commit
+  }
+  snapshot_tags = {
+    "Name"                  = format("bakehouse-%s-%s", "base", var.version)
+    "bakehouse:image"       = "base"
+    "bakehouse:version"     = var.version
+    "bakehouse:run-id"      = var.run_id
+    "bakehouse:fingerprint" = var.fingerprint
+    "bakehouse:base-ami"    = var.source_ami
+    "bakehouse:git-commit"  = var.git_commit
+    "bakehouse:state"       = "baked"
+  }
+  tags = {
+    "Name"                  = format("bakehouse-%s-%s", "base", var.version)
+    "bakehouse:image"       = "base"
+    "bakehouse:version"     = var.version
+    "bakehouse:run-id"      = var.run_id
+    "bakehouse:fingerprint" = var.fingerprint
+    "bakehouse:base-ami"    = var.source_ami
+    "bakehouse:git-commit"  = var.git_commit
+    "bakehouse:state"       = "baked"
+  }
+
+  launch_block_device_mappings {
+    device_name           = "/dev/xvda"
+    volume_type           = "gp3"
+    volume_size           = 8
+    iops                  = 3000
+    throughput            = 125
+    delete_on_termination = true
+    encrypted             = true
+  }
+}
+
+build {
+  name    = "base"
+  sources = ["source.amazon-ebs.image"]
+
+  provisioner "shell" {
+    execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
+    environment_vars = ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    scripts          = [for s in ["patch.sh", "packages.sh", "harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
+  }
+
+  provisioner "file" {
+    direction   = "download"
+    source      = "/var/lib/bakehouse/manifest.json"
+    destination = "${var.artifacts_dir}/manifest.json"
+  }
+
+  provisioner "shell" {
+    execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
+    environment_vars = ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    scripts          = [for s in ["cleanup.sh"] : "${var.scripts_dir}/${s}"]
+  }
+
+  post-processor "manifest" {
+    output     = "${var.artifacts_dir}/packer-manifest.json"
+    strip_path = false
+    custom_data = {
+      image       = "base"
+      version     = var.version
+      run_id      = var.run_id
+      fingerprint = var.fingerprint
+      git_commit  = var.git_commit
+    }
+  }
+}

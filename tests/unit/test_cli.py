@@ -1,0 +1,129 @@
+"""The command line as users run it: real processes, exit statuses, no tracebacks, fast listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def run(argv: list[str], cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BAKEHOUSE_")}
+    full_env.update(env)
+    return subprocess.run(
+        argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_list_shows_only_working_tasks() -> None:
+    result = run([str(BIN / "invoke"), "--list"])
+    assert result.returncode == 0, result.stderr
+    for name in ("render", "validate", "images.list", "images.show"):
+        assert f"  {name}" in result.stdout
+
+
+def test_list_is_fast() -> None:
+    best = min(_timed([str(BIN / "invoke"), "--list"]) for _ in range(3))
+    assert best < 0.5, f"invoke --list took {best:.2f} s"
+
+
+def _timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    assert run(argv).returncode == 0
+    return time.perf_counter() - start
+
+
+def test_cli_import_does_not_load_heavy_modules() -> None:
+    code = (
+        "import sys, bakehouse.cli\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'jinja2') if m in sys.modules))"
+    )
+    result = run([sys.executable, "-c", code])
+    assert result.stdout.strip() == "[]"
+
+
+def test_images_list_json() -> None:
+    result = run([str(BIN / "invoke"), "images.list", "--json"])
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["name"] for r in rows} >= {"base", "web", "worker"}
+
+
+def test_images_show_resolves(tmp_path: Path) -> None:
+    result = run([str(BIN / "invoke"), "images.show", "--image", "web", "--json"])
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["name"] == "web" and data["packages"] == ["nginx-light"]
+    assert data["files"] == ["images/_defaults.yaml", "images/base.yaml", "images/web.yaml"]
+
+
+def test_unknown_image_is_exit_2_without_traceback() -> None:
+    result = run([str(BIN / "invoke"), "images.show", "--image", "nope"])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "error: images/nope.yaml: no image named 'nope'" in result.stderr
+    assert "hint: known images:" in result.stderr
+
+
+def test_bad_definition_is_exit_2_with_location(copy_project) -> None:  # type: ignore[no-untyped-def]
+    project = copy_project()
+    (project / "images" / "web.yaml").write_text(
+        "description: x\nextends: base\nroll:\n  min_healthy: 120\n"
+    )
+    result = run([str(BIN / "bakehouse"), "validate", "--no-packer"], cwd=project)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "images/web.yaml:4: roll.min_healthy: must be 0–100% (got 120)" in result.stderr
+    assert "ok   base/local (schema)" in result.stdout
+
+
+def test_console_script_works_outside_the_project(tmp_path: Path) -> None:
+    result = run([str(BIN / "bakehouse"), "images.list"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "web" in result.stdout
+
+
+def test_bakehouse_root_must_be_a_project(tmp_path: Path) -> None:
+    result = run(
+        [str(BIN / "bakehouse"), "images.list"], cwd=tmp_path, BAKEHOUSE_ROOT=str(tmp_path)
+    )
+    assert result.returncode == 2
+    assert "has no images/ and packer/ folders" in result.stderr
+
+
+def test_bad_target_is_usage_error() -> None:
+    result = run([str(BIN / "invoke"), "render", "--target", "gcp"])
+    assert result.returncode == 2
+    assert "unknown target 'gcp'" in result.stderr
+
+
+@pytest.mark.packer
+def test_render_and_validate_json(copy_project) -> None:  # type: ignore[no-untyped-def]
+    project = copy_project()
+    result = run(
+        [str(BIN / "bakehouse"), "render", "--image", "web", "--target", "aws", "--json"],
+        cwd=project,
+    )
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["path"] == "build/web/aws.pkr.hcl" and row["changed"] is True
+    assert (project / "build" / "web" / "aws.pkr.hcl").is_file()
+    result = run([str(BIN / "bakehouse"), "validate", "--json"], cwd=project)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert all(r["ok"] for r in rows) and len(rows) == 3
+
+
+def test_debug_shows_traceback() -> None:
+    result = run([str(BIN / "invoke"), "--debug", "images.show", "--image", "nope"])
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr

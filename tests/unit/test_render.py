@@ -1,0 +1,143 @@
+"""Rendering: golden files pin the output, Packer 1.6.6 accepts it, no value can break out."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from bakehouse import packer, render
+from bakehouse.errors import RenderError
+from bakehouse.render import PackerVersion
+from bakehouse.spec import Catalog, ImageSpec, Step
+from tests.conftest import ROOT, TODAY
+
+GOLDEN = Path(__file__).parent / "golden"
+PACKER_DIR = ROOT / "packer"
+SCRIPTS = PACKER_DIR / "scripts"
+V166 = PackerVersion(1, 6, 6)
+IMAGES = ["base", "web", "worker"]
+TARGETS = ["local", "aws"]
+
+
+def load(name: str) -> ImageSpec:
+    return Catalog(ROOT / "images", SCRIPTS).load(name, TODAY)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("image", IMAGES)
+def test_golden(image: str, target: str) -> None:
+    text = render.render(load(image), target, PACKER_DIR, V166)
+    golden = GOLDEN / f"{image}.{target}.pkr.hcl"
+    if os.environ.get("BAKEHOUSE_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text(), (
+        f"rendered output changed; if intended, rerun with BAKEHOUSE_UPDATE_GOLDEN=1 and review "
+        f"the diff of {golden.name}"
+    )
+
+
+def test_packer_block_is_version_aware() -> None:
+    web = load("web")
+    old = render.render(web, "local", PACKER_DIR, V166)
+    new = render.render(web, "local", PACKER_DIR, PackerVersion(1, 9, 4))
+    assert "required_plugins" not in old and 'required_version = ">= 1.6.6"' in old
+    assert "required_plugins" in new and 'source  = "github.com/hashicorp/qemu"' in new
+    aws_new = render.render(web, "aws", PACKER_DIR, PackerVersion(1, 9, 4))
+    assert 'http_tokens                 = "required"' in aws_new
+    assert "github.com/hashicorp/amazon" in aws_new
+
+
+def test_aws_source_is_encrypted_gp3_and_tagged() -> None:
+    text = render.render(load("worker"), "aws", PACKER_DIR, V166)
+    assert re.search(r"encrypt_boot\s+= true", text)
+    assert re.search(r'volume_type\s+= "gp3"', text)
+    assert re.search(r'"bakehouse:run-id"\s+= var\.run_id', text)
+    assert re.search(r'ami_regions\s+= \["eu-central-1"\]', text)
+    # sharing happens at publish, after verification, never at bake time
+    assert "ami_users" not in text and "ami_groups" not in text
+
+
+def test_packer_version_parse() -> None:
+    assert PackerVersion.parse("Packer v1.6.6\n") == V166
+    assert PackerVersion.parse("1.10.0-dev") == PackerVersion(1, 10, 0)
+    assert not V166.plugins and PackerVersion(1, 7, 0).plugins
+    with pytest.raises(RenderError):
+        PackerVersion.parse("garbage")
+
+
+def test_unescaped_values_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "local.pkr.hcl.j2").write_text("x = {{ spec.name }}\n")
+    render.environment.cache_clear()
+    with pytest.raises(RenderError, match="unescaped value"):
+        render.render(load("web"), "local", tmp_path, V166)
+
+
+def test_unknown_target() -> None:
+    with pytest.raises(RenderError, match="unknown target"):
+        render.render(load("web"), "gcp", PACKER_DIR, V166)
+
+
+EVIL = 'x" }\n source "null" "pwn" { communicator = "none" } #${file("/etc/shadow")}%{ if 1 }'
+
+
+def _evil(spec: ImageSpec, text: str, name: bool = True) -> ImageSpec:
+    return dataclasses.replace(
+        spec,
+        name="web" + text if name else spec.name,
+        description=text,
+        packages=(text,),
+        provision=(Step(script="web.sh", env=(("EVIL", text),)),),
+    )
+
+
+def _skeleton(text: str) -> str:
+    return re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_user_values_cannot_change_structure(target: str) -> None:
+    spec = load("web")
+    benign = render.render(_evil(spec, "plain"), target, PACKER_DIR, V166)
+    evil = render.render(_evil(spec, EVIL), target, PACKER_DIR, V166)
+    assert _skeleton(evil) == _skeleton(benign)
+    assert 'source "null"' not in _skeleton(evil)
+
+
+@pytest.mark.packer
+@pytest.mark.parametrize("target", TARGETS)
+def test_evil_render_passes_packer(tmp_path: Path, target: str) -> None:
+    """Names are schema-checked, so AMI naming rules are not tested here: only the free-text
+    values reach Packer with hostile content."""
+    text = render.render(_evil(load("web"), EVIL, name=False), target, PACKER_DIR, V166)
+    path = tmp_path / f"{target}.pkr.hcl"
+    path.write_text(text)
+    assert packer.validate(path, target, SCRIPTS) == []
+
+
+@pytest.mark.packer
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("image", IMAGES)
+def test_packer_accepts_render(tmp_path: Path, image: str, target: str) -> None:
+    """`packer validate` and `packer fmt -check` with the Packer installed here (1.6.6)."""
+    version = packer.version()
+    path = tmp_path / f"{image}.{target}.pkr.hcl"
+    path.write_text(render.render(load(image), target, PACKER_DIR, version))
+    assert packer.validate(path, target, SCRIPTS) == []
+
+
+@pytest.mark.packer
+def test_kms_and_subnet_variant_passes_packer(tmp_path: Path) -> None:
+    spec = load("worker")
+    aws = dataclasses.replace(
+        spec.targets.aws, kms_key_id="alias/bakehouse", subnet_id="subnet-0123456789abcdef0"
+    )
+    spec = dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, aws=aws))
+    text = render.render(spec, "aws", PACKER_DIR, V166)
+    assert "region_kms_key_ids" in text and '"eu-central-1" = "alias/bakehouse"' in text
+    path = tmp_path / "w.pkr.hcl"
+    path.write_text(text)
+    assert packer.validate(path, "aws", SCRIPTS) == []
