@@ -42,8 +42,12 @@ def time_list() -> float:
     best = float("inf")
     for _ in range(5):
         start = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "invoke"), "--list"], cwd=ROOT,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "invoke"), "--list"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -70,11 +74,16 @@ def main() -> None:
                 t_render += time.perf_counter() - b
             rows.append((run + 1, t_load, t_render, time.perf_counter() - start))
     listing = time_list()
-    print(f"{'run':>3}  {'images':>6}  {'load+validate':>13}  {'render x2':>9}  {'total':>7}  target")
+    header = ("run", "images", "load+validate", "render x2", "total")
+    print(
+        f"{header[0]:>3}  {header[1]:>6}  {header[2]:>13}  {header[3]:>9}  {header[4]:>7}  target"
+    )
     for run, t_load, t_render, total in rows:
         verdict = "ok" if total < 1.0 else "SLOW"
-        print(f"{run:>3}  {len(names):>6}  {t_load:>12.3f}s  {t_render:>8.3f}s  {total:>6.3f}s  "
-              f"< 1 s {verdict}")
+        print(
+            f"{run:>3}  {len(names):>6}  {t_load:>12.3f}s  {t_render:>8.3f}s  {total:>6.3f}s  "
+            f"< 1 s {verdict}"
+        )
     verdict = "ok" if listing < 0.5 else "SLOW"
     print(f"\ninvoke --list (best of 5): {listing:.3f} s   target < 0.5 s {verdict}")
 

@@ -48,7 +48,8 @@ rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /var/lib/systemd/cre
 # Logs and temporary files.
 find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
 find /var/log -type f -exec truncate -s 0 {} +
-rm -rf /var/log/journal/* /tmp/* /var/tmp/*
+rm -rf /var/log/journal/*
+find /tmp /var/tmp -mindepth 1 -delete 2>/dev/null || true
 
 sync
 fstrim -a 2>/dev/null || true

@@ -35,6 +35,14 @@ PermitEmptyPasswords no
 KbdInteractiveAuthentication no
 HostbasedAuthentication no
 IgnoreRhosts yes
+IgnoreUserKnownHosts yes
+KerberosAuthentication no
+GSSAPIAuthentication no
+TCPKeepAlive no
+X11UseLocalhost yes
+PrintMotd no
+PrintLastLog no
+DebianBanner no
 PubkeyAuthentication yes
 X11Forwarding no
 AllowAgentForwarding no
@@ -44,7 +52,7 @@ GatewayPorts no
 PermitUserEnvironment no
 MaxAuthTries 3
 MaxSessions 10
-MaxStartups 10:30:60
+MaxStartups 10:30:100
 LoginGraceTime 30
 ClientAliveInterval 300
 ClientAliveCountMax 3
@@ -60,6 +68,15 @@ KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sh
 HostKeyAlgorithms ssh-ed25519,rsa-sha2-512,rsa-sha2-256
 CONF
 chmod 0600 /etc/ssh/sshd_config /etc/ssh/sshd_config.d/10-bakehouse.conf
+# Diffie-Hellman group exchange: only moduli of 2048 bits and more (dev-sec sshd-48)
+awk '$5 >= 2047' /etc/ssh/moduli > /etc/ssh/moduli.strong
+mv /etc/ssh/moduli.strong /etc/ssh/moduli
+chmod 0644 /etc/ssh/moduli
+# host-based authentication is off: ssh-keysign needs no set-uid bit (dev-sec os-06)
+if [ -e /usr/lib/openssh/ssh-keysign ] && ! dpkg-statoverride --list /usr/lib/openssh/ssh-keysign >/dev/null; then
+    dpkg-statoverride --update --add root root 0755 /usr/lib/openssh/ssh-keysign
+fi
+sshd -t
 printf 'Authorized use only. Activity is logged.\n' > /etc/issue.net
 printf 'Authorized use only. Activity is logged.\n' > /etc/issue
 chmod 0644 /etc/issue /etc/issue.net
@@ -88,6 +105,11 @@ net.ipv4.icmp_echo_ignore_broadcasts = 1
 net.ipv4.icmp_ignore_bogus_error_responses = 1
 net.ipv4.tcp_syncookies = 1
 net.ipv4.tcp_rfc1337 = 1
+net.ipv4.icmp_ratelimit = 100
+net.ipv4.icmp_ratemask = 88089
+net.ipv4.conf.all.arp_ignore = 1
+net.ipv4.conf.all.arp_announce = 2
+net.ipv4.conf.all.forwarding = 0
 net.ipv6.conf.all.accept_ra = 0
 net.ipv6.conf.default.accept_ra = 0
 net.ipv6.conf.all.forwarding = 0

@@ -6,10 +6,13 @@ the rest of the code is testable without running anything.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +77,131 @@ def run(
             f"command: {' '.join(args)}",
         )
     return result
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """Ask a process group to stop (SIGINT, then SIGTERM), then kill it; always reaps."""
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers left in the group
+        return
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def stream(
+    argv: Sequence[str | Path],
+    *,
+    log: Path,
+    on_line: Callable[[str], None] | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    grace: float = 60.0,
+) -> int:
+    """Run ``argv`` in its own process group, appending its output to ``log`` and handing each
+    line to ``on_line``. On any exception here (Ctrl-C, SIGTERM turned into an exception, a
+    timeout) the whole group is stopped — politely first, so Packer can clean up its VM — and
+    the exception goes on."""
+    args = [str(a) for a in argv]
+    full_env = {**os.environ, **env} if env else None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        try:
+            proc = subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=full_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ToolError(f"{args[0]} is not installed", INSTALL_HINT) from None
+        try:
+            assert proc.stdout is not None
+            for raw in iter(proc.stdout.readline, b""):
+                sink.write(raw)
+                sink.flush()
+                if on_line is not None:
+                    on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ToolError(
+                        f"{args[0]} did not finish within {timeout:.0f} s",
+                        f"its output is in {log}",
+                    )
+            return proc.wait()
+        finally:
+            _stop_group(proc, grace)
+
+
+class Background:
+    """A long-running process (a VM) in its own process group, stopped when the block ends."""
+
+    def __init__(self, argv: Sequence[str | Path], *, log: Path, grace: float = 10.0):
+        self.argv = [str(a) for a in argv]
+        self.log = log
+        self.grace = grace
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Background:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as sink:
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except FileNotFoundError:
+                raise ToolError(f"{self.argv[0]} is not installed", INSTALL_HINT) from None
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc, self.grace)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process group left behind by a dead run (gc)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)

@@ -34,6 +34,7 @@ class LocalBase:
     security_mirror: str
     components: tuple[str, ...]
     packages: tuple[str, ...]
+    include_updates: bool
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,12 @@ LOCAL_BASE = s.record(
             ["main"],
         ),
         "packages": F(s.list_of(_package, unique=True), []),
+        "include_updates": F(
+            s.boolean,
+            True,
+            "build the base from the release, -updates and -security suites (false: the "
+            "release suite only, like a vendor image that every bake must patch)",
+        ),
     },
 )
 

@@ -76,29 +76,33 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @task(name="list", help={"json": "print JSON for pipelines"})
 @reported
 def images_list(c: Any, json: bool = False) -> None:
-    """List the image definitions in images/ (name, parents, channels, description)."""
+    """List the image definitions in images/ and each one's newest bake in the catalogue."""
     from bakehouse import app
+    from bakehouse.catalogue import Catalogue
 
-    rows = app.list_images(_project())
+    project = _project()
+    rows = app.list_images(project)
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    for row in rows:
+        latest = catalogue.latest(row["name"])
+        row["latest"] = (
+            {
+                "version": latest["version"],
+                "state": latest["state"],
+                "channels": latest.get("channels", []),
+            }
+            if latest
+            else None
+        )
     if json:
         _emit_json(rows)
         return
-    print(
-        _table(
-            [
-                [
-                    r["name"],
-                    " ← ".join(
-                        f.split("/")[-1].removesuffix(".yaml") for f in reversed(r["files"])
-                    ),
-                    ",".join(r["channels"]),
-                    r["description"],
-                ]
-                for r in rows
-            ],
-            ["IMAGE", "DEFINED BY", "CHANNELS", "DESCRIPTION"],
-        )
-    )
+    table = []
+    for r in rows:
+        chain = " ← ".join(f.split("/")[-1].removesuffix(".yaml") for f in reversed(r["files"]))
+        newest = f"{r['latest']['version']} {r['latest']['state']}" if r["latest"] else "-"
+        table.append([r["name"], chain, newest, ",".join(r["channels"]), r["description"]])
+    print(_table(table, ["IMAGE", "DEFINED BY", "LATEST BAKE", "CHANNELS", "DESCRIPTION"]))
 
 
 @task(
@@ -198,6 +202,197 @@ def validate(
         raise Exit(code=EXIT_FAILED)
 
 
-images = Collection("images", images_list, images_show)
-ns = Collection(render, validate, images)
+@task(
+    help={
+        "image": "image to bake (file stem in images/)",
+        "target": "local (default) — aws arrives with the AWS target",
+        "channel": "publish to this channel instead of the definition's publish.channels "
+        "(repeatable)",
+        "no_publish": "bake and verify, but do not move any channel",
+        "rebuild_base": "build the base image again even if the cached one is intact",
+        "keep_run": "keep the run's working folder (keys, logs, Packer output) for debugging",
+    },
+    iterable=["channel"],
+)
+@reported
+def bake(
+    c: Any,
+    image: str,
+    target: str = "local",
+    channel: list[str] | None = None,
+    no_publish: bool = False,
+    rebuild_base: bool = False,
+    keep_run: bool = False,
+) -> None:
+    """Bake a patched, hardened image, boot it, prove it with tests/hardening, publish it.
+
+    Steps: base (cached) → accelerator probe → package indexes → packer build → SBOM →
+    verify → catalogue record → publish. Ctrl-C stops everything and leaves nothing behind."""
+    from bakehouse import app
+    from bakehouse.targets import local
+
+    if target != "local":
+        from bakehouse.errors import UsageError
+
+        raise UsageError(f"target {target!r} cannot bake yet", "use --target local")
+    project = _project()
+    spec = app.show_image(project, image)
+    options = local.BakeOptions(
+        publish=not no_publish,
+        channels=tuple(channel or ()) or None,
+        rebuild_base=rebuild_base,
+        keep_run=keep_run,
+    )
+    record = local.bake(project, spec, options)
+    print(
+        f"{record['id']}: {record['state']}"
+        + (f", channels {', '.join(record['channels'])}" if record.get("channels") else "")
+    )
+
+
+@task(
+    help={
+        "image": "image whose base to build (default: web)",
+        "rebuild": "build again even if the cached base is intact",
+    }
+)
+@reported
+def base(c: Any, image: str = "web", rebuild: bool = False) -> None:
+    """Build (or check) the local base image: mmdebstrap → qcow2, cached by content key."""
+    from bakehouse import app
+    from bakehouse.catalogue import Catalogue
+    from bakehouse.progress import Progress
+    from bakehouse.runs import run_dir, terminate_as_exception
+    from bakehouse.stages import base as base_stage
+
+    project = _project()
+    spec = app.show_image(project, image)
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    with terminate_as_exception(), run_dir(project.state_dir, f"base-{image}", "base") as run:
+        result = base_stage.ensure(
+            spec.base.local, project.packer_dir, catalogue, run, Progress(), rebuild=rebuild
+        )
+    print(
+        f"{result.record['id']}: {result.record['packages']} packages, kernel "
+        f"{result.record['kernel']}, {result.dir}"
+    )
+
+
+@task(help={"yes": "remove what was found (default: only list it)", "json": "print JSON"})
+@reported
+def gc(c: Any, yes: bool = False, json: bool = False) -> None:
+    """Find what killed runs left behind (VMs, Packer, working folders); --yes removes it."""
+    from bakehouse.stages import gc as gc_stage
+
+    project = _project()
+    found = gc_stage.find(project.state_dir)
+    if json:
+        _emit_json(
+            [
+                {
+                    "run_id": f.run_id,
+                    "folder": str(f.folder),
+                    "owner_pid": f.owner_pid,
+                    "processes": [{"pid": p, "cmd": cmd[:200]} for p, cmd in f.processes],
+                    "bytes": f.size,
+                    "removed": yes,
+                }
+                for f in found
+            ]
+        )
+    elif not found:
+        print("nothing to collect")
+    else:
+        print(
+            _table(
+                [
+                    [f.run_id, str(f.owner_pid), str(len(f.processes)), f"{f.size / 2**20:.0f} MiB"]
+                    for f in found
+                ],
+                ["RUN", "OWNER PID (gone)", "PROCESSES", "SIZE"],
+            )
+        )
+    if yes:
+        for f in found:
+            gc_stage.remove(f)
+        if not json:
+            print(f"removed {len(found)} run(s)")
+    elif found and not json:
+        print("dry run: nothing removed; run `invoke gc --yes` to remove")
+
+
+@task(name="history", help={"image": "image name", "json": "print JSON"})
+@reported
+def images_history(c: Any, image: str, json: bool = False) -> None:
+    """Every baked version of an image (state, base, verify) and its channel history."""
+    from bakehouse.catalogue import Catalogue
+
+    project = _project()
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    records = catalogue.images(image)
+    channels = catalogue.channels().get(image, {})
+    if json:
+        _emit_json({"images": records, "channels": channels})
+        return
+    if not records:
+        print(f"no baked versions of {image} yet (bake one with `invoke bake --image {image}`)")
+        return
+    print(
+        _table(
+            [
+                [
+                    r["version"],
+                    r["state"],
+                    r.get("base", {}).get("id", ""),
+                    f"{r['verify']['summary'].get('passed', 0)}/"
+                    f"{r['verify']['summary'].get('failed', 0)}/"
+                    f"{r['verify']['summary'].get('waived', 0)}",
+                    ",".join(r.get("channels", [])),
+                    r["created"],
+                ]
+                for r in records
+            ],
+            ["VERSION", "STATE", "BASE", "PASS/FAIL/WAIVED", "CHANNELS", "CREATED"],
+        )
+    )
+    for name, entry in sorted(channels.items()):
+        print(f"\nchannel {name}: now {entry['current']}")
+        for h in entry["history"]:
+            print(f"  {h['at']}  {h.get('previous') or '-'} → {h['version']}  by {h['by']}")
+
+
+@task(
+    help={
+        "image": "image name",
+        "version": "version to publish (default: newest verified)",
+        "channel": "channel to point at it (repeatable)",
+    },
+    iterable=["channel"],
+)
+@reported
+def publish(c: Any, image: str, channel: list[str], version: str | None = None) -> None:
+    """Point channels at a verified image (e.g. promote latest to stable)."""
+    import getpass
+
+    from bakehouse.catalogue import Catalogue
+    from bakehouse.errors import UsageError
+
+    if not channel:
+        raise UsageError("say which channel(s): --channel stable", "repeat --channel for more")
+    project = _project()
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    if version is None:
+        newest = [r for r in catalogue.images(image) if r["state"] in ("verified", "published")]
+        if not newest:
+            raise UsageError(
+                f"no verified version of {image} to publish",
+                f"bake one: invoke bake --image {image}",
+            )
+        version = str(newest[-1]["version"])
+    record = catalogue.point(image, version, list(channel), by=getpass.getuser())
+    print(f"{record['id']}: channels {', '.join(record['channels'])}")
+
+
+images = Collection("images", images_list, images_show, images_history)
+ns = Collection(render, validate, bake, base, publish, gc, images)
 ns.configure({"run": {"echo": False}})

@@ -105,6 +105,8 @@ source "qemu" "image" {
     ["-initrd", var.initrd],
     ["-append", "root=/dev/vda rw console=ttyS0 bakehouse.ssh_key=${var.ssh_public_key_b64}"],
     ["-cpu", var.cpu_model],
+    ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
+    ["-device", "virtio-rng-pci"],
   ]
 }
 

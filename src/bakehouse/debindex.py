@@ -1,0 +1,278 @@
+"""Debian repository indexes on the host: which updates an image is missing, without booting it.
+
+For each suite of an image (release, -updates, -security) the signed ``InRelease`` is fetched
+and checked with ``gpgv`` against Debian's archive keyring, then each ``Packages.xz`` it names
+is fetched, its sha256 checked against the signed list, and reduced to ``{package: version}``.
+Parsed indexes are cached by that sha256, so an unchanged mirror costs one small request per
+suite. When the mirror cannot be reached, the newest cached state is used and flagged offline.
+
+Versions are compared with Debian's ordering (python-debian).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import lzma
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakehouse import proc
+from bakehouse.errors import BakehouseError
+from bakehouse.files import sha256
+
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+ARCH = "amd64"
+TIMEOUT = 30
+
+
+class IndexError_(BakehouseError):
+    pass
+
+
+@dataclass(frozen=True)
+class Suite:
+    mirror: str
+    name: str  # bookworm, bookworm-updates, bookworm-security
+    components: tuple[str, ...]
+
+    @property
+    def security(self) -> bool:
+        return self.name.endswith("-security")
+
+    def url(self, path: str) -> str:
+        return f"{self.mirror.rstrip('/')}/dists/{self.name}/{path}"
+
+
+def suites_for(
+    mirror: str, security_mirror: str, suite: str, components: Iterable[str]
+) -> list[Suite]:
+    comps = tuple(components)
+    return [
+        Suite(mirror, suite, comps),
+        Suite(mirror, f"{suite}-updates", comps),
+        Suite(security_mirror, f"{suite}-security", comps),
+    ]
+
+
+def _fetch(url: str) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise IndexError_(f"refusing to fetch {url!r}: only http(s) mirrors")
+    req = urllib.request.Request(url, headers={"User-Agent": "bakehouse"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310  # nosec B310
+        data: bytes = resp.read()
+        return data
+
+
+def parse_release(text: str) -> dict[str, tuple[str, int]]:
+    """The SHA256 section of a Release file: path → (sha256, size)."""
+    out: dict[str, tuple[str, int]] = {}
+    in_sha = False
+    for line in text.splitlines():
+        if line.startswith("SHA256:"):
+            in_sha = True
+            continue
+        if in_sha:
+            if not line.startswith(" "):
+                in_sha = False
+                continue
+            parts = line.split()
+            if len(parts) == 3:
+                out[parts[2]] = (parts[0], int(parts[1]))
+    return out
+
+
+def parse_packages(text: str) -> dict[str, str]:
+    """``Packages`` stanzas → {name: highest version}; a fast line scanner, not a full parser."""
+    from debian.debian_support import version_compare
+
+    out: dict[str, str] = {}
+    name = version = None
+    for line in text.splitlines():
+        if not line:
+            if name and version:
+                old = out.get(name)
+                if old is None or version_compare(version, old) > 0:
+                    out[name] = version
+            name = version = None
+        elif line.startswith("Package: "):
+            name = line[9:].strip()
+        elif line.startswith("Version: "):
+            version = line[9:].strip()
+    if name and version:
+        old = out.get(name)
+        if old is None or version_compare(version, old) > 0:
+            out[name] = version
+    return out
+
+
+@dataclass
+class Indexes:
+    """Candidate versions per suite, and how they were obtained."""
+
+    suites: dict[str, dict[str, str]] = field(default_factory=dict)
+    security: set[str] = field(default_factory=set)  # suite names that are security suites
+    offline: bool = False
+    notes: list[str] = field(default_factory=list)
+    release_hashes: dict[str, str] = field(default_factory=dict)
+
+    def candidates(self) -> dict[str, tuple[str, bool]]:
+        """{package: (newest version, whether that version comes from a security suite)}."""
+        from debian.debian_support import version_compare
+
+        best: dict[str, tuple[str, bool]] = {}
+        for suite, packages in self.suites.items():
+            sec = suite in self.security
+            for name, version in packages.items():
+                old = best.get(name)
+                if old is None:
+                    best[name] = (version, sec)
+                else:
+                    cmp = version_compare(version, old[0])
+                    if cmp > 0 or (cmp == 0 and sec):
+                        best[name] = (version, sec or (cmp == 0 and old[1]))
+        return best
+
+
+class IndexCache:
+    def __init__(self, folder: Path, keyring: Path = KEYRING):
+        self.folder = folder
+        self.keyring = keyring
+
+    def _release(self, suite: Suite) -> tuple[str, bool]:
+        """The verified Release text of ``suite``, fetched now or (offline) from the cache."""
+        cached = self.folder / "releases" / f"{suite.mirror.replace('/', '_')}_{suite.name}"
+        try:
+            raw = _fetch(suite.url("InRelease"))
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            if cached.is_file():
+                return cached.read_text(), True
+            raise IndexError_(
+                f"cannot fetch {suite.url('InRelease')}: {exc}",
+                "check the mirror and the network; nothing is cached yet",
+            ) from None
+        text = self._verify(raw, suite)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(cached)
+        return text, False
+
+    def _verify(self, raw: bytes, suite: Suite) -> str:
+        if not self.keyring.is_file():
+            raise IndexError_(
+                f"no Debian archive keyring at {self.keyring}",
+                "install the debian-archive-keyring package",
+            )
+        work = self.folder / "tmp"
+        work.mkdir(parents=True, exist_ok=True)
+        signed = work / f"{suite.name}.{os.getpid()}.InRelease"
+        signed.write_bytes(raw)
+        try:
+            result = proc.run(
+                ["gpgv", "--keyring", str(self.keyring), "--output", "-", str(signed)], timeout=60
+            )
+        finally:
+            signed.unlink(missing_ok=True)
+        if not result.ok:
+            raise IndexError_(
+                f"the signature of {suite.url('InRelease')} does not verify",
+                result.stderr.strip().splitlines()[-1] if result.stderr else None,
+            )
+        return result.stdout
+
+    def _packages(
+        self, suite: Suite, component: str, entries: dict[str, tuple[str, int]], offline: bool
+    ) -> dict[str, str]:
+        path = f"{component}/binary-{ARCH}/Packages.xz"
+        if path not in entries:
+            return {}
+        digest, _ = entries[path]
+        parsed = self.folder / "packages" / f"{digest}.json"
+        if parsed.is_file():
+            data: dict[str, str] = json.loads(parsed.read_text())
+            return data
+        if offline:
+            raise IndexError_(
+                f"{suite.name}/{component}: index not cached and the mirror is unreachable"
+            )
+        raw = _fetch(suite.url(path))
+        import hashlib
+
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise IndexError_(f"{suite.url(path)}: sha256 does not match the signed Release")
+        packages = parse_packages(lzma.decompress(raw).decode("utf-8", "replace"))
+        parsed.parent.mkdir(parents=True, exist_ok=True)
+        tmp = parsed.with_suffix(".tmp")
+        tmp.write_text(json.dumps(packages))
+        tmp.replace(parsed)
+        return packages
+
+    def load(self, suites: Iterable[Suite]) -> Indexes:
+        out = Indexes()
+        for suite in suites:
+            text, offline = self._release(suite)
+            if offline:
+                out.offline = True
+                out.notes.append(f"{suite.name}: mirror unreachable, using the cached index")
+            entries = parse_release(text)
+            merged: dict[str, str] = {}
+            for component in suite.components:
+                merged.update(self._packages(suite, component, entries, offline))
+            out.suites[suite.name] = merged
+            out.release_hashes[suite.name] = __import__("hashlib").sha256(text.encode()).hexdigest()
+            if suite.security:
+                out.security.add(suite.name)
+        return out
+
+
+@dataclass(frozen=True)
+class Pending:
+    name: str
+    installed: str
+    candidate: str
+    security: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "installed": self.installed,
+            "candidate": self.candidate,
+            "security": self.security,
+        }
+
+
+def pending(installed: dict[str, str], indexes: Indexes) -> list[Pending]:
+    """Installed packages that have a newer version in the indexes."""
+    from debian.debian_support import version_compare
+
+    cands = indexes.candidates()
+    out = []
+    for name, version in sorted(installed.items()):
+        cand = cands.get(name)
+        if cand is not None and version_compare(cand[0], version) > 0:
+            out.append(Pending(name, version, cand[0], cand[1]))
+    return out
+
+
+def installed_from_manifest(manifest: dict[str, Any]) -> dict[str, str]:
+    """{name: version} from a bakehouse manifest (arch-qualified names collapse to the name)."""
+    return {p["name"].split(":")[0]: p["version"] for p in manifest["packages"]}
+
+
+def clean_tmp(folder: Path, older_than: float = 3600) -> None:
+    tmp = folder / "tmp"
+    if tmp.is_dir():
+        for path in tmp.iterdir():
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > older_than:
+                    path.unlink()
+
+
+__all__ = ["IndexCache", "Indexes", "Pending", "Suite", "pending", "sha256", "suites_for"]

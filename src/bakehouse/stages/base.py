@@ -1,0 +1,291 @@
+"""The local target's base image: mmdebstrap → whole-disk ext4 → compressed qcow2, cached.
+
+The cache key is the content of everything that decides what the base contains: suite, mirrors,
+components, package set, whether updates are included, the customize script, and the versions
+of mmdebstrap and of this base format. The base is rebuilt only when that key changes. Its
+sha256 (and the kernel's and initrd's) is recorded in its catalogue record and checked before
+every use, so a damaged or swapped base is never baked from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bakehouse import proc
+from bakehouse.catalogue import Catalogue, Record, now_iso
+from bakehouse.errors import BakehouseError, ToolError
+from bakehouse.files import describe, sha256
+from bakehouse.progress import Progress
+from bakehouse.runs import Run
+from bakehouse.spec import LocalBase
+
+BASE_FORMAT = 1
+DISK_MIB = 2048  # the filesystem grows to the image's disk_size at first boot
+CORE_PACKAGES = (
+    "linux-image-cloud-amd64",
+    "systemd-sysv",
+    "systemd-resolved",
+    "openssh-server",
+    "sudo",
+    "ca-certificates",
+    "initramfs-tools",
+    "e2fsprogs",
+    "iproute2",
+    "procps",
+    "kmod",
+)
+DPKG_FIELDS = (
+    "${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t"
+    "${source:Package}\\t${source:Version}\\n"
+)
+
+
+class BaseError(BakehouseError):
+    pass
+
+
+def sources(local: LocalBase) -> list[str]:
+    """The apt sources the image keeps: release, -updates and -security."""
+    comps = " ".join(local.components)
+    return [
+        f"deb {local.mirror} {local.suite} {comps}",
+        f"deb {local.mirror} {local.suite}-updates {comps}",
+        f"deb {local.security_mirror} {local.suite}-security {comps}",
+    ]
+
+
+def install_sources(local: LocalBase) -> list[str]:
+    """The sources packages are installed from (release only for a stale, vendor-like base)."""
+    return sources(local) if local.include_updates else sources(local)[:1]
+
+
+def packages(local: LocalBase) -> list[str]:
+    return sorted({*CORE_PACKAGES, *local.packages})
+
+
+def inputs(local: LocalBase, customize: Path, tool_version: str) -> dict[str, Any]:
+    return {
+        "format": BASE_FORMAT,
+        "suite": local.suite,
+        "mirror": local.mirror,
+        "security_mirror": local.security_mirror,
+        "components": list(local.components),
+        "include_updates": local.include_updates,
+        "packages": packages(local),
+        "customize_sha256": sha256(customize),
+        "mmdebstrap": tool_version,
+        "disk_mib": DISK_MIB,
+    }
+
+
+def content_key(data: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def mmdebstrap_argv(local: LocalBase, rootfs: Path, customize: Path) -> list[str]:
+    return [
+        "mmdebstrap",
+        "--mode=root",
+        "--variant=apt",
+        "--format=directory",
+        f"--components={','.join(local.components)}",
+        f"--include={','.join(packages(local))}",
+        '--aptopt=APT::Install-Recommends "false"',
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-exclude=/usr/share/info/*",
+        # mmdebstrap runs hooks through sh: the script path is quoted, the rootfs is "$1"
+        f'--customize-hook=sh {shlex.quote(str(customize))} "$1"',
+        local.suite,
+        str(rootfs),
+        *install_sources(local),
+    ]
+
+
+def mkfs_argv(rootfs: Path, raw: Path) -> list[str]:
+    return [
+        "mkfs.ext4",
+        "-q",
+        "-F",
+        "-L",
+        "bh-root",
+        "-d",
+        str(rootfs),
+        "-E",
+        "root_owner=0:0",
+        str(raw),
+        f"{DISK_MIB}M",
+    ]
+
+
+def convert_argv(raw: Path, qcow2: Path) -> list[str]:
+    return ["qemu-img", "convert", "-c", "-O", "qcow2", str(raw), str(qcow2)]
+
+
+def manifest_from_dpkg(output: str, kernel: str) -> dict[str, Any]:
+    packages_ = []
+    for line in output.splitlines():
+        parts = line.split("\t")
+        if len(parts) != 6 or not parts[0].startswith("ii"):
+            continue
+        _, name, version, arch, source, source_version = parts
+        packages_.append(
+            {
+                "name": name,
+                "version": version,
+                "architecture": arch,
+                "source": source or name,
+                "source_version": source_version or version,
+            }
+        )
+    return {"kernel": kernel, "packages": packages_}
+
+
+def newest_kernel(boot: Path) -> str:
+    from debian.debian_support import Version
+
+    versions = [p.name.removeprefix("vmlinuz-") for p in boot.glob("vmlinuz-*")]
+    if not versions:
+        raise BaseError(f"no kernel in {boot}")
+    return max(versions, key=lambda v: Version(v.replace("-cloud-amd64", "")))
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    record: Record
+    dir: Path
+
+    @property
+    def key(self) -> str:
+        return str(self.record["key"])
+
+    def file(self, role: str) -> Path:
+        return self.dir / str(self.record["artifacts"][role]["file"])
+
+    def checksum(self) -> str:
+        return f"sha256:{self.record['artifacts']['disk']['sha256']}"
+
+
+def mmdebstrap_version() -> str:
+    result = proc.run(["mmdebstrap", "--version"], timeout=60)
+    if not result.ok:
+        raise ToolError("mmdebstrap --version failed", proc.INSTALL_HINT)
+    return result.stdout.strip()
+
+
+def verify(base: BaseImage) -> None:
+    """Check every artifact of a cached base against its recorded sha256."""
+    for role, meta in base.record["artifacts"].items():
+        path = base.dir / meta["file"]
+        if not path.is_file():
+            raise BaseError(
+                f"base {base.key}: {meta['file']} is missing",
+                "run `invoke base --rebuild` to build it again",
+            )
+        if sha256(path) != meta["sha256"]:
+            raise BaseError(
+                f"base {base.key}: {role} {meta['file']} does not match its recorded "
+                "sha256 (modified or damaged)",
+                "run `invoke base --rebuild` to build it again",
+            )
+
+
+def ensure(
+    local: LocalBase,
+    project_packer: Path,
+    catalogue: Catalogue,
+    run: Run,
+    progress: Progress,
+    rebuild: bool = False,
+) -> BaseImage:
+    """The cached base for ``local`` (checked), or a new one built now."""
+    customize = project_packer / "base" / "customize.sh"
+    data = inputs(local, customize, mmdebstrap_version())
+    key = content_key(data)
+    record = catalogue.base(key)
+    if record is not None and not rebuild:
+        base = BaseImage(record, catalogue.base_dir(key))
+        with progress.phase("base", f"cache hit {key}, checking sha256"):
+            verify(base)
+        return base
+    if record is not None:
+        catalogue.remove_base(key)
+    return build(local, data, key, customize, catalogue, run, progress)
+
+
+def build(
+    local: LocalBase,
+    data: dict[str, Any],
+    key: str,
+    customize: Path,
+    catalogue: Catalogue,
+    run: Run,
+    progress: Progress,
+) -> BaseImage:
+    if os.geteuid() != 0:
+        raise BaseError(
+            "building the local base image needs root (mmdebstrap in root mode)",
+            "run as root, or with sudo",
+        )
+    stage = run.path("base-stage")
+    stage.mkdir()
+    rootfs = run.path("base-rootfs")
+    log = run.path("base.log")
+    env = {"BAKEHOUSE_APT_SOURCES": "\n".join(sources(local))}
+    with progress.phase(
+        "base",
+        f"building {key} with mmdebstrap ({local.suite}, "
+        f"{'patched' if local.include_updates else 'release suite only'})",
+    ):
+        code = proc.stream(
+            mmdebstrap_argv(local, rootfs, customize), log=log, env=env, timeout=3600
+        )
+        if code != 0:
+            raise BaseError(f"mmdebstrap failed (exit {code})", f"see {log}")
+        kernel = newest_kernel(rootfs / "boot")
+        listing = proc.run(
+            ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", f"-f={DPKG_FIELDS}"],
+            check=True,
+        )
+        manifest = manifest_from_dpkg(listing.stdout, kernel)
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        (stage / "status").write_bytes((rootfs / "var/lib/dpkg/status").read_bytes())
+        (stage / "vmlinuz").write_bytes((rootfs / "boot" / f"vmlinuz-{kernel}").read_bytes())
+        (stage / "initrd.img").write_bytes((rootfs / "boot" / f"initrd.img-{kernel}").read_bytes())
+        raw = run.path("base.raw")
+        proc.run(mkfs_argv(rootfs, raw), check=True, timeout=600)
+        proc.run(convert_argv(raw, stage / "base.qcow2"), check=True, timeout=1200)
+        raw.unlink()
+        proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
+    record: Record = {
+        "kind": "base",
+        "id": f"base-{key}",
+        "key": key,
+        "target": "local",
+        "created": now_iso(),
+        "inputs": data,
+        "kernel": kernel,
+        "packages": len(manifest["packages"]),
+        "artifacts": {
+            "disk": describe(stage / "base.qcow2"),
+            "kernel": describe(stage / "vmlinuz"),
+            "initrd": describe(stage / "initrd.img"),
+            "manifest": describe(stage / "manifest.json"),
+            "status": describe(stage / "status"),
+        },
+    }
+    dest = catalogue.add(record, stage)
+    progress.say(
+        f"base: {record['id']} with {record['packages']} packages, kernel {kernel}, "
+        f"{record['artifacts']['disk']['size'] / 2**20:.0f} MiB"
+    )
+    return BaseImage(record, dest)

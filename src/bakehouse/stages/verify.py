@@ -1,0 +1,175 @@
+"""Verify: boot the artifact without changing it and prove it with the hardening suite over SSH.
+
+The disk is opened with ``snapshot=on`` (writes go to a throwaway overlay), an ephemeral key is
+handed to the guest on the kernel command line, and tests/hardening runs with pytest-testinfra
+(paramiko backend) through a generated ssh_config. Package indexes are checked on the host and
+passed in, so the guest downloads nothing. The VM is always stopped when verify ends.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import xml.etree.ElementTree as ET  # nosec B405
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakehouse import proc, vm
+from bakehouse.debindex import Indexes
+from bakehouse.errors import BakehouseError
+from bakehouse.progress import Progress
+from bakehouse.runs import Run
+from bakehouse.spec import ImageSpec
+from bakehouse.sshkeys import write_key
+
+SUITE = Path("tests") / "hardening"
+
+
+class VerifyError(BakehouseError):
+    pass
+
+
+@dataclass
+class Verified:
+    ok: bool
+    controls: list[dict[str, Any]]
+    boot_seconds: float
+    suite_seconds: float
+    junit: Path
+    log: Path
+    summary: dict[str, int] = field(default_factory=dict)
+    commands: int | None = None
+
+    def failed_ids(self) -> list[str]:
+        return [c["id"] for c in self.controls if c["outcome"] == "failed"]
+
+
+def context(spec: ImageSpec | None, verify_key: str, candidates: Path | None) -> dict[str, Any]:
+    return {
+        "image": spec.name if spec else None,
+        "role_checks": list(spec.hardening.role_checks) if spec else [],
+        "waivers": {
+            w.id: f"{w.reason} (expires {w.expires.isoformat()})" for w in spec.hardening.waivers
+        }
+        if spec
+        else {},
+        "verify_key": verify_key,
+        "candidates": str(candidates) if candidates else None,
+    }
+
+
+def pytest_argv(root: Path, ssh_config: Path, ctx: Path, junit: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(root / SUITE),
+        "--hosts=paramiko://bakehouse-vm",
+        f"--ssh-config={ssh_config}",
+        "--sudo",
+        f"--bakehouse-context={ctx}",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit1",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfE",
+        "--no-header",
+        f"--rootdir={root}",
+    ]
+
+
+def parse_junit(path: Path) -> list[dict[str, Any]]:
+    """Per-control outcomes from the JUnit file: passed, failed, waived or skipped."""
+    # our own pytest run wrote this file
+    tree = ET.parse(path)  # noqa: S314  # nosec B314
+    controls = []
+    for case in tree.iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        outcome, message = "passed", ""
+        failure = case.find("failure")
+        if failure is None:
+            failure = case.find("error")
+        skipped = case.find("skipped")
+        if failure is not None:
+            outcome = "failed"
+            message = (failure.get("message") or "").strip()
+        elif skipped is not None:
+            message = (skipped.get("message") or "").strip()
+            outcome = "waived" if "waived:" in message else "skipped"
+        controls.append(
+            {
+                "id": props.get("control") or case.get("name", "?"),
+                "title": props.get("title", ""),
+                "reference": props.get("reference", ""),
+                "test": case.get("name"),
+                "outcome": outcome,
+                "message": message[:500],
+            }
+        )
+    return controls
+
+
+def write_candidates(indexes: Indexes, path: Path) -> Path:
+    path.write_text(json.dumps({k: [v, s] for k, (v, s) in indexes.candidates().items()}))
+    return path
+
+
+def verify_local(
+    spec: ImageSpec | None,
+    root: Path,
+    run: Run,
+    disk: Path,
+    kernel: Path,
+    initrd: Path,
+    accelerator: str,
+    progress: Progress,
+    indexes: Indexes | None,
+    memory_mib: int = 1024,
+    cpus: int = 2,
+    boot_timeout: float = 600,
+    suite_timeout: float = 1800,
+    name: str = "verify",
+) -> Verified:
+    folder = run.path(name)
+    folder.mkdir()
+    keys = folder / "keys"
+    keys.mkdir(mode=0o700)
+    key = write_key(keys, f"bakehouse-verify-{run.id}")
+    candidates = write_candidates(indexes, folder / "candidates.json") if indexes else None
+    ctx = folder / "context.json"
+    ctx.write_text(json.dumps(context(spec, key.public, candidates), indent=2))
+    junit = folder / "junit.xml"
+    log = folder / "verify.log"
+    cfg = vm.VmConfig(
+        name=f"bakehouse-{name}-{run.id}",
+        disk=disk,
+        kernel=kernel,
+        initrd=initrd,
+        append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
+        serial_log=folder / "console.log",
+        accelerator=accelerator,
+        memory_mib=memory_mib,
+        cpus=cpus,
+        snapshot=True,
+    )
+    with vm.boot(cfg, key.private, "admin", boot_timeout, progress, folder / "qemu.log") as booted:
+        ssh_config = booted.ssh_config(folder / "ssh_config")
+        progress.say("verify: running tests/hardening over SSH")
+        start = time.monotonic()
+        code = proc.stream(
+            pytest_argv(root, ssh_config, ctx, junit), log=log, cwd=root, timeout=suite_timeout
+        )
+        suite_seconds = time.monotonic() - start
+    if not junit.is_file():
+        raise VerifyError(f"the hardening suite did not run (exit {code})", f"see {log}")
+    controls = parse_junit(junit)
+    summary = {
+        k: sum(1 for c in controls if c["outcome"] == k)
+        for k in ("passed", "failed", "waived", "skipped")
+    }
+    ok = code == 0 and summary["failed"] == 0 and summary["passed"] > 0
+    return Verified(ok, controls, booted.boot_seconds, suite_seconds, junit, log, summary)

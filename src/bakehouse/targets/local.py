@@ -1,0 +1,268 @@
+"""The local target: a Debian 12 base built with mmdebstrap, Packer's qemu builder, a local
+catalogue. The bake is one declared sequence of steps; each step is a small function."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakehouse import debindex, sbom, vm
+from bakehouse import report as rpt
+from bakehouse.catalogue import Catalogue, Record, now_iso
+from bakehouse.errors import BakehouseError
+from bakehouse.progress import Progress
+from bakehouse.project import Project
+from bakehouse.runs import Run, image_lock, run_dir, terminate_as_exception
+from bakehouse.spec import ImageSpec
+from bakehouse.stages import bake as bake_stage
+from bakehouse.stages import base as base_stage
+from bakehouse.stages import verify as verify_stage
+
+
+class VerifyFailed(BakehouseError):
+    """The image was baked but did not pass verification; it is recorded as failed."""
+
+
+@dataclass
+class BakeOptions:
+    publish: bool = True
+    channels: tuple[str, ...] | None = None  # default: the definition's publish.channels
+    rebuild_base: bool = False
+    keep_run: bool = False
+    include_updates: bool | None = None  # override base.local.include_updates (benchmarks)
+
+
+@dataclass
+class Context:
+    """What the steps of one bake share."""
+
+    project: Project
+    spec: ImageSpec
+    options: BakeOptions
+    catalogue: Catalogue
+    run: Run
+    progress: Progress
+    base: base_stage.BaseImage | None = None
+    accelerator: dict[str, Any] = field(default_factory=dict)
+    indexes: debindex.Indexes | None = None
+    baked: bake_stage.Baked | None = None
+    verified: verify_stage.Verified | None = None
+    record: Record | None = None
+
+
+def step_base(ctx: Context) -> None:
+    local = ctx.spec.base.local
+    if ctx.options.include_updates is not None:
+        local = dataclasses.replace(local, include_updates=ctx.options.include_updates)
+    ctx.base = base_stage.ensure(
+        local,
+        ctx.project.packer_dir,
+        ctx.catalogue,
+        ctx.run,
+        ctx.progress,
+        rebuild=ctx.options.rebuild_base,
+    )
+
+
+def step_accelerator(ctx: Context) -> None:
+    assert ctx.base is not None
+    ctx.accelerator = vm.choose_accelerator(
+        ctx.spec.targets.local.accelerator,
+        ctx.base.file("kernel"),
+        ctx.base.file("initrd"),
+        ctx.run.path("probe"),
+        ctx.project.state_dir / "cache" / "accelerator.json",
+        ctx.progress,
+    )
+
+
+def step_indexes(ctx: Context) -> None:
+    local = ctx.spec.base.local
+    with ctx.progress.phase("indexes", f"package indexes for {local.suite} from {local.mirror}"):
+        cache = debindex.IndexCache(ctx.project.state_dir / "cache" / "indexes")
+        ctx.indexes = cache.load(
+            debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
+        )
+        for note in ctx.indexes.notes:
+            ctx.progress.say(f"indexes: {note}")
+
+
+def step_bake(ctx: Context) -> None:
+    assert ctx.base is not None
+    with ctx.progress.phase("bake", "packer build (qemu)"):
+        ctx.baked = bake_stage.bake_local(
+            ctx.spec,
+            ctx.project.root,
+            ctx.project.packer_dir,
+            ctx.project.scripts_dir,
+            ctx.run,
+            ctx.base,
+            str(ctx.accelerator["accelerator"]),
+            ctx.progress,
+        )
+    for phase, seconds in ctx.baked.timings.items():
+        ctx.progress.record(f"packer:{phase}", seconds)
+
+
+def step_sbom(ctx: Context) -> None:
+    assert ctx.baked is not None
+    path = sbom.write(
+        ctx.baked.manifest, ctx.spec.name, ctx.baked.version, ctx.baked.stage / "sbom.cdx.json"
+    )
+    from bakehouse.files import describe
+
+    ctx.baked.artifacts["sbom"] = describe(path)
+
+
+def step_verify(ctx: Context) -> None:
+    assert ctx.baked is not None
+    stage = ctx.baked.stage
+    local = ctx.spec.targets.local
+    with ctx.progress.phase("verify", "boot the image (snapshot) and run tests/hardening"):
+        ctx.verified = verify_stage.verify_local(
+            ctx.spec,
+            ctx.project.root,
+            ctx.run,
+            stage / "disk.qcow2",
+            stage / "vmlinuz",
+            stage / "initrd.img",
+            str(ctx.accelerator["accelerator"]),
+            ctx.progress,
+            ctx.indexes,
+            memory_mib=local.memory,
+            cpus=local.cpus,
+            boot_timeout=local.ssh_timeout,
+        )
+    ctx.progress.record("verify:boot-to-ssh", ctx.verified.boot_seconds)
+    ctx.progress.record("verify:suite", ctx.verified.suite_seconds)
+    evidence = stage / "verify"
+    evidence.mkdir()
+    for src in (
+        ctx.verified.junit,
+        ctx.verified.log,
+        ctx.run.path("verify", "console.log"),
+        ctx.run.path("verify", "context.json"),
+    ):
+        if src.is_file():
+            shutil.copy2(src, evidence / src.name)
+
+
+def step_record(ctx: Context) -> None:
+    """Assemble the record and report, and move the whole entry into the catalogue at once."""
+    assert ctx.baked is not None and ctx.verified is not None and ctx.base is not None
+    baked, verified = ctx.baked, ctx.verified
+    state = "verified" if verified.ok else "failed"
+    record: Record = {
+        "kind": "image",
+        "id": f"{ctx.spec.name}-{baked.version}",
+        "name": ctx.spec.name,
+        "version": baked.version,
+        "target": "local",
+        "created": now_iso(),
+        "run_id": ctx.run.id,
+        "by": getpass.getuser(),
+        "state": state,
+        "history": [
+            {"state": "baked", "at": now_iso(), "note": f"run {ctx.run.id}"},
+            {
+                "state": state,
+                "at": now_iso(),
+                "note": ", ".join(verified.failed_ids()) or "every control passed",
+            },
+        ],
+        "base": {
+            "id": ctx.base.record["id"],
+            "key": ctx.base.key,
+            "sha256": ctx.base.record["artifacts"]["disk"]["sha256"],
+            "kernel": ctx.base.record["kernel"],
+        },
+        "fingerprint": baked.fingerprint,
+        "git_commit": baked.git_commit,
+        "kernel": baked.manifest.get("kernel"),
+        "packages": len(baked.manifest["packages"]),
+        "artifacts": baked.artifacts,
+        "accelerator": ctx.accelerator,
+        "verify": {"ok": verified.ok, "summary": verified.summary, "failed": verified.failed_ids()},
+        "channels": [],
+    }
+    report = {
+        "image": ctx.spec.name,
+        "version": baked.version,
+        "state": state,
+        "target": "local",
+        "run_id": ctx.run.id,
+        "git_commit": baked.git_commit,
+        "fingerprint": baked.fingerprint,
+        "base": record["base"] | {"id": ctx.base.record["id"]},
+        "kernel": record["kernel"],
+        "packages": record["packages"],
+        "accelerator": ctx.accelerator,
+        "timings": {k: round(v, 1) for k, v in ctx.progress.timings.items()},
+        "verify": {"summary": verified.summary, "controls": verified.controls},
+        "definition": ctx.spec.to_dict(),
+    }
+    rpt.write(report, baked.stage)
+    dest = ctx.catalogue.add(record, baked.stage)
+    ctx.record = record
+    ctx.progress.say(f"catalogue: {record['id']} recorded as {state} ({dest})")
+
+
+def step_publish(ctx: Context) -> None:
+    assert ctx.record is not None and ctx.verified is not None
+    if not ctx.verified.ok:
+        failed = ctx.verified.failed_ids()
+        shown = ", ".join(failed[:15]) + (" …" if len(failed) > 15 else "")
+        raise VerifyFailed(
+            f"{ctx.record['id']} failed verification: {len(failed)} control(s) failed: {shown}",
+            f"not published; the report is in the catalogue: "
+            f"{ctx.catalogue.image_dir(ctx.spec.name, ctx.record['version']) / 'report.md'}",
+        )
+    if not ctx.options.publish:
+        return
+    channels = list(ctx.options.channels or ctx.spec.publish.channels)
+    ctx.record = ctx.catalogue.point(
+        ctx.spec.name, ctx.record["version"], channels, by=getpass.getuser()
+    )
+    ctx.progress.say(f"publish: {ctx.record['id']} → {', '.join(channels)}")
+
+
+Step = Callable[[Context], None]
+# The local bake, in order. `deploy` (later) is this plus roll.
+BAKE_SEQUENCE: tuple[tuple[str, Step], ...] = (
+    ("base", step_base),
+    ("accelerator", step_accelerator),
+    ("indexes", step_indexes),
+    ("bake", step_bake),
+    ("sbom", step_sbom),
+    ("verify", step_verify),
+    ("record", step_record),
+    ("publish", step_publish),
+)
+
+
+def bake(
+    project: Project, spec: ImageSpec, options: BakeOptions, progress: Progress | None = None
+) -> Record:
+    progress = progress or Progress()
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    with (
+        terminate_as_exception(),
+        image_lock(project.state_dir, spec.name),
+        run_dir(project.state_dir, spec.name, "bake", keep=options.keep_run) as run,
+    ):
+        ctx = Context(project, spec, options, catalogue, run, progress)
+        progress.say(f"bake: {spec.name} on the local target (run {run.id})")
+        for _name, step in BAKE_SEQUENCE:
+            step(ctx)
+        assert ctx.record is not None
+        progress.say(f"bake: {ctx.record['id']} {ctx.record['state']} in {progress.elapsed():.1f}s")
+        return ctx.record
+
+
+def state_paths(project: Project) -> tuple[Path, Catalogue]:
+    return project.state_dir, Catalogue(project.state_dir / "catalogue")

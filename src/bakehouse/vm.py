@@ -1,0 +1,314 @@
+"""Local VMs: qemu argv (pure), the accelerator probe, boot-and-wait-for-SSH as a ``with`` block.
+
+A VM is started in its own process group and stopped when the block ends, whatever happens in
+it. Disks are opened with ``snapshot=on``: writes go to a temporary overlay that qemu drops,
+so booting an artifact to verify it never modifies it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bakehouse import proc
+from bakehouse.errors import BakehouseError
+from bakehouse.progress import Progress
+
+QEMU = "qemu-system-x86_64"
+KVM_DEVICE = Path("/dev/kvm")
+
+
+class VmError(BakehouseError):
+    pass
+
+
+def _escape(value: str) -> str:
+    """qemu option values escape a comma by doubling it."""
+    return value.replace(",", ",,")
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    name: str
+    disk: Path
+    kernel: Path
+    initrd: Path
+    append: str
+    serial_log: Path
+    accelerator: str = "tcg"
+    memory_mib: int = 1024
+    cpus: int = 2
+    ssh_port: int | None = None
+    snapshot: bool = True
+    extra_drives: tuple[Path, ...] = field(default=())
+
+
+def qemu_argv(cfg: VmConfig) -> list[str]:
+    accel = "kvm" if cfg.accelerator == "kvm" else "tcg,thread=multi"
+    argv = [
+        QEMU,
+        "-name",
+        _escape(cfg.name),
+        "-machine",
+        "q35",
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if cfg.accelerator == "kvm" else "max",
+        "-smp",
+        str(cfg.cpus),
+        "-m",
+        str(cfg.memory_mib),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        f"file:{_escape(str(cfg.serial_log))}",
+        "-kernel",
+        str(cfg.kernel),
+        "-initrd",
+        str(cfg.initrd),
+        "-append",
+        cfg.append,
+        "-drive",
+        f"file={_escape(str(cfg.disk))},if=virtio,format=qcow2,cache=unsafe,"
+        f"discard=unmap{',snapshot=on' if cfg.snapshot else ''}",
+        "-device",
+        "virtio-rng-pci",
+    ]
+    for drive in cfg.extra_drives:
+        argv += ["-drive", f"file={_escape(str(drive))},if=virtio,format=raw,readonly=on"]
+    if cfg.ssh_port is not None:
+        argv += [
+            "-netdev",
+            f"user,id=n0,hostfwd=tcp:127.0.0.1:{cfg.ssh_port}-:22",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ]
+    return argv
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_ssh(
+    port: int, key: Path, user: str, deadline: float, vm: proc.Background, serial_log: Path
+) -> float:
+    """Wait until ``user`` can log in with ``key``; returns the seconds it took."""
+    import logging
+
+    import paramiko
+
+    # failed attempts while sshd starts are expected: keep paramiko's thread from printing them
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    start = time.monotonic()
+    last = "no answer yet"
+    pkey = paramiko.Ed25519Key.from_private_key_file(str(key))
+    while time.monotonic() < deadline:
+        if not vm.running():
+            raise VmError(
+                f"the VM stopped before SSH came up (exit {vm.returncode()})",
+                f"its console log is {serial_log}",
+            )
+        if not _banner(port):
+            last = "no SSH banner yet"
+            time.sleep(1.0)
+            continue
+        client = paramiko.SSHClient()
+        # the VM was started by us a moment ago, on a loopback port, and makes new host keys at
+        # every boot: there is no earlier key to check against
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507  # nosec B507
+        try:
+            client.connect(
+                "127.0.0.1",
+                port=port,
+                username=user,
+                pkey=pkey,
+                timeout=5,
+                banner_timeout=10,
+                auth_timeout=10,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            _, out, _ = client.exec_command("true", timeout=20)  # nosec B601
+            out.channel.recv_exit_status()
+            return time.monotonic() - start
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        finally:
+            client.close()
+        time.sleep(1.0)
+    raise VmError(
+        f"SSH on 127.0.0.1:{port} did not accept the key in time (last: {last})",
+        f"its console log is {serial_log}",
+    )
+
+
+def _banner(port: int) -> bool:
+    """Whether something answering like sshd listens on the forwarded port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            sock.settimeout(5)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@dataclass
+class Booted:
+    port: int
+    user: str
+    key: Path
+    boot_seconds: float
+    vm: proc.Background
+
+    def ssh_config(self, path: Path, alias: str = "bakehouse-vm") -> Path:
+        path.write_text(
+            f"Host {alias}\n  HostName 127.0.0.1\n  Port {self.port}\n  User {self.user}\n"
+            f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+            "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        )
+        return path
+
+
+@contextlib.contextmanager
+def boot(
+    cfg: VmConfig, key: Path, user: str, timeout: float, progress: Progress, log: Path
+) -> Iterator[Booted]:
+    """Boot a VM and wait for SSH; the VM is stopped when the block ends."""
+    port = cfg.ssh_port or free_port()
+    if cfg.ssh_port is None:
+        cfg = VmConfig(**{**cfg.__dict__, "ssh_port": port})
+    with proc.Background(qemu_argv(cfg), log=log) as vm:
+        progress.say(f"vm: booting {cfg.name} ({cfg.accelerator}), SSH on 127.0.0.1:{port}")
+        took = wait_for_ssh(port, key, user, time.monotonic() + timeout, vm, cfg.serial_log)
+        progress.say(f"vm: SSH up after {took:.1f}s")
+        yield Booted(port, user, key, took, vm)
+
+
+# ---- accelerator probe --------------------------------------------------------------------------
+
+PROBE_MARKER = "as init process"  # the kernel prints "Run /bin/false as init process"
+
+
+def probe_argv(kernel: Path, initrd: Path, serial: Path, accelerator: str) -> list[str]:
+    accel = "kvm" if accelerator == "kvm" else "tcg"
+    return [
+        QEMU,
+        "-machine",
+        "q35",
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if accel == "kvm" else "max",
+        "-m",
+        "256",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        f"file:{_escape(str(serial))}",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 panic=-1 rdinit=/bin/false",
+    ]
+
+
+def _boot_until_marker(argv: list[str], serial: Path, log: Path, timeout: float) -> float | None:
+    serial.unlink(missing_ok=True)
+    with proc.Background(argv, log=log):
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            with contextlib.suppress(FileNotFoundError):
+                if PROBE_MARKER in serial.read_text(errors="replace"):
+                    return time.monotonic() - start
+            time.sleep(0.1)
+    return None
+
+
+def choose_accelerator(
+    wanted: str,
+    kernel: Path,
+    initrd: Path,
+    work: Path,
+    cache: Path,
+    progress: Progress,
+    budget: float = 20.0,
+) -> dict[str, object]:
+    """KVM only if a time-boxed boot proves it works and beats TCG; the result is cached per host
+    boot (a KVM that works now works until the host reboots)."""
+    if wanted == "tcg":
+        return {"accelerator": "tcg", "reason": "the image definition asks for tcg"}
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    if cache.is_file():
+        with contextlib.suppress(ValueError, KeyError):
+            cached = json.loads(cache.read_text())
+            if cached["boot_id"] == boot_id and wanted == "auto":
+                again: dict[str, object] = dict(cached["result"])
+                again["reason"] = f"{again['reason']} (probed earlier this host boot)"
+                return again
+    import os
+
+    result: dict[str, object]
+    if not KVM_DEVICE.exists() or not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+        result = {"accelerator": "tcg", "reason": "no usable /dev/kvm"}
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+
+        def timed(accel: str, limit: float) -> float | None:
+            serial = work / f"probe-{accel}.log"
+            return _boot_until_marker(
+                probe_argv(kernel, initrd, serial, accel),
+                serial,
+                work / f"probe-{accel}.qemu.log",
+                limit,
+            )
+
+        tcg = timed("tcg", budget)
+        # KVM that works boots this far in well under a second; give it the time TCG took, at
+        # least a few seconds, and no more
+        limit = max(5.0, 2 * tcg) if tcg is not None else budget
+        kvm = timed("kvm", limit)
+        timings = {"tcg": tcg, "kvm": kvm}
+        if kvm is not None and (tcg is None or kvm < tcg):
+            result = {
+                "accelerator": "kvm",
+                "probe": timings,
+                "reason": f"KVM booted to the initrd in {kvm:.1f}s (TCG {tcg}s)",
+            }
+        elif kvm is None:
+            result = {
+                "accelerator": "tcg",
+                "probe": timings,
+                "reason": f"KVM did not boot to the initrd within {limit:.0f}s",
+            }
+        else:
+            result = {
+                "accelerator": "tcg",
+                "probe": timings,
+                "reason": f"KVM booted in {kvm:.1f}s, slower than TCG ({tcg:.1f}s)",
+            }
+    if wanted == "kvm" and result["accelerator"] != "kvm":
+        raise VmError(
+            f"the image definition asks for kvm, but {result['reason']}",
+            "set targets.local.accelerator: auto to fall back to TCG",
+        )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"boot_id": boot_id, "result": result}))
+    progress.say(f"accelerator: {result['accelerator']} ({result['reason']})")
+    return result

@@ -1,0 +1,130 @@
+"""The hardening suite: plain testinfra tests, one control per test, run against a booted image.
+
+Run it against any Debian 12 host::
+
+    pytest tests/hardening --hosts=ssh://admin@host --sudo
+
+Without ``--hosts`` it refuses to run: it must never judge the machine it runs on by accident.
+bakehouse's verify stage passes ``--bakehouse-context=FILE`` (JSON) with the image's role
+checks, its waivers, the verify key and the host-side package indexes; without it the suite
+runs standalone (the patch check then refreshes apt in the guest, which is slower).
+
+Every test is parametrized by control: its id (dev-sec ``sshd-*``, ``os-*``, ``package-*``,
+``sysctl-*``, or bakehouse's own ``bh-*``), a title and a reference (CIS Debian Linux 12
+section where one applies). Facts are read once per run and shared: ``sshd -T``,
+``sysctl -a``, the package list and a single batch of file metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hardening.controls import Control
+from tests.hardening.facts import Facts
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bakehouse")
+    group.addoption(
+        "--bakehouse-context",
+        default=None,
+        help="JSON written by bakehouse verify: roles, waivers, indexes",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "role(name): a check that applies to one image role")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    hosts = config.getoption("hosts", default=None)
+    if not hosts:
+        raise pytest.UsageError(
+            "tests/hardening judges a remote machine: pass --hosts=ssh://user@host "
+            "(refusing to run against the local machine)"
+        )
+    for item in items:
+        control = _control(item)
+        if control is not None:
+            item.user_properties.extend(
+                [("control", control.id), ("title", control.title), ("reference", control.ref)]
+            )
+
+
+def _control(item: pytest.Item) -> Control | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    for value in callspec.params.values():
+        if isinstance(value, Control):
+            return value
+    return None
+
+
+@pytest.fixture(scope="session")
+def context(request: pytest.FixtureRequest) -> dict[str, Any]:
+    path = request.config.getoption("--bakehouse-context")
+    if not path:
+        return {"standalone": True, "waivers": {}, "role_checks": None}
+    data: dict[str, Any] = json.loads(Path(path).read_text())
+    data.setdefault("waivers", {})
+    data["standalone"] = False
+    return data
+
+
+@pytest.fixture(scope="session")
+def facts(request: pytest.FixtureRequest) -> Facts:
+    """One Facts object per run (testinfra's own ``host`` fixture is per module)."""
+    import testinfra
+
+    opt = request.config.option
+    hosts = (
+        [h for spec in opt.hosts.split(",") for h in [spec.strip()] if h]
+        if isinstance(opt.hosts, str)
+        else list(opt.hosts)
+    )
+    if len(hosts) != 1:
+        raise pytest.UsageError("tests/hardening checks one host per run")
+    host = testinfra.get_host(
+        hosts[0],
+        connection=opt.connection,
+        ssh_config=opt.ssh_config,
+        ssh_identity_file=opt.ssh_identity_file,
+        sudo=opt.sudo,
+        sudo_user=opt.sudo_user,
+    )
+    return Facts(host)
+
+
+@pytest.fixture(autouse=True)
+def _role_filter(request: pytest.FixtureRequest, context: dict[str, Any]) -> None:
+    marker = request.node.get_closest_marker("role")
+    if marker is None:
+        return
+    roles = context.get("role_checks")
+    if roles is not None and marker.args[0] not in roles:
+        pytest.skip(f"role check {marker.args[0]!r} does not apply to this image")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    control = _control(item)
+    if control is None or report.when != "call" or not report.failed:
+        return
+    waivers = item.config.stash.get(_WAIVERS, None)
+    if waivers is None:
+        path = item.config.getoption("--bakehouse-context")
+        waivers = json.loads(Path(path).read_text()).get("waivers", {}) if path else {}
+        item.config.stash[_WAIVERS] = waivers
+    if control.id in waivers:
+        report.outcome = "skipped"
+        report.wasxfail = f"waived: {waivers[control.id]}"
+
+
+_WAIVERS = pytest.StashKey[dict[str, str]]()

@@ -1,0 +1,310 @@
+"""Facts about the host under test, each read with one command and cached for the whole run.
+
+Under software emulation every SSH round trip costs; reading ``sshd -T``, ``sysctl -a``, the
+package list, the file metadata and the filesystem scans once and sharing them keeps the whole
+suite to a few dozen commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+# Files whose owner, group and mode are controls (and a few whose existence is).
+STAT_PATHS = (
+    "/etc/passwd",
+    "/etc/passwd-",
+    "/etc/group",
+    "/etc/group-",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/ssh",
+    "/etc/ssh/sshd_config",
+    "/etc/crontab",
+    "/etc/cron.hourly",
+    "/etc/cron.daily",
+    "/etc/cron.weekly",
+    "/etc/cron.monthly",
+    "/etc/cron.d",
+    "/etc/cron.allow",
+    "/etc/at.allow",
+    "/etc/cron.deny",
+    "/etc/at.deny",
+    "/etc/sudoers",
+    "/etc/issue",
+    "/etc/issue.net",
+    "/etc/motd",
+    "/etc/login.defs",
+    "/etc/machine-id",
+    "/boot",
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssh/ssh_host_rsa_key",
+    "/etc/ssh/ssh_host_ecdsa_key",
+    "/etc/ssh/ssh_host_ed25519_key.pub",
+    "/etc/ssh/ssh_host_rsa_key.pub",
+    "/etc/ssh/ssh_host_dsa_key",
+    "/root",
+    "/home/admin",
+    "/var/log",
+    "/etc/audit/auditd.conf",
+    "/var/lib/bakehouse/manifest.json",
+    "/etc/security/opasswd",
+    "/etc/hosts.equiv",
+    "/root/.rhosts",
+    "/root/.netrc",
+    "/root/.bash_history",
+    "/home/admin/.bash_history",
+    "/root/.aws",
+    "/home/admin/.aws",
+    "/root/.ssh/authorized_keys",
+    "/root/.ssh/id_rsa",
+    "/root/.ssh/id_ed25519",
+    "/home/admin/.ssh/authorized_keys",
+    "/tmp",
+    "/var/tmp",
+)
+
+
+@dataclass(frozen=True)
+class Stat:
+    path: str
+    mode: int
+    user: str
+    group: str
+    kind: str
+    size: int
+
+
+class Facts:
+    def __init__(self, host: Any):
+        self.host = host
+        self.commands = 0
+
+    def run(self, command: str) -> Any:
+        self.commands += 1
+        return self.host.run(command)
+
+    def out(self, command: str) -> str:
+        result = self.run(command)
+        return str(result.stdout)
+
+    # ---- sshd and sysctl -------------------------------------------------------------------
+    @functools.cached_property
+    def sshd(self) -> dict[str, list[str]]:
+        """`sshd -T`: effective settings, keys lower-case, values as a list (repeatable keys)."""
+        result = self.run("sshd -T -C user=admin,host=localhost,addr=127.0.0.1")
+        out: dict[str, list[str]] = {}
+        for line in str(result.stdout).splitlines():
+            key, _, value = line.partition(" ")
+            out.setdefault(key.lower(), []).append(value.strip())
+        return out
+
+    def sshd_value(self, key: str) -> str:
+        return " ".join(self.sshd.get(key.lower(), [""]))
+
+    @functools.cached_property
+    def sysctl(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for line in self.out("sysctl -a 2>/dev/null").splitlines():
+            key, sep, value = line.partition(" = ")
+            if sep:
+                out[key.strip()] = " ".join(value.split())
+        return out
+
+    # ---- packages and services -------------------------------------------------------------
+    @functools.cached_property
+    def packages(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        text = self.out("dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\n'")
+        for line in text.splitlines():
+            status, _, rest = line.partition("\t")
+            name, _, version = rest.partition("\t")
+            if status.startswith("ii"):
+                out[name.split(":")[0]] = version
+        return out
+
+    @functools.cached_property
+    def units(self) -> dict[str, dict[str, str]]:
+        """`systemctl show` for the units the controls look at."""
+        names = [
+            "ssh.service",
+            "auditd.service",
+            "apparmor.service",
+            "systemd-timesyncd.service",
+            "nginx.service",
+            "tmp.mount",
+            "bakehouse-ssh-hostkeys.service",
+            "systemd-journald.service",
+            "cron.service",
+            "rsync.service",
+            "avahi-daemon.service",
+            "cups.service",
+            "nfs-server.service",
+            "rpcbind.service",
+            "snmpd.service",
+            "apache2.service",
+            "vsftpd.service",
+            "dovecot.service",
+            "smbd.service",
+            "slapd.service",
+            "bind9.service",
+            "isc-dhcp-server.service",
+            "squid.service",
+            "ctrl-alt-del.target",
+            "debug-shell.service",
+        ]
+        text = self.out(
+            "systemctl show --no-pager -p Id,LoadState,ActiveState,UnitFileState,"
+            "ConditionResult,ExecMainStatus,ExecMainStartTimestampMonotonic " + " ".join(names)
+        )
+        out: dict[str, dict[str, str]] = {}
+        for block in text.strip().split("\n\n"):
+            props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            if "Id" in props:
+                out[props["Id"]] = props
+        return out
+
+    def unit(self, name: str) -> dict[str, str]:
+        return self.units.get(
+            name, {"LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""}
+        )
+
+    @functools.cached_property
+    def listening(self) -> list[tuple[str, str, str]]:
+        """(protocol, local address:port, process) for every listening socket."""
+        out = []
+        for line in self.out("ss -H -tulnp").splitlines():
+            parts = line.split()
+            if len(parts) >= 5:
+                out.append((parts[0], parts[4], parts[6] if len(parts) > 6 else ""))
+        return out
+
+    # ---- files --------------------------------------------------------------------------------
+    @functools.cached_property
+    def stats(self) -> dict[str, Stat]:
+        paths = " ".join(shlex.quote(p) for p in STAT_PATHS)
+        text = self.out(f"stat -c '%n|%a|%U|%G|%F|%s' {paths} 2>/dev/null; true")
+        out = {}
+        for line in text.splitlines():
+            parts = line.split("|")
+            if len(parts) == 6:
+                out[parts[0]] = Stat(
+                    parts[0], int(parts[1], 8), parts[2], parts[3], parts[4], int(parts[5])
+                )
+        return out
+
+    def stat(self, path: str) -> Stat | None:
+        return self.stats.get(path)
+
+    @functools.cached_property
+    def scans(self) -> dict[str, list[str]]:
+        """One pass over local filesystems: world-writable without sticky bit, unowned, set-id,
+        private keys and shell histories."""
+        script = r"""
+find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune -o \
+  \( -type d -perm -0002 ! -perm -1000 -printf 'wwdir %p\n' \) -o \
+  \( -type f -perm -0002 -printf 'wwfile %p\n' \) -o \
+  \( -nouser -printf 'nouser %p\n' \) -o \( -nogroup -printf 'nogroup %p\n' \) -o \
+  \( -type f -perm -4000 -printf 'suid %p\n' \) -o \
+  \( -type f -perm -2000 -printf 'sgid %p\n' \) -o \
+  \( -type f \( -name '.bash_history' -o -name '.zsh_history' -o -name '.python_history' \
+     -o -name '.mysql_history' -o -name '.psql_history' -o -name '.lesshst' \) \
+     -printf 'history %p\n' \) -o \
+  \( -type f \( -name 'id_rsa' -o -name 'id_ecdsa' -o -name 'id_ed25519' -o -name 'id_dsa' \
+     -o -name '*.pem' -o -name '*.key' \) ! -path '/usr/*' ! -path '/etc/ssl/certs/*' \
+     ! -path '/etc/ssh/ssh_host_*' -printf 'keyfile %p\n' \) -o \
+  \( -type f -name 'credentials' -path '*/.aws/*' -printf 'cloudcreds %p\n' \) 2>/dev/null
+true
+"""
+        out: dict[str, list[str]] = {}
+        for line in self.out(script).splitlines():
+            kind, _, path = line.partition(" ")
+            out.setdefault(kind, []).append(path)
+        return out
+
+    @functools.cached_property
+    def files(self) -> dict[str, str]:
+        """Small text files read in one go (config the controls parse)."""
+        names = [
+            "/etc/login.defs",
+            "/etc/passwd",
+            "/etc/shadow",
+            "/etc/group",
+            "/etc/fstab",
+            "/proc/cmdline",
+            "/sys/module/apparmor/parameters/enabled",
+            "/etc/modprobe.d/bakehouse-disabled.conf",
+            "/etc/security/limits.d/90-bakehouse.conf",
+            "/etc/systemd/coredump.conf.d/90-bakehouse.conf",
+            "/etc/machine-id",
+            "/home/admin/.ssh/authorized_keys",
+            "/root/.ssh/authorized_keys",
+            "/etc/sudoers.d/10-bakehouse",
+            "/etc/issue.net",
+            "/proc/sys/kernel/random/boot_id",
+        ]
+        script = "; ".join(f"echo '=== {n}'; cat {shlex.quote(n)} 2>/dev/null" for n in names)
+        out: dict[str, str] = {}
+        current = None
+        for line in self.out(script).splitlines():
+            if line.startswith("=== "):
+                current = line[4:]
+                out[current] = ""
+            elif current is not None:
+                out[current] += line + "\n"
+        return out
+
+    @functools.cached_property
+    def mounts(self) -> dict[str, dict[str, str]]:
+        data = json.loads(self.out("findmnt -J -o TARGET,FSTYPE,OPTIONS") or "{}")
+        out: dict[str, dict[str, str]] = {}
+
+        def walk(nodes: list[dict[str, Any]]) -> None:
+            for node in nodes:
+                out[node["target"]] = {"fstype": node["fstype"], "options": node["options"]}
+                walk(node.get("children", []))
+
+        walk(data.get("filesystems", []))
+        return out
+
+    @functools.cached_property
+    def modules(self) -> dict[str, str]:
+        """What `modprobe -n -v` would do for each module a control disables, and if loaded."""
+        names = [
+            "cramfs",
+            "freevxfs",
+            "hfs",
+            "hfsplus",
+            "jffs2",
+            "udf",
+            "squashfs",
+            "usb-storage",
+            "dccp",
+            "sctp",
+            "rds",
+            "tipc",
+        ]
+        script = "; ".join(
+            f"echo \"{n}|$(modprobe -n -v {n} 2>&1 | tr '\\n' ' ')|"
+            f"$(grep -c '^{n.replace('-', '_')} ' /proc/modules)\""
+            for n in names
+        )
+        out = {}
+        for line in self.out(script).splitlines():
+            name, _, rest = line.partition("|")
+            out[name] = rest
+        return out
+
+    @functools.cached_property
+    def audit_rules(self) -> str:
+        return self.out("auditctl -l 2>&1; auditctl -s 2>&1")
+
+    @functools.cached_property
+    def journal_first_boot(self) -> str:
+        # systemd logs this to the kernel ring buffer, before journald is up
+        return self.out("dmesg 2>/dev/null | grep -i -m 3 'machine id' ; true")

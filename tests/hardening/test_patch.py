@@ -1,0 +1,99 @@
+"""Patch level: nothing pending for a full-upgrade, no pending security update.
+
+Under bakehouse the package indexes are fetched (and signature-checked) on the host and passed
+in the context, so the guest downloads nothing; standalone, the guest refreshes apt itself.
+A kernel whose new ABI `upgrade` keeps back shows as its metapackage being out of date.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hardening.controls import Control, ids
+from tests.hardening.facts import Facts
+
+
+def _pending_from_context(
+    facts: Facts, context: dict[str, Any]
+) -> list[tuple[str, str, str, bool]]:
+    from debian.debian_support import version_compare
+
+    candidates = json.loads(Path(context["candidates"]).read_text())
+    out = []
+    for name, installed in sorted(facts.packages.items()):
+        cand = candidates.get(name)
+        if cand is not None and version_compare(cand[0], installed) > 0:
+            out.append((name, installed, cand[0], bool(cand[1])))
+    return out
+
+
+def _pending_in_guest(facts: Facts) -> list[tuple[str, str, str, bool]]:
+    facts.run("apt-get -qq update")
+    text = facts.out("apt-get -s -o Debug::NoLocking=1 full-upgrade")
+    out = []
+    for line in text.splitlines():
+        # Inst openssl [3.0.15-1~deb12u1] (3.0.16-1~deb12u1 Debian-Security:12/... [amd64])
+        if line.startswith("Inst "):
+            parts = line.split()
+            name = parts[1]
+            old = parts[2].strip("[]") if parts[2].startswith("[") else ""
+            new = line.split("(", 1)[1].split()[0] if "(" in line else "?"
+            out.append((name, old, new, "-Security" in line or "security" in line))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pending(facts: Facts, context: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    if context.get("candidates"):
+        return _pending_from_context(facts, context)
+    return _pending_in_guest(facts)
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control("bh-patch-01", "Nothing pending for a full-upgrade", "CIS 1.9", ()),
+    ],
+    ids=ids,
+)
+def test_fully_patched(pending: list[tuple[str, str, str, bool]], control: Control) -> None:
+    assert pending == [], "pending: " + ", ".join(f"{n} {o} → {c}" for n, o, c, _ in pending)
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control("bh-patch-02", "No pending security update", "CIS 1.9", ()),
+    ],
+    ids=ids,
+)
+def test_no_security_updates(pending: list[tuple[str, str, str, bool]], control: Control) -> None:
+    security = [p for p in pending if p[3]]
+    assert security == [], "security updates: " + ", ".join(
+        f"{n} {o} → {c}" for n, o, c, _ in security
+    )
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control("bh-patch-03", "The running kernel is the newest one installed", "CIS 1.9", ()),
+    ],
+    ids=ids,
+)
+def test_running_newest_kernel(facts: Facts, control: Control) -> None:
+    from debian.debian_support import Version
+
+    running = facts.out("uname -r").strip()
+    installed = [
+        p.removeprefix("linux-image-")
+        for p in facts.packages
+        if p.startswith("linux-image-") and p[12:13].isdigit()
+    ]
+    assert installed, "no versioned kernel package installed"
+    newest = max(installed, key=lambda v: Version(v.split("-cloud")[0].split("-amd64")[0]))
+    assert running == newest, f"running {running}, newest installed {newest}"

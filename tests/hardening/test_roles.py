@@ -1,0 +1,68 @@
+"""Role checks: what a role image must run, and how."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.hardening.controls import Control, ids
+from tests.hardening.facts import Facts
+
+WEB = "bakehouse role: web"
+
+
+@pytest.mark.role("nginx")
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control("bh-web-01", "nginx installed", WEB, ()),
+    ],
+    ids=ids,
+)
+def test_nginx_installed(facts: Facts, control: Control) -> None:
+    assert any(p.startswith("nginx") for p in facts.packages), "no nginx package"
+
+
+@pytest.mark.role("nginx")
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control("bh-web-02", "nginx enabled and running", WEB, ()),
+    ],
+    ids=ids,
+)
+def test_nginx_running(facts: Facts, control: Control) -> None:
+    unit = facts.unit("nginx.service")
+    assert unit.get("UnitFileState") == "enabled", unit
+    assert unit.get("ActiveState") == "active", unit
+
+
+@pytest.mark.role("nginx")
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control("bh-web-03", "nginx listens on port 80", WEB, ()),
+    ],
+    ids=ids,
+)
+def test_nginx_port(facts: Facts, control: Control) -> None:
+    assert any(local.endswith(":80") and "nginx" in proc for _, local, proc in facts.listening), (
+        facts.listening
+    )
+
+
+@pytest.mark.role("nginx")
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control(
+            "bh-web-04",
+            "nginx hides its version (server_tokens off)",
+            f"{WEB}; CIS nginx 2.5.1",
+            (),
+        ),
+    ],
+    ids=ids,
+)
+def test_nginx_server_tokens(facts: Facts, control: Control) -> None:
+    conf = facts.out("nginx -T 2>/dev/null | grep -E '^\\s*server_tokens' ; true")
+    assert "server_tokens off" in conf, conf
