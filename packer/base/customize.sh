@@ -30,9 +30,13 @@ ln -sf /run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 
 # Initramfs: only what a virtio machine needs, so rebuilding it (kernel updates) is quick even
 # under software emulation; MODULES=list does not depend on the hardware it is built on.
-printf 'MODULES=list\nCOMPRESS=zstd\n' > "$root/etc/initramfs-tools/conf.d/bakehouse.conf"
-printf 'virtio_pci\nvirtio_blk\nvirtio_net\nvirtio_scsi\next4\n' >> "$root/etc/initramfs-tools/modules"
-in_root update-initramfs -u -k all
+# BAKEHOUSE_INITRAMFS_MODULES=most keeps Debian's default (every storage driver), like a generic
+# vendor image.
+if [ "${BAKEHOUSE_INITRAMFS_MODULES:-list}" = list ]; then
+    printf 'MODULES=list\nCOMPRESS=zstd\n' > "$root/etc/initramfs-tools/conf.d/bakehouse.conf"
+    printf 'virtio_pci\nvirtio_blk\nvirtio_net\nvirtio_scsi\next4\n' >> "$root/etc/initramfs-tools/modules"
+    in_root update-initramfs -u -k all
+fi
 
 # The admin user: sudo without password (as on Debian's cloud images), no password to log in.
 in_root useradd --create-home --shell /bin/bash --groups sudo admin

@@ -121,6 +121,8 @@ class Indexes:
     offline: bool = False
     notes: list[str] = field(default_factory=list)
     release_hashes: dict[str, str] = field(default_factory=dict)
+    # sha256 of every Packages index used, by suite/component: changes only when packages do
+    index_hashes: dict[str, str] = field(default_factory=dict)
 
     def candidates(self) -> dict[str, tuple[str, bool]]:
         """{package: (newest version, whether that version comes from a security suite)}."""
@@ -225,6 +227,9 @@ class IndexCache:
             merged: dict[str, str] = {}
             for component in suite.components:
                 merged.update(self._packages(suite, component, entries, offline))
+                entry = entries.get(f"{component}/binary-{ARCH}/Packages.xz")
+                if entry is not None:
+                    out.index_hashes[f"{suite.name}/{component}"] = entry[0]
             out.suites[suite.name] = merged
             out.release_hashes[suite.name] = __import__("hashlib").sha256(text.encode()).hexdigest()
             if suite.security:

@@ -35,6 +35,7 @@ class LocalBase:
     components: tuple[str, ...]
     packages: tuple[str, ...]
     include_updates: bool
+    initramfs: str
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,12 @@ LOCAL_BASE = s.record(
             True,
             "build the base from the release, -updates and -security suites (false: the "
             "release suite only, like a vendor image that every bake must patch)",
+        ),
+        "initramfs": F(
+            s.enum("list", "most"),
+            "list",
+            "list: only the virtio modules a local VM needs, so kernel updates rebuild the "
+            "initramfs in seconds; most: every module, like a generic vendor image",
         ),
     },
 )

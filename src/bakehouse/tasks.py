@@ -393,6 +393,43 @@ def publish(c: Any, image: str, channel: list[str], version: str | None = None) 
     print(f"{record['id']}: channels {', '.join(record['channels'])}")
 
 
+@task(
+    help={
+        "image": "image whose newest bake (or --version) to verify",
+        "version": "a version from `invoke images.history` (default: the newest)",
+        "base": "verify the image's base instead: the unhardened starting point",
+        "json": "print per-control results as JSON",
+    }
+)
+@reported
+def verify(
+    c: Any, image: str, version: str | None = None, base: bool = False, json: bool = False
+) -> None:
+    """Boot a baked image (or its base) without changing it and run tests/hardening against it.
+
+    Exits 1 and names the failing controls when any control fails. Nothing is published or
+    recorded: use it to re-check an image, or to see what an unhardened base gets wrong."""
+    from bakehouse import app
+    from bakehouse.errors import EXIT_FAILED
+    from bakehouse.targets import local
+
+    project = _project()
+    spec = app.show_image(project, image)
+    result = local.verify_only(project, spec, version, base)
+    if json:
+        _emit_json({"ok": result.ok, "summary": result.summary, "controls": result.controls})
+    else:
+        s = result.summary
+        print(
+            f"{'passed' if result.ok else 'FAILED'}: {s['passed']} passed, {s['failed']} failed, "
+            f"{s['waived']} waived, {s['skipped']} not applicable"
+        )
+        for cid in result.failed_ids():
+            print(f"  failed: {cid}")
+    if not result.ok:
+        raise Exit(code=EXIT_FAILED)
+
+
 images = Collection("images", images_list, images_show, images_history)
-ns = Collection(render, validate, bake, base, publish, gc, images)
+ns = Collection(render, validate, bake, verify, base, publish, gc, images)
 ns.configure({"run": {"echo": False}})

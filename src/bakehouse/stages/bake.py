@@ -23,7 +23,7 @@ from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
 from bakehouse.sshkeys import write_key
-from bakehouse.stages.base import BaseImage
+from bakehouse.stages.base import BaseImage, convert_argv
 
 
 class BakeError(BakehouseError):
@@ -179,7 +179,13 @@ def bake_local(
     disk = run.path("output") / f"{spec.name}.qcow2"
     if not disk.is_file():
         raise BakeError(f"packer finished but {disk.name} is missing", f"see {log}")
-    disk.rename(stage / "disk.qcow2")
+    # Packer leaves the disk uncompressed (its own compression is zlib, several times slower);
+    # zstd gives the same size in a fraction of the time
+    start = time.monotonic()
+    proc.run(convert_argv(disk, stage / "disk.qcow2", src_format="qcow2"), check=True, timeout=1800)
+    disk.unlink()
+    timings["compress"] = round(time.monotonic() - start, 1)
+    progress.say(f"bake: disk compressed (zstd) in {timings['compress']}s")
     manifest = json.loads((stage / "manifest.json").read_text())
     artifacts = {
         "disk": describe(stage / "disk.qcow2"),

@@ -24,9 +24,15 @@ from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import LocalBase
 
-BASE_FORMAT = 1
+BASE_FORMAT = 2
 DISK_MIB = 2048  # the filesystem grows to the image's disk_size at first boot
+# What every local image needs, harden.sh's packages included (so bakes do not fetch them),
+# and zstd for the initramfs.
 CORE_PACKAGES = (
+    "auditd",
+    "apparmor",
+    "systemd-timesyncd",
+    "zstd",
     "linux-image-cloud-amd64",
     "systemd-sysv",
     "systemd-resolved",
@@ -76,6 +82,7 @@ def inputs(local: LocalBase, customize: Path, tool_version: str) -> dict[str, An
         "security_mirror": local.security_mirror,
         "components": list(local.components),
         "include_updates": local.include_updates,
+        "initramfs": local.initramfs,
         "packages": packages(local),
         "customize_sha256": sha256(customize),
         "mmdebstrap": tool_version,
@@ -127,8 +134,62 @@ def mkfs_argv(rootfs: Path, raw: Path) -> list[str]:
     ]
 
 
-def convert_argv(raw: Path, qcow2: Path) -> list[str]:
-    return ["qemu-img", "convert", "-c", "-O", "qcow2", str(raw), str(qcow2)]
+def convert_argv(src: Path, qcow2: Path, src_format: str = "raw") -> list[str]:
+    """Compressed qcow2, zstd (several times faster than zlib at the same size; qemu >= 5.1)."""
+    return [
+        "qemu-img",
+        "convert",
+        "-f",
+        src_format,
+        "-c",
+        "-O",
+        "qcow2",
+        "-o",
+        "compression_type=zstd",
+        str(src),
+        str(qcow2),
+    ]
+
+
+def tar_argv(rootfs: Path, tarball: Path) -> list[str]:
+    return [
+        "tar",
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "--acls",
+        "-I",
+        "zstd -T0 -3",
+        "-C",
+        str(rootfs),
+        "-cf",
+        str(tarball),
+        ".",
+    ]
+
+
+def untar_argv(tarball: Path, rootfs: Path) -> list[str]:
+    return [
+        "tar",
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "--acls",
+        "-I",
+        "zstd",
+        "-C",
+        str(rootfs),
+        "-xpf",
+        str(tarball),
+    ]
+
+
+def disk_from_rootfs(rootfs: Path, raw: Path, qcow2: Path) -> None:
+    proc.run(mkfs_argv(rootfs, raw), check=True, timeout=600)
+    try:
+        proc.run(convert_argv(raw, qcow2), check=True, timeout=1200)
+    finally:
+        raw.unlink(missing_ok=True)
 
 
 def manifest_from_dpkg(output: str, kernel: str) -> dict[str, Any]:
@@ -182,9 +243,10 @@ def mmdebstrap_version() -> str:
     return result.stdout.strip()
 
 
-def verify(base: BaseImage) -> None:
-    """Check every artifact of a cached base against its recorded sha256."""
-    for role, meta in base.record["artifacts"].items():
+def verify(base: BaseImage, roles: tuple[str, ...] = ("disk", "kernel", "initrd")) -> None:
+    """Check the artifacts a bake uses against their recorded sha256."""
+    for role in roles:
+        meta = base.record["artifacts"][role]
         path = base.dir / meta["file"]
         if not path.is_file():
             raise BaseError(
@@ -240,7 +302,10 @@ def build(
     stage.mkdir()
     rootfs = run.path("base-rootfs")
     log = run.path("base.log")
-    env = {"BAKEHOUSE_APT_SOURCES": "\n".join(sources(local))}
+    env = {
+        "BAKEHOUSE_APT_SOURCES": "\n".join(sources(local)),
+        "BAKEHOUSE_INITRAMFS_MODULES": local.initramfs,
+    }
     with progress.phase(
         "base",
         f"building {key} with mmdebstrap ({local.suite}, "
@@ -261,10 +326,8 @@ def build(
         (stage / "status").write_bytes((rootfs / "var/lib/dpkg/status").read_bytes())
         (stage / "vmlinuz").write_bytes((rootfs / "boot" / f"vmlinuz-{kernel}").read_bytes())
         (stage / "initrd.img").write_bytes((rootfs / "boot" / f"initrd.img-{kernel}").read_bytes())
-        raw = run.path("base.raw")
-        proc.run(mkfs_argv(rootfs, raw), check=True, timeout=600)
-        proc.run(convert_argv(raw, stage / "base.qcow2"), check=True, timeout=1200)
-        raw.unlink()
+        proc.run(tar_argv(rootfs, stage / "rootfs.tar.zst"), check=True, timeout=600)
+        disk_from_rootfs(rootfs, run.path("base.raw"), stage / "base.qcow2")
         proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
     record: Record = {
         "kind": "base",
@@ -281,6 +344,7 @@ def build(
             "initrd": describe(stage / "initrd.img"),
             "manifest": describe(stage / "manifest.json"),
             "status": describe(stage / "status"),
+            "rootfs": describe(stage / "rootfs.tar.zst"),
         },
     }
     dest = catalogue.add(record, stage)

@@ -21,6 +21,7 @@ from bakehouse.runs import Run, image_lock, run_dir, terminate_as_exception
 from bakehouse.spec import ImageSpec
 from bakehouse.stages import bake as bake_stage
 from bakehouse.stages import base as base_stage
+from bakehouse.stages import hostpatch
 from bakehouse.stages import verify as verify_stage
 
 
@@ -35,6 +36,9 @@ class BakeOptions:
     rebuild_base: bool = False
     keep_run: bool = False
     include_updates: bool | None = None  # override base.local.include_updates (benchmarks)
+    initramfs: str | None = None  # override base.local.initramfs (benchmarks)
+    host_patch: bool = True  # apply pending updates to the base on the host first
+    host_indexes: bool = True  # check the patch level against host-fetched indexes
 
 
 @dataclass
@@ -59,6 +63,8 @@ def step_base(ctx: Context) -> None:
     local = ctx.spec.base.local
     if ctx.options.include_updates is not None:
         local = dataclasses.replace(local, include_updates=ctx.options.include_updates)
+    if ctx.options.initramfs is not None:
+        local = dataclasses.replace(local, initramfs=ctx.options.initramfs)
     ctx.base = base_stage.ensure(
         local,
         ctx.project.packer_dir,
@@ -90,6 +96,21 @@ def step_indexes(ctx: Context) -> None:
         )
         for note in ctx.indexes.notes:
             ctx.progress.say(f"indexes: {note}")
+
+
+def step_host_patch(ctx: Context) -> None:
+    if not ctx.options.host_patch:
+        return
+    assert ctx.base is not None and ctx.indexes is not None
+    ctx.base = hostpatch.ensure(
+        ctx.base,
+        ctx.project.scripts_dir,
+        ctx.spec.patch.policy,
+        ctx.indexes,
+        ctx.catalogue,
+        ctx.run,
+        ctx.progress,
+    )
 
 
 def step_bake(ctx: Context) -> None:
@@ -180,6 +201,7 @@ def step_record(ctx: Context) -> None:
             "key": ctx.base.key,
             "sha256": ctx.base.record["artifacts"]["disk"]["sha256"],
             "kernel": ctx.base.record["kernel"],
+            "parent": ctx.base.record.get("parent"),
         },
         "fingerprint": baked.fingerprint,
         "git_commit": baked.git_commit,
@@ -237,6 +259,7 @@ BAKE_SEQUENCE: tuple[tuple[str, Step], ...] = (
     ("base", step_base),
     ("accelerator", step_accelerator),
     ("indexes", step_indexes),
+    ("host-patch", step_host_patch),
     ("bake", step_bake),
     ("sbom", step_sbom),
     ("verify", step_verify),
@@ -266,3 +289,64 @@ def bake(
 
 def state_paths(project: Project) -> tuple[Path, Catalogue]:
     return project.state_dir, Catalogue(project.state_dir / "catalogue")
+
+
+def verify_only(
+    project: Project,
+    spec: ImageSpec,
+    version: str | None,
+    use_base: bool,
+    progress: Progress | None = None,
+) -> verify_stage.Verified:
+    """Verify an image already in the catalogue (or the image's base) without changing it."""
+    progress = progress or Progress()
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    with terminate_as_exception(), run_dir(project.state_dir, spec.name, "verify") as run:
+        ctx = Context(project, spec, BakeOptions(), catalogue, run, progress)
+        if use_base:
+            step_base(ctx)
+            assert ctx.base is not None
+            disk, kernel, initrd = (
+                ctx.base.file("disk"),
+                ctx.base.file("kernel"),
+                ctx.base.file("initrd"),
+            )
+            label = ctx.base.record["id"]
+        else:
+            record = catalogue.image(spec.name, version) if version else catalogue.latest(spec.name)
+            if record is None:
+                raise BakehouseError(
+                    f"no baked version of {spec.name}",
+                    f"bake one: invoke bake --image {spec.name}",
+                    exit_code=2,
+                )
+            folder = catalogue.image_dir(spec.name, record["version"])
+            disk, kernel, initrd = (
+                folder / "disk.qcow2",
+                folder / "vmlinuz",
+                folder / "initrd.img",
+            )
+            label = record["id"]
+            ctx.base = base_stage.BaseImage(
+                {"artifacts": {"kernel": {"file": "vmlinuz"}, "initrd": {"file": "initrd.img"}}},
+                folder,
+            )
+        step_accelerator(ctx)
+        step_indexes(ctx)
+        local = spec.targets.local
+        with progress.phase("verify", f"{label} (snapshot boot, tests/hardening)"):
+            result = verify_stage.verify_local(
+                spec,
+                project.root,
+                run,
+                disk,
+                kernel,
+                initrd,
+                str(ctx.accelerator["accelerator"]),
+                progress,
+                ctx.indexes,
+                memory_mib=local.memory,
+                cpus=local.cpus,
+                boot_timeout=local.ssh_timeout,
+            )
+        return result

@@ -87,7 +87,11 @@ source "qemu" "image" {
   format               = "qcow2"
   disk_size            = "4096M"
   disk_interface       = "virtio"
-  disk_compression     = true
+  disk_compression     = false
+  skip_compaction      = true
+  disk_cache           = "unsafe"
+  disk_discard         = "unmap"
+  boot_wait            = "1s"
   net_device           = "virtio-net"
   accelerator          = var.accelerator
   cpus                 = 2

@@ -1,0 +1,201 @@
+"""End to end on the local target, for real: mmdebstrap, Packer's qemu builder, qemu, SSH,
+testinfra. Slow (minutes); selected with `-m e2e`, run by CI through the README's test command.
+
+One state folder is shared by the whole session so the base image is built once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+@pytest.fixture(scope="session")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bakehouse-state")
+
+
+def env(state: Path) -> dict[str, str]:
+    return {**os.environ, "BAKEHOUSE_STATE_DIR": str(state)}
+
+
+def run(state: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [INVOKE, *args],
+        cwd=ROOT,
+        env=env(state),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class Bake:
+    """A bake running in the background, its progress lines readable as they come."""
+
+    def __init__(self, state: Path, *args: str):
+        self.proc = subprocess.Popen(
+            [INVOKE, "bake", "--image", "web", *args],
+            cwd=ROOT,
+            env=env(state),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    def wait_for(self, marker: str, timeout: float = 900) -> None:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if marker in line:
+                return
+        raise AssertionError(f"never saw {marker!r}; output:\n{''.join(self.lines[-30:])}")
+
+    def finish(self, timeout: float = 300) -> int:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.lines.append(out or "")
+        return self.proc.returncode
+
+
+def processes_under(folder: Path) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(folder) in cmd:
+                found.append(f"{entry.name}: {cmd[:150]}")
+    return found
+
+
+def catalogue_listing(state: Path) -> list[str]:
+    images = state / "catalogue" / "images"
+    return sorted(str(p.relative_to(state)) for p in images.rglob("*")) if images.exists() else []
+
+
+@pytest.fixture
+def no_leftovers(state: Path) -> Iterator[None]:
+    before = catalogue_listing(state)
+    yield
+    runs = state / "runs"
+    assert processes_under(state) == []
+    assert not runs.exists() or list(runs.iterdir()) == [], list(runs.iterdir())
+    assert catalogue_listing(state) == before, "the catalogue changed"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_during_provisioning_leaves_nothing(
+    state: Path, sig: signal.Signals, no_leftovers: None
+) -> None:
+    bake = Bake(state)
+    bake.wait_for("packer: provision:")
+    assert processes_under(state), "expected packer and qemu to be running"
+    bake.proc.send_signal(sig)
+    code = bake.finish()
+    assert code in (130, 143), "".join(bake.lines[-20:])
+    assert "Traceback" not in "".join(bake.lines)
+
+
+def test_second_bake_of_the_same_image_is_refused(state: Path, no_leftovers: None) -> None:
+    first = Bake(state)
+    first.wait_for("packer: boot")
+    second = run(state, "bake", "--image", "web", timeout=120)
+    assert second.returncode == 2
+    assert "is already being baked" in second.stderr
+    first.proc.send_signal(signal.SIGINT)
+    assert first.finish() == 130
+
+
+def test_kill_9_then_gc_removes_what_was_left(state: Path) -> None:
+    bake = Bake(state)
+    bake.wait_for("packer: provision:")
+    bake.proc.kill()
+    bake.proc.wait()
+    time.sleep(1)
+    left = processes_under(state)
+    assert left, "packer and qemu run on in their own session after a kill -9"
+    dry = run(state, "gc", "--json", timeout=60)
+    assert dry.returncode == 0
+    found = json.loads(dry.stdout)
+    assert len(found) == 1 and found[0]["processes"] and not found[0]["removed"]
+    assert processes_under(state), "a dry run must not remove anything"
+    done = run(state, "gc", "--yes", timeout=120)
+    assert done.returncode == 0, done.stderr
+    time.sleep(1)
+    assert processes_under(state) == []
+    assert list((state / "runs").iterdir()) == []
+
+
+def test_unhardened_base_fails_verify_with_control_ids(state: Path) -> None:
+    """The negative proof: the base image, before patching and hardening, must fail."""
+    result = run(state, "verify", "--image", "web", "--base", "--json")
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    failed = {c["id"] for c in data["controls"] if c["outcome"] == "failed"}
+    expected = {
+        "sshd-06",
+        "sshd-27",
+        "sysctl-14",
+        "os-10.cramfs",
+        "bh-audit-01",
+        "bh-fs-05",
+        "bh-mnt-02",
+        "os-05.umask",
+        "sshd-46",
+    }
+    assert expected <= failed, sorted(expected - failed)
+
+
+def test_bake_web_end_to_end(state: Path) -> None:
+    """The README's first command: bake, verify and publish the web image."""
+    result = subprocess.run(
+        ["./run", "invoke", "bake", "--image", "web"],
+        cwd=ROOT,
+        env=env(state),
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = sorted((state / "catalogue" / "images" / "web").glob("*/record.json"))
+    record = json.loads(records[-1].read_text())
+    folder = records[-1].parent
+    assert record["state"] == "published"
+    assert set(record["channels"]) == {"latest", "stable"}
+    assert record["verify"]["ok"] and record["verify"]["summary"]["failed"] == 0
+    assert record["verify"]["summary"]["passed"] >= 120
+    assert record["base"]["id"].startswith("base-")
+    for role in ("disk", "kernel", "initrd", "manifest", "sbom"):
+        assert (folder / record["artifacts"][role]["file"]).is_file()
+    sbom = json.loads((folder / "sbom.cdx.json").read_text())
+    names = {c["name"] for c in sbom["components"]}
+    assert {"nginx-light", "openssh-server", "auditd"} <= names
+    assert len(sbom["components"]) == record["packages"]
+    junit = (folder / "verify" / "junit.xml").read_text()
+    assert 'name="control" value="sshd-06"' in junit
+    channels = json.loads((state / "catalogue" / "channels.json").read_text())
+    assert channels["web"]["stable"]["current"] == record["version"]
+    history = run(state, "images.history", "--image", "web")
+    assert record["version"] in history.stdout
