@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,10 +85,23 @@ class Facts:
     def __init__(self, host: Any):
         self.host = host
         self.commands = 0
+        self.seconds: list[tuple[str, float]] = []
 
     def run(self, command: str) -> Any:
         self.commands += 1
-        return self.host.run(command)
+        start = time.monotonic()
+        result = self.host.run(command)
+        self.seconds.append(
+            (command.split(maxsplit=1)[0] if command.split() else "", time.monotonic() - start)
+        )
+        return result
+
+    def stats_summary(self) -> dict[str, Any]:
+        return {
+            "commands": self.commands,
+            "seconds": round(sum(s for _, s in self.seconds), 2),
+            "slowest": sorted(self.seconds, key=lambda x: -x[1])[:5],
+        }
 
     def out(self, command: str) -> str:
         result = self.run(command)

@@ -1,0 +1,230 @@
+"""Bake benchmark: bakehouse's own overhead, per-phase timings, base cache hits.
+
+Runs, in one go on this machine:
+  1. `invoke bake --image web --no-publish` (warm caches: base, host patch, indexes, probe),
+  2. a bare `packer build` of the very same rendered template and variables,
+  3. a bare boot of that output with qemu plus a bare pytest run of tests/hardening over SSH,
+and prints bakehouse's wall time against the bare sum (target: overhead <= 5 %), the phases
+of the bakehouse run, and the time of a base cache hit (target: <= 1 s).
+
+    sudo .venv/bin/python benchmarks/bake.py            # state in BAKEHOUSE_STATE_DIR or .bakehouse
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from bakehouse import packer, render  # noqa: E402
+from bakehouse.catalogue import Catalogue  # noqa: E402
+from bakehouse.progress import Progress  # noqa: E402
+from bakehouse.project import Project  # noqa: E402
+from bakehouse.runs import run_dir  # noqa: E402
+from bakehouse.spec import Catalog  # noqa: E402
+from bakehouse.stages import base as base_stage  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def timed_bake(state: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
+    env = {**os.environ, "BAKEHOUSE_STATE_DIR": str(state)}
+    start = time.perf_counter()
+    subprocess.run(
+        [str(BIN / "invoke"), "bake", "--image", "web", "--no-publish"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    took = time.perf_counter() - start
+    record = Catalogue(state / "catalogue").latest("web")
+    assert record is not None
+    folder = Catalogue(state / "catalogue").image_dir("web", record["version"])
+    return took, json.loads((folder / "report.json").read_text()) | {"record": record}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type: ignore[type-arg]
+    """A bare packer build and a bare boot + pytest of the same template, base and scripts."""
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
+    base_dir = Catalogue(state / "catalogue").base_dir(report["record"]["base"]["key"])
+    base_rec = json.loads((base_dir / "record.json").read_text())
+    template = work / "web.pkr.hcl"
+    template.write_text(render.render(spec, "local", ROOT / "packer", packer.version()))
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "key")], check=True
+    )
+    pub = (work / "key.pub").read_text().strip()
+    artifacts = work / "artifacts"
+    artifacts.mkdir()
+    variables = {
+        "run_id": "bare",
+        "version": "bare",
+        "artifacts_dir": str(artifacts),
+        "scripts_dir": str(ROOT / "packer" / "scripts"),
+        "output_dir": str(work / "output"),
+        "base_image": str(base_dir / "base.qcow2"),
+        "base_checksum": "sha256:" + base_rec["artifacts"]["disk"]["sha256"],
+        "kernel": str(base_dir / "vmlinuz"),
+        "initrd": str(base_dir / "initrd.img"),
+        "ssh_private_key_file": str(work / "key"),
+        "ssh_public_key_b64": base64.b64encode(pub.encode()).decode(),
+        "accelerator": report["accelerator"]["accelerator"],
+    }
+    argv = ["packer", "build", "-color=false"]
+    for k, v in variables.items():
+        argv += ["-var", f"{k}={v}"]
+    start = time.perf_counter()
+    subprocess.run(
+        [*argv, str(template)],
+        cwd=work,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+    )
+    t_packer = time.perf_counter() - start
+
+    port = free_port()
+    disk = work / "output" / "web.qcow2"
+    qemu = [
+        "qemu-system-x86_64",
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        "max",
+        "-smp",
+        "2",
+        "-m",
+        "1024",
+        "-display",
+        "none",
+        "-nodefaults",
+        "-kernel",
+        str(artifacts / "vmlinuz"),
+        "-initrd",
+        str(artifacts / "initrd.img"),
+        "-append",
+        f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={variables['ssh_public_key_b64']}",
+        "-drive",
+        f"file={disk},if=virtio,format=qcow2,snapshot=on",
+        "-netdev",
+        f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device",
+        "virtio-net-pci,netdev=n0",
+        "-device",
+        "virtio-rng-pci",
+    ]
+    cfg = work / "ssh_config"
+    cfg.write_text(
+        f"Host vm\n  HostName 127.0.0.1\n  Port {port}\n  User admin\n"
+        f"  IdentityFile {work / 'key'}\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    start = time.perf_counter()
+    vm = subprocess.Popen(qemu, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while (
+            subprocess.run(
+                ["ssh", "-F", str(cfg), "-o", "ConnectTimeout=3", "vm", "true"],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        ):
+            time.sleep(1)
+        ctx = work / "context.json"
+        ctx.write_text(
+            json.dumps(
+                {"role_checks": ["nginx"], "waivers": {}, "verify_key": pub, "candidates": None}
+            )
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(ROOT / "tests" / "hardening"),
+                "--hosts=paramiko://vm",
+                f"--ssh-config={cfg}",
+                "--sudo",
+                "-q",
+                f"--bakehouse-context={ctx}",
+                "-p",
+                "no:cacheprovider",
+            ],
+            cwd=ROOT,
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        vm.kill()
+        vm.wait()
+    return t_packer, time.perf_counter() - start
+
+
+def base_cache_hits(state: Path, n: int = 5) -> list[float]:
+    project = Project(ROOT)
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
+    catalogue = Catalogue(state / "catalogue")
+    out = []
+    for _ in range(n):
+        with run_dir(state, "bench", "bench") as run:
+            start = time.perf_counter()
+            base_stage.ensure(
+                spec.base.local, project.packer_dir, catalogue, run, Progress(quiet=True)
+            )
+            out.append(time.perf_counter() - start)
+    return out
+
+
+def main() -> None:
+    state = Path(os.environ.get("BAKEHOUSE_STATE_DIR", ROOT / ".bakehouse")).resolve()
+    print("warm-up bake (fills the caches; not measured) …", flush=True)
+    timed_bake(state)
+    print("measured bake …", flush=True)
+    wall, report = timed_bake(state)
+    work = Path(tempfile.mkdtemp(prefix="bakehouse-bench-"))
+    try:
+        print("bare packer build + bare boot and pytest …", flush=True)
+        t_packer, t_verify = bare(state, report, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    hits = base_cache_hits(state)
+
+    print("\nphases of the measured bakehouse run (s)")
+    for phase, seconds in report["timings"].items():
+        print(f"  {phase:<28} {seconds:8.1f}")
+    bare_total = t_packer + t_verify
+    overhead = wall - bare_total
+    print(f"\n{'run':<40} {'seconds':>8}")
+    print(f"{'invoke bake --image web (wall)':<40} {wall:8.1f}")
+    print(f"{'bare packer build':<40} {t_packer:8.1f}")
+    print(f"{'bare qemu boot + pytest tests/hardening':<40} {t_verify:8.1f}")
+    print(f"{'bare total':<40} {bare_total:8.1f}")
+    pct = 100 * overhead / bare_total
+    print(f"{'bakehouse overhead':<40} {overhead:8.1f}  ({pct:+.1f} %, target <= 5 %)")
+    print(
+        f"\nbase cache hit (check sha256 of disk, kernel, initrd): best {min(hits):.3f} s, "
+        f"worst {max(hits):.3f} s (target <= 1 s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

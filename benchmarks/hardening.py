@@ -1,0 +1,100 @@
+"""Hardening suite benchmark: run time against a booted VM and the commands it sends.
+
+Boots the newest baked web image from the catalogue (snapshot mode, TCG unless KVM works),
+runs tests/hardening over SSH three times and prints, per run, the controls, the wall time of
+the suite, and how many commands went to the guest. Target: the whole suite in under 60 s.
+
+    sudo .venv/bin/python benchmarks/hardening.py      # needs a baked web image (invoke bake)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from bakehouse import debindex, proc, vm  # noqa: E402
+from bakehouse.catalogue import Catalogue  # noqa: E402
+from bakehouse.progress import Progress  # noqa: E402
+from bakehouse.runs import run_dir  # noqa: E402
+from bakehouse.spec import Catalog  # noqa: E402
+from bakehouse.sshkeys import write_key  # noqa: E402
+from bakehouse.stages import verify  # noqa: E402
+
+
+def main() -> None:
+    state = Path(os.environ.get("BAKEHOUSE_STATE_DIR", ROOT / ".bakehouse")).resolve()
+    catalogue = Catalogue(state / "catalogue")
+    record = catalogue.latest("web")
+    if record is None:
+        sys.exit("no baked web image: run `invoke bake --image web` first")
+    folder = catalogue.image_dir("web", record["version"])
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
+    local = spec.base.local
+    indexes = debindex.IndexCache(state / "cache" / "indexes").load(
+        debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
+    )
+    accel = str(record.get("accelerator", {}).get("accelerator", "tcg"))
+    progress = Progress()
+    rows = []
+    with run_dir(state, "bench", "bench-hardening") as run:
+        keys = run.path("keys")
+        keys.mkdir(mode=0o700)
+        key = write_key(keys, "bench")
+        candidates = verify.write_candidates(indexes, run.path("candidates.json"))
+        ctx = run.path("context.json")
+        ctx.write_text(json.dumps(verify.context(spec, key.public, candidates)))
+        cfg = vm.VmConfig(
+            name="bench",
+            disk=folder / "disk.qcow2",
+            kernel=folder / "vmlinuz",
+            initrd=folder / "initrd.img",
+            append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
+            serial_log=run.path("console.log"),
+            accelerator=accel,
+        )
+        with vm.boot(cfg, key.private, "admin", 600, progress, run.path("qemu.log")) as booted:
+            ssh_config = booted.ssh_config(run.path("ssh_config"))
+            for i in range(3):
+                junit = run.path(f"junit-{i}.xml")
+                stats = run.path(f"stats-{i}.json")
+                argv = [
+                    *verify.pytest_argv(ROOT, ssh_config, ctx, junit),
+                    f"--bakehouse-stats={stats}",
+                ]
+                start = time.perf_counter()
+                proc.run(argv, cwd=ROOT, timeout=1800)
+                took = time.perf_counter() - start
+                controls = verify.parse_junit(junit)
+                data = json.loads(stats.read_text())
+                rows.append(
+                    (
+                        i + 1,
+                        len(controls),
+                        sum(c["outcome"] == "passed" for c in controls),
+                        took,
+                        data["commands"],
+                        data["seconds"],
+                        data["slowest"],
+                    )
+                )
+    print(f"\nimage {record['id']} ({accel}), boot to SSH {booted.boot_seconds:.1f} s")
+    print(
+        f"{'run':>3} {'controls':>8} {'passed':>6} {'suite s':>8} {'commands':>8} "
+        f"{'in guest s':>10}  target"
+    )
+    for i, n, passed, took, commands, guest, _ in rows:
+        print(
+            f"{i:>3} {n:>8} {passed:>6} {took:>8.1f} {commands:>8} {guest:>10.1f}  "
+            f"< 60 s {'ok' if took < 60 else 'SLOW'}"
+        )
+    print("slowest guest commands (last run):", ", ".join(f"{c} {s:.1f}s" for c, s in rows[-1][6]))
+
+
+if __name__ == "__main__":
+    main()
