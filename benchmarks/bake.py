@@ -26,13 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bakehouse import packer, render  # noqa: E402
+from bakehouse import debindex, packer, render  # noqa: E402
 from bakehouse.catalogue import Catalogue  # noqa: E402
 from bakehouse.progress import Progress  # noqa: E402
 from bakehouse.project import Project  # noqa: E402
 from bakehouse.runs import run_dir  # noqa: E402
 from bakehouse.spec import Catalog  # noqa: E402
 from bakehouse.stages import base as base_stage  # noqa: E402
+from bakehouse.stages import verify as verify_stage  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -99,6 +100,13 @@ def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type:
     )
     t_packer = time.perf_counter() - start
 
+    # the same context bakehouse gives the suite (host-side indexes), prepared untimed
+    local = spec.base.local
+    indexes = debindex.IndexCache(state / "cache" / "indexes").load(
+        debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
+    )
+    candidates = verify_stage.write_candidates(indexes, work / "candidates.json")
+
     port = free_port()
     disk = work / "output" / "web.qcow2"
     qemu = [
@@ -152,7 +160,12 @@ def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type:
         ctx = work / "context.json"
         ctx.write_text(
             json.dumps(
-                {"role_checks": ["nginx"], "waivers": {}, "verify_key": pub, "candidates": None}
+                {
+                    "role_checks": ["nginx"],
+                    "waivers": {},
+                    "verify_key": pub,
+                    "candidates": str(candidates),
+                }
             )
         )
         subprocess.run(

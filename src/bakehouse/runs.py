@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ class Run:
     dir: Path
     image: str
     started: dt.datetime
+    tmp: Path  # a short private TMPDIR for tools (Packer's plugin sockets need a short path)
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
@@ -77,7 +79,8 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
     run_id = new_run_id()
     folder = state_dir / "runs" / run_id
     folder.mkdir(parents=True, mode=0o700)
-    run = Run(run_id, folder, image, dt.datetime.now(dt.UTC))
+    tmp = Path(tempfile.mkdtemp(prefix=f"bakehouse-{run_id[-6:]}-"))
+    run = Run(run_id, folder, image, dt.datetime.now(dt.UTC), tmp)
     _write_json(
         folder / "owner.json",
         {
@@ -88,11 +91,13 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
             "command": command,
             "started": run.started.isoformat(),
             "host": socket.gethostname(),
+            "tmp": str(tmp),
         },
     )
     try:
         yield run
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -205,12 +205,16 @@ def validate(
 @task(
     help={
         "image": "image to bake (file stem in images/)",
-        "target": "local (default) — aws arrives with the AWS target",
+        "target": "local (default: qemu on this machine) or aws (amazon-ebs)",
         "channel": "publish to this channel instead of the definition's publish.channels "
         "(repeatable)",
         "no_publish": "bake and verify, but do not move any channel",
-        "rebuild_base": "build the base image again even if the cached one is intact",
-        "keep_run": "keep the run's working folder (keys, logs, Packer output) for debugging",
+        "rebuild_base": "local: build the base image again even if the cached one is intact",
+        "keep_run": "local: keep the run's working folder (keys, logs, Packer output)",
+        "profile": "aws: the AWS profile (default: the standard credential chain)",
+        "runner_cidr": "aws: the address allowed to reach the build and verify instances "
+        "over SSH, e.g. 203.0.113.7/32",
+        "no_verify": "aws: bake only; the AMI stays 'baked' and cannot be published",
     },
     iterable=["channel"],
 )
@@ -223,20 +227,61 @@ def bake(
     no_publish: bool = False,
     rebuild_base: bool = False,
     keep_run: bool = False,
+    profile: str | None = None,
+    runner_cidr: str | None = None,
+    no_verify: bool = False,
 ) -> None:
     """Bake a patched, hardened image, boot it, prove it with tests/hardening, publish it.
 
-    Steps: base (cached) → accelerator probe → package indexes → packer build → SBOM →
-    verify → catalogue record → publish. Ctrl-C stops everything and leaves nothing behind."""
+    local: base (cached) → accelerator probe → package indexes → host patch → packer build →
+    SBOM → verify → catalogue record → publish. aws: owner-pinned base AMI → packer build
+    (encrypted, gp3, tagged) → IMDSv2 + deprecation → verify on a fresh instance → publish.
+    Ctrl-C stops everything and leaves nothing behind."""
     from bakehouse import app
-    from bakehouse.targets import local
+    from bakehouse.errors import UsageError
 
-    if target != "local":
-        from bakehouse.errors import UsageError
-
-        raise UsageError(f"target {target!r} cannot bake yet", "use --target local")
     project = _project()
     spec = app.show_image(project, image)
+    channels = list(channel or spec.publish.channels)
+    if target == "aws":
+        from bakehouse.aws.publish import publish as aws_publish
+        from bakehouse.aws.session import Aws
+        from bakehouse.targets import aws as aws_target
+
+        record = aws_target.bake(
+            project,
+            spec,
+            aws_target.AwsBakeOptions(
+                profile=profile, runner_cidr=runner_cidr, verify=not no_verify
+            ),
+        )
+        if record["state"] == "failed":
+            from bakehouse.targets.local import VerifyFailed
+
+            raise VerifyFailed(
+                f"{record['id']} failed verification: "
+                + ", ".join(record["verify"]["failed"][:15]),
+                "not published",
+            )
+        if record["state"] == "verified" and not no_publish:
+            aws_publish(
+                Aws(profile=profile),
+                spec.name,
+                record["version"],
+                aws_target.amis_of(record),
+                channels,
+                spec.targets.aws.share,
+            )
+            record["channels"] = channels
+        print(
+            f"{record['id']}: {record['state']} "
+            + " ".join(f"{a['region']}:{a['ami_id']}" for a in record["amis"])
+        )
+        return
+    if target != "local":
+        raise UsageError(f"unknown target {target!r}", "targets: local, aws")
+    from bakehouse.targets import local
+
     options = local.BakeOptions(
         publish=not no_publish,
         channels=tuple(channel or ()) or None,
@@ -248,6 +293,67 @@ def bake(
         f"{record['id']}: {record['state']}"
         + (f", channels {', '.join(record['channels'])}" if record.get("channels") else "")
     )
+
+
+@task(
+    help={
+        "image": "image whose AMIs to prune",
+        "yes": "deregister what the plan says (default: only print the plan)",
+        "profile": "AWS profile",
+        "json": "print the plan as JSON",
+    }
+)
+@reported
+def prune(
+    c: Any, image: str, yes: bool = False, profile: str | None = None, json: bool = False
+) -> None:
+    """Deregister old AMIs by retention; never one in use. Dry-run unless --yes.
+
+    Keeps the N newest verified AMIs and every AMI younger than the minimum age or in use by a
+    launch template, auto-scaling group, instance or SSM channel, in every configured region;
+    prints what would go and why each survivor stays."""
+    import datetime as dt
+
+    from bakehouse import app
+    from bakehouse.aws import prune as aws_prune
+    from bakehouse.aws.session import Aws
+
+    spec = app.show_image(_project(), image)
+    aws = Aws(profile=profile)
+    amis, usage = aws_prune.gather(aws, spec.name, list(spec.targets.aws.regions))
+    decisions = aws_prune.plan(
+        amis, usage, spec.retention.keep, spec.retention.min_age_days, dt.datetime.now(dt.UTC)
+    )
+    rows = [
+        [
+            d.ami.region,
+            d.ami.ami_id,
+            d.ami.state,
+            d.ami.created.date().isoformat(),
+            d.action,
+            d.reason,
+        ]
+        for d in decisions
+    ]
+    if json:
+        _emit_json(
+            [
+                dict(zip(["region", "ami", "state", "created", "action", "reason"], r, strict=True))
+                for r in rows
+            ]
+        )
+    else:
+        print(
+            _table(rows, ["REGION", "AMI", "STATE", "CREATED", "ACTION", "WHY"])
+            if rows
+            else f"no AMIs of {image}"
+        )
+    if yes:
+        done = aws_prune.execute(aws, decisions)
+        if not json:
+            print(f"pruned {len(done)} AMI(s) and their bakehouse snapshots")
+    elif any(d.action == "delete" for d in decisions) and not json:
+        print("dry run: nothing deregistered; run again with --yes")
 
 
 @task(
@@ -278,13 +384,66 @@ def base(c: Any, image: str = "web", rebuild: bool = False) -> None:
     )
 
 
-@task(help={"yes": "remove what was found (default: only list it)", "json": "print JSON"})
+@task(
+    help={
+        "yes": "remove what was found (default: only list it)",
+        "json": "print JSON",
+        "target": "local (processes and folders) or aws (tagged resources)",
+        "region": "aws: regions to search (repeatable; default: every image's regions)",
+        "older_than": "aws: hours after which a run that is not running here is over",
+        "profile": "aws: the AWS profile",
+    },
+    iterable=["region"],
+)
 @reported
-def gc(c: Any, yes: bool = False, json: bool = False) -> None:
-    """Find what killed runs left behind (VMs, Packer, working folders); --yes removes it."""
+def gc(
+    c: Any,
+    yes: bool = False,
+    json: bool = False,
+    target: str = "local",
+    region: list[str] | None = None,
+    older_than: int = 6,
+    profile: str | None = None,
+) -> None:
+    """Find what killed runs left behind; --yes removes it.
+
+    local: VMs, Packer and working folders of runs whose process is gone. aws: instances, key
+    pairs, security groups, volumes, snapshots and unverified AMIs tagged with a finished run."""
     from bakehouse.stages import gc as gc_stage
 
     project = _project()
+    if target == "aws":
+        import datetime as dt
+
+        from bakehouse import app
+        from bakehouse.aws import gc as aws_gc
+        from bakehouse.aws.session import Aws
+
+        regions = list(
+            region
+            or sorted({r for s in app.catalog(project).load_all() for r in s.targets.aws.regions})
+        )
+        active = {f.name for f in (project.state_dir / "runs").glob("*")} - {
+            x.run_id for x in gc_stage.find(project.state_dir)
+        }
+        aws = Aws(profile=profile)
+        left = aws_gc.find(aws, regions, active, dt.timedelta(hours=older_than))
+        if json:
+            _emit_json([x.__dict__ | {"removed": yes} for x in left])
+        else:
+            print(
+                _table(
+                    [[x.region, x.kind, x.id, x.run_id, x.detail] for x in left],
+                    ["REGION", "KIND", "ID", "RUN", "DETAIL"],
+                )
+                if left
+                else "nothing to collect"
+            )
+        if yes:
+            aws_gc.remove(aws, left)
+        elif left and not json:
+            print("dry run: nothing removed; run `invoke gc --target aws --yes` to remove")
+        return
     found = gc_stage.find(project.state_dir)
     if json:
         _emit_json(
@@ -431,5 +590,5 @@ def verify(
 
 
 images = Collection("images", images_list, images_show, images_history)
-ns = Collection(render, validate, bake, verify, base, publish, gc, images)
+ns = Collection(render, validate, bake, verify, base, publish, prune, gc, images)
 ns.configure({"run": {"echo": False}})

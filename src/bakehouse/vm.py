@@ -102,7 +102,14 @@ def free_port() -> int:
 
 
 def wait_for_ssh(
-    port: int, key: Path, user: str, deadline: float, vm: proc.Background, serial_log: Path
+    port: int,
+    key: Path,
+    user: str,
+    deadline: float,
+    vm: proc.Background | None,
+    serial_log: Path | None,
+    host: str = "127.0.0.1",
+    key_type: str = "ed25519",
 ) -> float:
     """Wait until ``user`` can log in with ``key``; returns the seconds it took."""
     import logging
@@ -113,14 +120,16 @@ def wait_for_ssh(
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     start = time.monotonic()
     last = "no answer yet"
-    pkey = paramiko.Ed25519Key.from_private_key_file(str(key))
+    pkey = (
+        paramiko.Ed25519Key if key_type == "ed25519" else paramiko.RSAKey
+    ).from_private_key_file(str(key))
     while time.monotonic() < deadline:
-        if not vm.running():
+        if vm is not None and not vm.running():
             raise VmError(
                 f"the VM stopped before SSH came up (exit {vm.returncode()})",
                 f"its console log is {serial_log}",
             )
-        if not _banner(port):
+        if not _banner(port, host):
             last = "no SSH banner yet"
             time.sleep(1.0)
             continue
@@ -130,7 +139,7 @@ def wait_for_ssh(
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507  # nosec B507
         try:
             client.connect(
-                "127.0.0.1",
+                host,
                 port=port,
                 username=user,
                 pkey=pkey,
@@ -149,15 +158,15 @@ def wait_for_ssh(
             client.close()
         time.sleep(1.0)
     raise VmError(
-        f"SSH on 127.0.0.1:{port} did not accept the key in time (last: {last})",
-        f"its console log is {serial_log}",
+        f"SSH on {host}:{port} did not accept the key in time (last: {last})",
+        f"its console log is {serial_log}" if serial_log else None,
     )
 
 
-def _banner(port: int) -> bool:
-    """Whether something answering like sshd listens on the forwarded port."""
+def _banner(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something answering like sshd listens on the port."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        with socket.create_connection((host, port), timeout=3) as sock:
             sock.settimeout(5)
             return sock.recv(4).startswith(b"SSH-")
     except OSError:
@@ -173,12 +182,19 @@ class Booted:
     vm: proc.Background
 
     def ssh_config(self, path: Path, alias: str = "bakehouse-vm") -> Path:
-        path.write_text(
-            f"Host {alias}\n  HostName 127.0.0.1\n  Port {self.port}\n  User {self.user}\n"
-            f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
-            "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
-        )
-        return path
+        return write_ssh_config(path, "127.0.0.1", self.port, self.user, self.key, alias)
+
+
+def write_ssh_config(
+    path: Path, host: str, port: int, user: str, key: Path, alias: str = "bakehouse-vm"
+) -> Path:
+    """An ssh_config for one freshly booted machine (its host keys are new every boot)."""
+    path.write_text(
+        f"Host {alias}\n  HostName {host}\n  Port {port}\n  User {user}\n"
+        f"  IdentityFile {key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    return path
 
 
 @contextlib.contextmanager

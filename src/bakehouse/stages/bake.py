@@ -159,7 +159,7 @@ def bake_local(
         "PACKER_CACHE_DIR": str(run.path("packer_cache")),
         "PACKER_LOG": "1",
         "PACKER_LOG_PATH": str(stage / "packer-debug.log"),
-        "TMPDIR": str(run.dir),
+        "TMPDIR": str(run.tmp),
     }
     watch = PackerWatch(progress)
     log = stage / "packer.log"

@@ -75,4 +75,10 @@ def find(state_dir: Path) -> list[Leftover]:
 def remove(leftover: Leftover) -> None:
     for pid, _cmd in leftover.processes:
         proc.kill_tree(pid)
+    try:
+        tmp = json.loads((leftover.folder / "owner.json").read_text()).get("tmp")
+    except (OSError, ValueError):
+        tmp = None
+    if tmp and Path(tmp).name.startswith("bakehouse-"):
+        shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(leftover.folder, ignore_errors=True)

@@ -142,8 +142,6 @@ def verify_local(
     candidates = write_candidates(indexes, folder / "candidates.json") if indexes else None
     ctx = folder / "context.json"
     ctx.write_text(json.dumps(context(spec, key.public, candidates), indent=2))
-    junit = folder / "junit.xml"
-    log = folder / "verify.log"
     cfg = vm.VmConfig(
         name=f"bakehouse-{name}-{run.id}",
         disk=disk,
@@ -158,12 +156,29 @@ def verify_local(
     )
     with vm.boot(cfg, key.private, "admin", boot_timeout, progress, folder / "qemu.log") as booted:
         ssh_config = booted.ssh_config(folder / "ssh_config")
-        progress.say("verify: running tests/hardening over SSH")
-        start = time.monotonic()
-        code = proc.stream(
-            pytest_argv(root, ssh_config, ctx, junit), log=log, cwd=root, timeout=suite_timeout
+        return run_suite(
+            root, folder, ssh_config, ctx, progress, booted.boot_seconds, suite_timeout
         )
-        suite_seconds = time.monotonic() - start
+
+
+def run_suite(
+    root: Path,
+    folder: Path,
+    ssh_config: Path,
+    ctx: Path,
+    progress: Progress,
+    boot_seconds: float,
+    suite_timeout: float = 1800,
+) -> Verified:
+    """tests/hardening over SSH against the host ``ssh_config`` names; JUnit -> results."""
+    junit = folder / "junit.xml"
+    log = folder / "verify.log"
+    progress.say("verify: running tests/hardening over SSH")
+    start = time.monotonic()
+    code = proc.stream(
+        pytest_argv(root, ssh_config, ctx, junit), log=log, cwd=root, timeout=suite_timeout
+    )
+    suite_seconds = time.monotonic() - start
     if not junit.is_file():
         raise VerifyError(f"the hardening suite did not run (exit {code})", f"see {log}")
     controls = parse_junit(junit)
@@ -172,4 +187,4 @@ def verify_local(
         for k in ("passed", "failed", "waived", "skipped")
     }
     ok = code == 0 and summary["failed"] == 0 and summary["passed"] > 0
-    return Verified(ok, controls, booted.boot_seconds, suite_seconds, junit, log, summary)
+    return Verified(ok, controls, boot_seconds, suite_seconds, junit, log, summary)

@@ -122,18 +122,21 @@ build {
   sources = ["source.amazon-ebs.image"]
 
   provisioner "shell" {
+    except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["patch.sh", "packages.sh", "web.sh", "harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "file" {
+    except      = var.communicator == "none" ? ["amazon-ebs.image"] : []
     direction   = "download"
     source      = "/var/lib/bakehouse/manifest.json"
     destination = "${var.artifacts_dir}/manifest.json"
   }
 
   provisioner "shell" {
+    except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["cleanup.sh"] : "${var.scripts_dir}/${s}"]

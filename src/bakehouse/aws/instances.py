@@ -1,0 +1,248 @@
+"""Verification instances: launched from the new AMI (never the build instance), reachable only
+from the runner, IMDSv2 required, and always removed — instance, key pair and security group —
+when the ``with`` block ends, whatever ends it (a failed check, an API error, Ctrl-C).
+
+Also the IMDSv2 guard for Packer 1.6.6, whose amazon-ebs builder cannot require IMDSv2: while
+Packer runs, the build instance tagged with the run id is switched to ``HttpTokens=required``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bakehouse.aws.session import Aws, AwsError, api_error
+
+IMDSV2 = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1}
+
+
+@dataclass
+class VerifyInstance:
+    region: str
+    instance_id: str
+    key_name: str
+    key_file: Path
+    group_id: str
+    address: str | None
+
+
+def _tags(run_id: str, image: str, role: str) -> list[dict[str, str]]:
+    return [
+        {"Key": "bakehouse:run-id", "Value": run_id},
+        {"Key": "bakehouse:image", "Value": image},
+        {"Key": "bakehouse:role", "Value": role},
+        {"Key": "Name", "Value": f"bakehouse-{role}-{image}-{run_id}"},
+    ]
+
+
+def run_instances_request(
+    ami_id: str,
+    instance_type: str,
+    key_name: str,
+    group_id: str,
+    subnet_id: str | None,
+    run_id: str,
+    image: str,
+) -> dict[str, Any]:
+    """The RunInstances request for a verification instance (pure)."""
+    tags = _tags(run_id, image, "verify")
+    request: dict[str, Any] = {
+        "ImageId": ami_id,
+        "InstanceType": instance_type,
+        "MinCount": 1,
+        "MaxCount": 1,
+        "KeyName": key_name,
+        "SecurityGroupIds": [group_id],
+        "MetadataOptions": dict(IMDSV2),
+        "InstanceInitiatedShutdownBehavior": "terminate",
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags},
+        ],
+    }
+    if subnet_id:
+        request["SubnetId"] = subnet_id
+    return request
+
+
+@contextlib.contextmanager
+def verify_instance(
+    aws: Aws,
+    region: str,
+    ami_id: str,
+    image: str,
+    run_id: str,
+    runner_cidr: str,
+    instance_type: str,
+    subnet_id: str | None,
+    workdir: Path,
+    timeout: float = 600,
+) -> Iterator[VerifyInstance]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ec2 = aws.client("ec2", region)
+    key_name = f"bakehouse-verify-{run_id}"
+    created: dict[str, str] = {}
+    try:
+        try:
+            key = ec2.create_key_pair(
+                KeyName=key_name,
+                KeyType="ed25519",
+                TagSpecifications=[
+                    {"ResourceType": "key-pair", "Tags": _tags(run_id, image, "verify")}
+                ],
+            )
+            created["key"] = key_name
+            key_file = workdir / "verify-key"
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key["KeyMaterial"])
+            vpc_id = None
+            if subnet_id:
+                vpc_id = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["VpcId"]
+            else:
+                vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
+                if not vpcs["Vpcs"]:
+                    raise AwsError(
+                        f"no default VPC in {region}",
+                        "set targets.aws.subnet_id in the image definition",
+                    )
+                vpc_id = vpcs["Vpcs"][0]["VpcId"]
+            group = ec2.create_security_group(
+                GroupName=f"bakehouse-verify-{run_id}",
+                VpcId=vpc_id,
+                Description=f"bakehouse verify {image} {run_id}: SSH from the runner only",
+                TagSpecifications=[
+                    {"ResourceType": "security-group", "Tags": _tags(run_id, image, "verify")}
+                ],
+            )
+            created["group"] = group["GroupId"]
+            ec2.authorize_security_group_ingress(
+                GroupId=group["GroupId"],
+                IpPermissions=[
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 22,
+                        "ToPort": 22,
+                        "IpRanges": [{"CidrIp": runner_cidr, "Description": "bakehouse runner"}],
+                    }
+                ],
+            )
+            reservation = ec2.run_instances(
+                **run_instances_request(
+                    ami_id, instance_type, key_name, group["GroupId"], subnet_id, run_id, image
+                )
+            )
+            instance_id = reservation["Instances"][0]["InstanceId"]
+            created["instance"] = instance_id
+            ec2.get_waiter("instance_running").wait(
+                InstanceIds=[instance_id],
+                WaiterConfig={"Delay": 5, "MaxAttempts": max(1, int(timeout // 5))},
+            )
+            desc = ec2.describe_instances(InstanceIds=[instance_id])
+            inst = desc["Reservations"][0]["Instances"][0]
+            address = inst.get("PublicIpAddress") or inst.get("PrivateIpAddress")
+        except (ClientError, BotoCoreError) as exc:
+            raise api_error(exc, f"launching the verification instance in {region}") from None
+        yield VerifyInstance(region, instance_id, key_name, key_file, group["GroupId"], address)
+    finally:
+        cleanup(aws, region, created)
+
+
+def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600) -> None:
+    """Remove what ``verify_instance`` made, in dependency order; keeps going past errors."""
+    from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+    ec2 = aws.client("ec2", region)
+    errors = []
+    if "instance" in created:
+        try:
+            ec2.terminate_instances(InstanceIds=[created["instance"]])
+            ec2.get_waiter("instance_terminated").wait(
+                InstanceIds=[created["instance"]],
+                WaiterConfig={"Delay": 5, "MaxAttempts": max(1, int(timeout // 5))},
+            )
+        except (ClientError, BotoCoreError, WaiterError) as exc:
+            errors.append(f"instance {created['instance']}: {exc}")
+    if "group" in created:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                ec2.delete_security_group(GroupId=created["group"])
+                break
+            except ClientError as exc:  # DependencyViolation while the instance goes away
+                if time.monotonic() > deadline:
+                    errors.append(f"security group {created['group']}: {exc}")
+                    break
+                time.sleep(5)
+            except BotoCoreError as exc:
+                errors.append(f"security group {created['group']}: {exc}")
+                break
+    if "key" in created:
+        try:
+            ec2.delete_key_pair(KeyName=created["key"])
+        except (ClientError, BotoCoreError) as exc:
+            errors.append(f"key pair {created['key']}: {exc}")
+    if errors:
+        raise AwsError(
+            "could not remove everything the verification made: " + "; ".join(errors),
+            "run `invoke gc --target aws --yes` to remove what is left",
+        )
+
+
+class ImdsGuard:
+    """While Packer 1.6.6 builds, require IMDSv2 on the build instance (found by run-id tag)."""
+
+    def __init__(self, aws: Aws, region: str, run_id: str, interval: float = 2.0):
+        self.aws = aws
+        self.region = region
+        self.run_id = run_id
+        self.interval = interval
+        self.done: set[str] = set()
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="imds-guard", daemon=True)
+
+    def __enter__(self) -> ImdsGuard:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def sweep(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        ec2 = self.aws.client("ec2", self.region)
+        try:
+            pages = ec2.get_paginator("describe_instances").paginate(
+                Filters=[
+                    {"Name": "tag:bakehouse:run-id", "Values": [self.run_id]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
+                ]
+            )
+            for page in pages:
+                for res in page["Reservations"]:
+                    for inst in res["Instances"]:
+                        iid = inst["InstanceId"]
+                        if iid in self.done:
+                            continue
+                        if inst.get("MetadataOptions", {}).get("HttpTokens") != "required":
+                            ec2.modify_instance_metadata_options(
+                                InstanceId=iid, HttpTokens="required", HttpEndpoint="enabled"
+                            )
+                        self.done.add(iid)
+        except (ClientError, BotoCoreError) as exc:
+            self.errors.append(str(exc))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sweep()
+            self._stop.wait(self.interval)

@@ -1,0 +1,92 @@
+"""Base AMI resolution: one concrete AMI id, from an SSM public parameter or an owner-pinned
+name filter, recorded as lineage.
+
+The owners allow-list is required by the schema and applied twice: as DescribeImages' Owners
+(so AWS never returns anyone else's image) and again on the answer (so a mistake in either
+cannot let a look-alike in). A public AMI named like Debian's, from another account, with a
+newer date — the 2024/2025 "whoAMI" name-confusion attack — is never a candidate.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bakehouse.aws.session import Aws, AwsError, api_error
+from bakehouse.spec import AwsBase
+
+AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
+
+
+@dataclass(frozen=True)
+class ResolvedAmi:
+    ami_id: str
+    region: str
+    owner: str
+    name: str
+    created: str
+    via: str
+
+    def to_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def _describe(ec2: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    images: list[dict[str, Any]] = []
+    for page in ec2.get_paginator("describe_images").paginate(**kwargs):
+        images.extend(page["Images"])
+    return images
+
+
+def _allowed(image: dict[str, Any], owners: tuple[str, ...]) -> bool:
+    if image.get("OwnerId") in owners:
+        return True
+    return "amazon" in owners and image.get("ImageOwnerAlias") == "amazon"
+
+
+def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ec2 = aws.client("ec2", region)
+    try:
+        if base.ssm_parameter:
+            value = aws.client("ssm", region).get_parameter(Name=base.ssm_parameter)
+            ami_id = str(value["Parameter"]["Value"]).strip()
+            if not AMI_ID.fullmatch(ami_id):
+                raise AwsError(
+                    f"SSM parameter {base.ssm_parameter} holds {ami_id!r}, not an AMI id",
+                    "point base.aws.ssm_parameter at an image parameter",
+                )
+            images = _describe(ec2, ImageIds=[ami_id])
+            via = f"ssm:{base.ssm_parameter}"
+        else:
+            assert base.filter is not None
+            f = base.filter
+            images = _describe(
+                ec2,
+                Owners=list(f.owners),
+                Filters=[
+                    {"Name": "name", "Values": [f.name]},
+                    {"Name": "architecture", "Values": [f.architecture]},
+                    {"Name": "state", "Values": ["available"]},
+                ],
+            )
+            images = [i for i in images if _allowed(i, f.owners)]
+            via = f"filter:{f.name} owners={','.join(f.owners)}"
+    except (ClientError, BotoCoreError) as exc:
+        raise api_error(exc, f"resolving the base AMI in {region}") from None
+    if not images:
+        raise AwsError(
+            f"no base AMI found in {region} ({via})",
+            "check the name pattern, the owners and the region",
+        )
+    newest = max(images, key=lambda i: str(i.get("CreationDate", "")))
+    return ResolvedAmi(
+        newest["ImageId"],
+        region,
+        str(newest.get("OwnerId", "")),
+        str(newest.get("Name", "")),
+        str(newest.get("CreationDate", "")),
+        via,
+    )

@@ -1,0 +1,83 @@
+"""boto3 sessions from the standard credential chain, with a clear message when there are none.
+
+Every API call made through an :class:`Aws` is counted per (service, operation), which the
+benchmarks use to show that planning is O(images), not O(images × something).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from bakehouse.errors import BakehouseError
+
+ENDPOINT_ENV = "BAKEHOUSE_AWS_ENDPOINT"  # tests point every client at a moto server with it
+
+
+class AwsError(BakehouseError):
+    pass
+
+
+@dataclass
+class Aws:
+    profile: str | None = None
+    region: str | None = None
+    endpoint: str | None = field(default_factory=lambda: os.environ.get(ENDPOINT_ENV))
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    _session: Any = None
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import boto3
+            import botocore.exceptions
+
+            try:
+                self._session = boto3.Session(profile_name=self.profile, region_name=self.region)
+            except botocore.exceptions.ProfileNotFound:
+                raise AwsError(
+                    f"no AWS profile named {self.profile!r}", "see `aws configure list-profiles`"
+                ) from None
+            if self._session.get_credentials() is None:
+                raise AwsError(
+                    "no AWS credentials found (environment, profile, SSO or instance role)",
+                    "set AWS_PROFILE or pass --profile, or run `aws sso login`",
+                )
+        return self._session
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        region = region or self.region or self.session.region_name
+        if not region:
+            raise AwsError("no AWS region given", "pass --region or set AWS_REGION")
+        key = (service, region)
+        if key not in self._clients:
+            from botocore.config import Config
+
+            client = self.session.client(
+                service,
+                region_name=region,
+                endpoint_url=self.endpoint,
+                config=Config(retries={"max_attempts": 8, "mode": "adaptive"}),
+            )
+            client.meta.events.register("before-call.*.*", self._count)
+            self._clients[key] = client
+        return self._clients[key]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[(model.service_model.service_name, model.name)] += 1
+
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+def api_error(exc: Exception, doing: str) -> AwsError:
+    """One clear error for a failed AWS call (ClientError, or moto's unimplemented 500s)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
+    return AwsError(
+        f"{doing} failed: {code}: {message}",
+        "check the credentials' permissions (pipelines/iam-policy.json)",
+    )

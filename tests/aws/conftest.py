@@ -1,0 +1,134 @@
+"""A real moto server for the AWS tests, started by the suite on 127.0.0.1 with a free port.
+
+It is seeded (MOTO_AMIS_PATH) with Debian-like AMIs from Debian's owner account at different
+dates, and a public look-alike from another account with a newer date, so "most recent" means
+something and the whoAMI attack can be tested. Every test starts from a reset server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+DEBIAN_OWNER = "136693071363"
+ATTACKER = "999988887777"
+ACCOUNT = "123456789012"  # moto's own account id
+REGIONS = ["eu-west-1", "eu-central-1"]
+
+SEED = [
+    {
+        "ami_id": "ami-0d0000000000000a1",
+        "name": "debian-12-amd64-20260901-1000",
+        "owner_id": DEBIAN_OWNER,
+        "creation_date": "2026-09-01T10:00:00.000Z",
+    },
+    {
+        "ami_id": "ami-0d0000000000000a2",
+        "name": "debian-12-amd64-20261101-1100",
+        "owner_id": DEBIAN_OWNER,
+        "creation_date": "2026-11-01T11:00:00.000Z",
+    },
+    {
+        "ami_id": "ami-0d0000000000000a3",
+        "name": "debian-12-arm64-20261120-1100",
+        "owner_id": DEBIAN_OWNER,
+        "creation_date": "2026-11-20T11:00:00.000Z",
+        "architecture": "arm64",
+    },
+    # the look-alike: same name pattern, public, newer, from someone else
+    {
+        "ami_id": "ami-0bad0000000000bad",
+        "name": "debian-12-amd64-20261127-0000",
+        "owner_id": ATTACKER,
+        "creation_date": "2026-11-27T00:00:00.000Z",
+    },
+]
+
+
+def _seed_file(folder: Path) -> Path:
+    amis = []
+    for item in SEED:
+        amis.append(
+            {
+                "state": "available",
+                "public": True,
+                "image_location": "debian/" + item["name"],
+                "sriov": "simple",
+                "root_device_type": "ebs",
+                "root_device_name": "/dev/xvda",
+                "description": "Debian 12",
+                "image_type": "machine",
+                "platform": None,
+                "architecture": "x86_64",
+                "virtualization_type": "hvm",
+                "hypervisor": "xen",
+                **item,
+            }
+        )
+    path = folder / "amis.json"
+    path.write_text(json.dumps(amis))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("moto")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MOTO_AMIS_PATH": str(_seed_file(folder)),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    server = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=(folder / "moto.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except OSError as exc:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(
+                    f"moto server did not start: {(folder / 'moto.log').read_text()}"
+                ) from exc
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Credentials and endpoint for boto3 (and Packer) pointed at a freshly reset moto."""
+    req = urllib.request.Request(moto_server + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=10)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGIONS[0])
+    monkeypatch.setenv("BAKEHOUSE_AWS_ENDPOINT", moto_server)
+    return moto_server

@@ -1,0 +1,418 @@
+"""The aws target against a real moto server: resolution (the look-alike attack included), a full
+Packer amazon-ebs build, publish with SSM and sharing, the verify-instance life cycle with
+cleanup after a failure, prune that keeps every in-use AMI, and gc."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bakehouse.aws import gc as aws_gc
+from bakehouse.aws import prune
+from bakehouse.aws.instances import ImdsGuard, verify_instance
+from bakehouse.aws.publish import RegionalAmi, channel_parameter, publish
+from bakehouse.aws.resolve import resolve
+from bakehouse.aws.session import Aws, AwsError
+from bakehouse.project import Project
+from bakehouse.spec import AmiFilter, AwsBase, Catalog, ImageSpec, Share
+from bakehouse.targets import aws as aws_target
+from tests.aws.conftest import ACCOUNT, ATTACKER, DEBIAN_OWNER, REGIONS
+from tests.conftest import ROOT, TODAY
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+
+def ec2(region: str = REGIONS[0]):  # type: ignore[no-untyped-def]
+    import os
+
+    return boto3.client(
+        "ec2", region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
+    )
+
+
+def client(service: str, region: str = REGIONS[0]):  # type: ignore[no-untyped-def]
+    import os
+
+    return boto3.client(
+        service, region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
+    )
+
+
+def spec(name: str = "worker") -> ImageSpec:
+    return Catalog(ROOT / "images", ROOT / "packer" / "scripts").load(name, TODAY)
+
+
+FILTER = AwsBase(
+    ssm_parameter=None,
+    filter=AmiFilter("debian-12-amd64-*", (DEBIAN_OWNER,), "x86_64"),
+    ssh_username="admin",
+)
+
+
+# ---- resolution ---------------------------------------------------------------------------------
+
+
+def test_owner_pinned_filter_never_picks_the_look_alike() -> None:
+    resolved = resolve(Aws(), FILTER, REGIONS[0])
+    assert resolved.ami_id == "ami-0d0000000000000a2"
+    assert resolved.owner == DEBIAN_OWNER
+    assert resolved.via == f"filter:debian-12-amd64-* owners={DEBIAN_OWNER}"
+
+
+def test_the_look_alike_is_real_without_the_owner_pin() -> None:
+    """Shows the attack the pin defends against: by name alone the newest is the attacker's."""
+    images = ec2().describe_images(Filters=[{"Name": "name", "Values": ["debian-12-amd64-*"]}])
+    newest = max(images["Images"], key=lambda i: i["CreationDate"])
+    assert newest["OwnerId"] == ATTACKER
+
+
+def test_resolve_from_ssm_parameter() -> None:
+    client("ssm").put_parameter(
+        Name="/test/debian/12/latest",
+        Value="ami-0d0000000000000a1",
+        Type="String",
+        DataType="aws:ec2:image",
+    )
+    base = AwsBase(ssm_parameter="/test/debian/12/latest", filter=None, ssh_username="admin")
+    resolved = resolve(Aws(), base, REGIONS[0])
+    assert (resolved.ami_id, resolved.via) == (
+        "ami-0d0000000000000a1",
+        "ssm:/test/debian/12/latest",
+    )
+
+
+def test_ssm_parameter_that_is_not_an_ami() -> None:
+    client("ssm").put_parameter(Name="/test/not-an-ami", Value="hello", Type="String")
+    base = AwsBase(ssm_parameter="/test/not-an-ami", filter=None, ssh_username="admin")
+    with pytest.raises(AwsError, match="not an AMI id"):
+        resolve(Aws(), base, REGIONS[0])
+
+
+def test_no_match_is_a_clear_error() -> None:
+    base = dataclasses.replace(FILTER, filter=AmiFilter("ubuntu-*", (DEBIAN_OWNER,), "x86_64"))
+    with pytest.raises(AwsError, match="no base AMI found in eu-west-1"):
+        resolve(Aws(), base, REGIONS[0])
+
+
+def test_missing_credentials_are_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(AwsError, match="no AWS credentials found") as caught:
+        Aws().client("ec2", REGIONS[0])
+    assert caught.value.hint and "--profile" in caught.value.hint
+
+
+# ---- bake with Packer ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def baked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:  # type: ignore[type-arg]
+    """The worker definition (owner-pinned filter, two regions) built by Packer against moto,
+    with the communicator switched off by the test-only variable."""
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    options = aws_target.AwsBakeOptions(runner_cidr="192.0.2.10/32", verify=False)
+    return aws_target.bake(Project(ROOT), spec("worker"), options)
+
+
+def test_packer_build_against_moto(baked: dict) -> None:  # type: ignore[type-arg]
+    assert baked["state"] == "baked"
+    assert baked["base"]["ami_id"] == "ami-0d0000000000000a2"
+    assert [a["region"] for a in baked["amis"]] == REGIONS
+    for ami in baked["amis"]:
+        image = ec2(ami["region"]).describe_images(ImageIds=[ami["ami_id"]])["Images"][0]
+        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+        assert tags["bakehouse:image"] == "worker"
+        assert tags["bakehouse:run-id"] == baked["run_id"]
+        assert tags["bakehouse:state"] == "baked"
+        if ami["region"] == REGIONS[0]:
+            assert tags["bakehouse:base-ami"] == "ami-0d0000000000000a2"
+            assert tags["bakehouse:fingerprint"] == baked["fingerprint"]
+    # the temporary build resources are gone
+    assert (
+        ec2().describe_instances(
+            Filters=[
+                {"Name": "tag:bakehouse:run-id", "Values": [baked["run_id"]]},
+                {"Name": "instance-state-name", "Values": ["running", "pending"]},
+            ]
+        )["Reservations"]
+        == []
+    )
+
+
+def test_unverified_amis_are_not_published(baked: dict) -> None:  # type: ignore[type-arg]
+    amis = aws_target.amis_of(baked)
+    with pytest.raises(AwsError, match="only verified AMIs are published"):
+        publish(
+            Aws(), "worker", baked["version"], amis, ["latest"], spec("worker").targets.aws.share
+        )
+    with pytest.raises(Exception):  # noqa: B017 - the parameter must not exist
+        client("ssm").get_parameter(Name=channel_parameter("worker", "latest"))
+
+
+def test_publish_sets_ssm_channels_and_sharing(baked: dict) -> None:  # type: ignore[type-arg]
+    amis = aws_target.amis_of(baked)
+    aws_target.tag_state(Aws(), amis, "verified")
+    share = Share(
+        accounts=("111122223333",), organizations=(), organizational_units=(), public=False
+    )
+    publish(Aws(), "worker", baked["version"], amis, ["latest", "stable"], share)
+    for ami in amis:
+        for channel in ("latest", "stable"):
+            param = client("ssm", ami.region).get_parameter(
+                Name=channel_parameter("worker", channel)
+            )["Parameter"]
+            assert param["Value"] == ami.ami_id
+            assert param.get("DataType") == "aws:ec2:image"
+        attr = ec2(ami.region).describe_image_attribute(
+            ImageId=ami.ami_id, Attribute="launchPermission"
+        )
+        perms = attr["LaunchPermissions"]
+        assert {"UserId": "111122223333"} in perms
+        assert {"Group": "all"} not in perms
+        tags = {
+            t["Key"]: t["Value"]
+            for t in ec2(ami.region).describe_images(ImageIds=[ami.ami_id])["Images"][0]["Tags"]
+        }
+        assert tags["bakehouse:state"] == "published"
+
+
+# ---- verification instance ----------------------------------------------------------------------
+
+
+def test_verify_instance_is_removed_after_a_failure(tmp_path: Path) -> None:
+    seen = {}
+    with (
+        pytest.raises(RuntimeError, match="control failed"),
+        verify_instance(
+            Aws(),
+            REGIONS[0],
+            "ami-0d0000000000000a2",
+            "web",
+            "20260101T000000Z-abcdef",
+            "192.0.2.10/32",
+            "t3.small",
+            None,
+            tmp_path,
+        ) as inst,
+    ):
+        described = ec2().describe_instances(InstanceIds=[inst.instance_id])
+        seen["instance"] = described["Reservations"][0]["Instances"][0]
+        seen["group"] = ec2().describe_security_groups(GroupIds=[inst.group_id])["SecurityGroups"][
+            0
+        ]
+        assert (tmp_path / "verify-key").stat().st_mode & 0o777 == 0o600
+        raise RuntimeError("control failed")
+    assert seen["instance"]["MetadataOptions"]["HttpTokens"] == "required"
+    ingress = seen["group"]["IpPermissions"]
+    assert [(p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in ingress] == [
+        (22, ["192.0.2.10/32"])
+    ]
+    state = ec2().describe_instances(InstanceIds=[seen["instance"]["InstanceId"]])
+    assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "terminated"
+    assert (
+        ec2().describe_key_pairs(
+            Filters=[{"Name": "key-name", "Values": ["bakehouse-verify-20260101T000000Z-abcdef"]}]
+        )["KeyPairs"]
+        == []
+    )
+    groups = ec2().describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["bakehouse-verify-20260101T000000Z-abcdef"]}]
+    )["SecurityGroups"]
+    assert groups == []
+
+
+def test_imds_guard_requires_imdsv2_on_the_build_instance() -> None:
+    run = ec2().run_instances(
+        ImageId="ami-0d0000000000000a2",
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.small",
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "bakehouse:run-id", "Value": "r1"}]}
+        ],
+    )
+    iid = run["Instances"][0]["InstanceId"]
+    guard = ImdsGuard(Aws(), REGIONS[0], "r1")
+    guard.sweep()
+    assert guard.done == {iid} and guard.errors == []
+    inst = ec2().describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert inst["MetadataOptions"]["HttpTokens"] == "required"
+
+
+# ---- prune --------------------------------------------------------------------------------------
+
+
+def _make_ami(name: str, state: str = "verified") -> str:
+    inst = ec2().run_instances(
+        ImageId="ami-0d0000000000000a2", MinCount=1, MaxCount=1, InstanceType="t3.small"
+    )["Instances"][0]["InstanceId"]
+    ami = ec2().create_image(
+        InstanceId=inst,
+        Name=name,
+        TagSpecifications=[
+            {
+                "ResourceType": "image",
+                "Tags": [
+                    {"Key": "bakehouse:image", "Value": "web"},
+                    {"Key": "bakehouse:state", "Value": state},
+                ],
+            }
+        ],
+    )["ImageId"]
+    ec2().terminate_instances(InstanceIds=[inst])
+    image = ec2().describe_images(ImageIds=[ami])["Images"][0]
+    snaps = [b["Ebs"]["SnapshotId"] for b in image["BlockDeviceMappings"] if "Ebs" in b]
+    ec2().create_tags(
+        Resources=snaps, Tags=[{"Key": "bakehouse:image", "Value": "web"}]
+    )  # as Packer
+    return str(ami)
+
+
+def test_prune_keeps_every_in_use_ami() -> None:
+    amis = [_make_ami(f"bakehouse-web-{i}") for i in range(6)]
+    ec2().create_launch_template(LaunchTemplateName="web", LaunchTemplateData={"ImageId": amis[0]})
+    client("ssm").put_parameter(
+        Name="/bakehouse/web/stable", Value=amis[1], Type="String", DataType="aws:ec2:image"
+    )
+    ec2().run_instances(ImageId=amis[2], MinCount=1, MaxCount=1, InstanceType="t3.small")
+    autoscaling = client("autoscaling")
+    autoscaling.create_launch_configuration(
+        LaunchConfigurationName="web-lc", ImageId=amis[3], InstanceType="t3.small"
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="web-asg",
+        LaunchConfigurationName="web-lc",
+        MinSize=0,
+        MaxSize=0,
+        AvailabilityZones=["eu-west-1a"],
+    )
+    found, usage = prune.gather(Aws(), "web", [REGIONS[0]])
+    assert {a.ami_id for a in found} == set(amis)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    decisions = prune.plan(found, usage, keep=1, min_age_days=7, now=later)
+    keep = {d.ami.ami_id: d.reason for d in decisions if d.action == "keep"}
+    for used in amis[:4]:
+        assert used in keep, f"{used} is in use but would be pruned"
+    users = usage[REGIONS[0]].users
+    assert "launch template web v1" in users[amis[0]]
+    assert "SSM /bakehouse/web/stable" in users[amis[1]]
+    assert any(u.startswith("instance i-") for u in users[amis[2]])
+    assert "auto-scaling group web-asg" in users[amis[3]]
+    deleted = {d.ami.ami_id for d in decisions if d.action == "delete"}
+    newest = [d.ami.ami_id for d in decisions if d.reason == "among the 1 newest verified"]
+    assert len(newest) == 1
+    # six AMIs: four in use, one kept as the newest verified (which may be in use too)
+    assert deleted == set(amis[4:]) - set(newest) and deleted
+    snapshots = {s for d in decisions if d.action == "delete" for s in d.ami.snapshots}
+    prune.execute(Aws(), decisions)
+    remaining = {i["ImageId"] for i in ec2().describe_images(Owners=["self"])["Images"]}
+    assert not deleted & remaining
+    assert set(amis[:4]) <= remaining
+    left = {s["SnapshotId"] for s in ec2().describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert snapshots and not snapshots & left
+
+
+def test_prune_respects_minimum_age() -> None:
+    amis = [_make_ami(f"bakehouse-web-{i}") for i in range(3)]
+    found, usage = prune.gather(Aws(), "web", [REGIONS[0]])
+    decisions = prune.plan(found, usage, keep=1, min_age_days=7, now=dt.datetime.now(dt.UTC))
+    assert [d.action for d in decisions] == ["keep"] * 3
+    assert sum("younger than 7 days" in d.reason for d in decisions) == 2
+    assert len(amis) == 3
+
+
+# ---- gc -----------------------------------------------------------------------------------------
+
+
+def test_gc_removes_only_what_finished_runs_left() -> None:
+    old, fresh = (
+        "20260101T000000Z-0ld000",
+        dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-fresh0"),
+    )
+    for run_id in (old, fresh):
+        tags = [{"Key": "bakehouse:run-id", "Value": run_id}]
+        ec2().run_instances(
+            ImageId="ami-0d0000000000000a2",
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.small",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        ec2().create_key_pair(
+            KeyName=f"k-{run_id}", TagSpecifications=[{"ResourceType": "key-pair", "Tags": tags}]
+        )
+        ec2().create_security_group(
+            GroupName=f"g-{run_id}",
+            Description="x",
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}],
+        )
+        ec2().create_volume(
+            AvailabilityZone="eu-west-1a",
+            Size=1,
+            TagSpecifications=[{"ResourceType": "volume", "Tags": tags}],
+        )
+    found = aws_gc.find(Aws(), [REGIONS[0]], active=set(), older_than=dt.timedelta(hours=6))
+    assert {x.run_id for x in found} == {old}
+    assert {x.kind for x in found} == {"instance", "key-pair", "security-group", "volume"}
+    aws_gc.remove(Aws(), found)
+    assert aws_gc.find(Aws(), [REGIONS[0]], active=set(), older_than=dt.timedelta(hours=6)) == []
+    left = aws_gc.find(Aws(), [REGIONS[0]], active=set(), older_than=dt.timedelta(seconds=0))
+    assert {x.run_id for x in left} == {fresh}
+
+
+def test_calls_are_counted() -> None:
+    aws = Aws()
+    resolve(aws, FILTER, REGIONS[0])
+    assert aws.calls[("ec2", "DescribeImages")] == 1
+    assert ACCOUNT  # moto's account owns what tests create
+
+
+def test_manifest_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(
+        '{"builds": [{"artifact_id": "eu-west-1:ami-0123456789abcdef0,'
+        'us-east-1:ami-0fedcba9876543210", "packer_run_uuid": "u"}], '
+        '"last_run_uuid": "u"}'
+    )
+    assert aws_target.parse_manifest(path) == [
+        RegionalAmi("eu-west-1", "ami-0123456789abcdef0"),
+        RegionalAmi("us-east-1", "ami-0fedcba9876543210"),
+    ]
+
+
+def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
+    """moto has no image deprecation (HTTP 500), so this runs against botocore's Stubber, which
+    checks every request against the real EC2 service model."""
+    from botocore.stub import Stubber
+
+    aws = Aws()
+    ec2_client = aws.client("ec2", REGIONS[0])
+    now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+    worker = spec("worker")
+    with Stubber(ec2_client) as stub:
+        stub.add_response(
+            "modify_image_attribute",
+            {},
+            {"ImageId": "ami-0123456789abcdef0", "ImdsSupport": {"Value": "v2.0"}},
+        )
+        stub.add_response(
+            "enable_image_deprecation",
+            {"Return": True},
+            {
+                "ImageId": "ami-0123456789abcdef0",
+                "DeprecateAt": now + dt.timedelta(days=worker.patch.max_age_days),
+            },
+        )
+        notes = aws_target.finish_amis(
+            aws, worker, [RegionalAmi(REGIONS[0], "ami-0123456789abcdef0")], now
+        )
+        stub.assert_no_pending_responses()
+    assert notes == []
