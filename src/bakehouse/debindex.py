@@ -123,9 +123,23 @@ class Indexes:
     release_hashes: dict[str, str] = field(default_factory=dict)
     # sha256 of every Packages index used, by suite/component: changes only when packages do
     index_hashes: dict[str, str] = field(default_factory=dict)
+    _candidates: tuple[Any, dict[str, tuple[str, bool]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def candidates(self) -> dict[str, tuple[str, bool]]:
-        """{package: (newest version, whether that version comes from a security suite)}."""
+        """{package: (newest version, whether that version comes from a security suite)};
+        computed once per Indexes (about 67,000 packages)."""
+        key = (
+            tuple(self.index_hashes.items()),
+            tuple(sorted(self.security)),
+            tuple((k, len(v)) for k, v in self.suites.items()),
+        )
+        if self._candidates is None or self._candidates[0] != key:
+            self._candidates = (key, self._compute_candidates())
+        return self._candidates[1]
+
+    def _compute_candidates(self) -> dict[str, tuple[str, bool]]:
         from debian.debian_support import version_compare
 
         best: dict[str, tuple[str, bool]] = {}

@@ -51,6 +51,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {c['id']} | {c['title']} | {c['message'].removeprefix('waived: ')} |"
             for c in waived
         ]
+    diff = report.get("diff") or {}
+    if diff.get("against"):
+        changes = diff.get("changes", [])
+        lines += ["", f"## Package changes since {diff['against']}", ""]
+        if changes:
+            lines += ["| package | change | from | to | security |", "|---|---|---|---|---|"]
+            lines += [
+                f"| {c['name']} | {c['change']} | {c['from'] or ''} | {c['to'] or ''} | "
+                f"{'yes' if c['security'] else ''} |"
+                for c in changes
+            ]
+        else:
+            lines.append("No package changes.")
     return "\n".join(lines) + "\n"
 
 

@@ -74,6 +74,19 @@ def image_lock(state_dir: Path, image: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Wait for an exclusive lock (e.g. two bakes that need the same base: one builds it, the
+    other then finds it in the cache)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> Iterator[Run]:
     """A private working folder for one run, removed when the block ends (unless ``keep``)."""
     run_id = new_run_id()

@@ -8,6 +8,7 @@ Errors are reported once, here at the edge: a message and a hint, no traceback u
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json as _json
 import logging
@@ -589,6 +590,224 @@ def verify(
         raise Exit(code=EXIT_FAILED)
 
 
-images = Collection("images", images_list, images_show, images_history)
-ns = Collection(render, validate, bake, verify, base, publish, prune, gc, images)
+@task(
+    help={
+        "image": "only these images (repeatable; default: every image)",
+        "force": "bake these images whatever the decision (repeatable)",
+        "dry_run": "decide and print, bake nothing",
+        "workers": "bakes at a time (default: one per two cores)",
+        "channel": "channel the nightly bakes publish to (repeatable; default: latest)",
+        "report": "folder for nightly.json, nightly.md and nightly.junit.xml",
+        "json": "print the decisions (and outcomes) as JSON",
+    },
+    iterable=["image", "force", "channel"],
+)
+@reported
+def nightly(
+    c: Any,
+    image: list[str] | None = None,
+    force: list[str] | None = None,
+    dry_run: bool = False,
+    workers: int = 0,
+    channel: list[str] | None = None,
+    report: str | None = None,
+    json: bool = False,
+) -> None:
+    """Rebake exactly the images that need it (new patches, changed inputs), in parallel.
+
+    For every image: up to date / inputs changed / N pending updates (M security) / base image
+    changed / last bake failed / too old / forced. Bakes run in parallel (one per two cores); a
+    failure does not stop the others; exits 1 if any failed, with a summary table and reports."""
+    import datetime as dt
+    from pathlib import Path
+
+    from bakehouse import app, plan
+    from bakehouse import nightly as nl
+    from bakehouse.errors import EXIT_FAILED
+
+    project = _project()
+    names = image or app.select(project, None)
+    specs = [app.show_image(project, n) for n in names]
+    now = dt.datetime.now(dt.UTC)
+    decisions = [plan.decide(f, now) for f in nl.gather(project, specs, set(force or []))]
+    if not json:
+        print(
+            _table(
+                [
+                    [
+                        d.image,
+                        "bake" if d.bake else "skip",
+                        d.reason,
+                        str(d.pending),
+                        str(d.security),
+                    ]
+                    for d in decisions
+                ],
+                ["IMAGE", "DECISION", "REASON", "PENDING", "SECURITY"],
+            )
+        )
+        for note in sorted({n for d in decisions for n in d.notes}):
+            print(f"note: {note}")
+    if dry_run:
+        if json:
+            _emit_json([d.to_dict() for d in decisions])
+        return
+    folder = (
+        Path(report) if report else project.state_dir / "reports" / f"nightly-{now:%Y%m%dT%H%M%SZ}"
+    )
+    outcomes = nl.run(
+        project,
+        decisions,
+        workers or nl.default_workers(),
+        folder / "logs",
+        list(channel or ["latest"]),
+        say=lambda m: print(m, file=sys.stderr),
+    )
+    nl.write_reports(outcomes, folder, now)
+    if json:
+        _emit_json([o.decision.to_dict() | {"ran": o.ran, "ok": o.ok} for o in outcomes])
+    else:
+        print(
+            _table(
+                [
+                    [
+                        o.image,
+                        o.decision.reason,
+                        ("ok" if o.ok else "FAILED") if o.ran else "skipped",
+                        f"{o.seconds:.0f}s",
+                    ]
+                    for o in outcomes
+                ],
+                ["IMAGE", "REASON", "RESULT", "TIME"],
+            )
+        )
+        print(f"reports: {folder}")
+    if any(o.ran and not o.ok for o in outcomes):
+        raise Exit(code=EXIT_FAILED)
+
+
+@task(
+    help={
+        "image": "the image to deploy",
+        "fresh": "bake a new image even if the newest one is up to date",
+        "channel": "channel to publish to and deploy from (default: the definition's first)",
+    }
+)
+@reported
+def deploy(c: Any, image: str, fresh: bool = False, channel: str | None = None) -> None:
+    """The deploy-time step: bake if needed (always with --fresh), verify, publish, roll.
+
+    One declared sequence — decide → bake (with verify) → publish → roll. An image with
+    nothing new is not baked again; the channel still points at the newest verified image."""
+    import datetime as dt
+    import getpass
+
+    from bakehouse import app, plan
+    from bakehouse import nightly as nl
+    from bakehouse.catalogue import Catalogue
+    from bakehouse.targets import local
+
+    project = _project()
+    spec = app.show_image(project, image)
+    chan = channel or spec.publish.channels[0]
+    (decision,) = [
+        plan.decide(f, dt.datetime.now(dt.UTC))
+        for f in nl.gather(project, [spec], {image} if fresh else set())
+    ]
+    print(
+        f"deploy: decide: {'bake' if decision.bake else 'skip'} ({decision.reason})",
+        file=sys.stderr,
+    )
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    if decision.bake:
+        record = local.bake(project, spec, local.BakeOptions(channels=(chan,)))
+    else:
+        newest = [r for r in catalogue.images(image) if r["state"] in ("verified", "published")]
+        record = catalogue.point(image, newest[-1]["version"], [chan], by=getpass.getuser())
+        print(f"deploy: publish: {record['id']} -> {chan}", file=sys.stderr)
+    print("deploy: roll: the local target has no auto-scaling groups to roll", file=sys.stderr)
+    print(f"{record['id']}: {record['state']}, channel {chan}")
+
+
+@task(
+    name="diff",
+    help={
+        "image": "image name",
+        "old": "older version (default: the previous)",
+        "new": "newer version (default: the newest)",
+        "json": "print JSON",
+    },
+)
+@reported
+def images_diff(
+    c: Any, image: str, old: str | None = None, new: str | None = None, json: bool = False
+) -> None:
+    """Packages added, removed and upgraded between two versions of an image."""
+    import json as _j
+
+    from bakehouse import debindex, plan
+    from bakehouse.catalogue import Catalogue
+    from bakehouse.errors import UsageError
+
+    project = _project()
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    versions = [r["version"] for r in catalogue.images(image)]
+    if len(versions) < (0 if old and new else 2 if not (old or new) else 1):
+        raise UsageError(f"{image} has fewer than two baked versions", "bake it again first")
+    new = new or versions[-1]
+    old = old or versions[versions.index(new) - 1]
+
+    def manifest(version: str) -> dict[str, str]:
+        catalogue.image(image, version)
+        path = catalogue.image_dir(image, version) / "manifest.json"
+        return debindex.installed_from_manifest(_j.loads(path.read_text()))
+
+    from bakehouse import app
+
+    spec_local = None
+    with contextlib.suppress(BakehouseError):  # the definition may be gone: the diff still works
+        spec_local = app.show_image(project, image).base.local
+    security: dict[str, str] = {}
+    if spec_local is not None:
+        with contextlib.suppress(BakehouseError):
+            ix = debindex.IndexCache(project.state_dir / "cache" / "indexes").load(
+                debindex.suites_for(
+                    spec_local.mirror,
+                    spec_local.security_mirror,
+                    spec_local.suite,
+                    spec_local.components,
+                )
+            )
+            for suite in ix.security:
+                security.update(ix.suites[suite])
+    changes = plan.diff(manifest(old), manifest(new), security)
+    if json:
+        _emit_json(
+            [
+                {
+                    "name": x.name,
+                    "change": x.kind,
+                    "from": x.old,
+                    "to": x.new,
+                    "security": x.security,
+                }
+                for x in changes
+            ]
+        )
+        return
+    print(f"{image}: {old} -> {new}: {len(changes)} change(s)")
+    if changes:
+        print(
+            _table(
+                [
+                    [x.name, x.kind, x.old or "", x.new or "", "yes" if x.security else ""]
+                    for x in changes
+                ],
+                ["PACKAGE", "CHANGE", "FROM", "TO", "SECURITY"],
+            )
+        )
+
+
+images = Collection("images", images_list, images_show, images_history, images_diff)
+ns = Collection(render, validate, bake, verify, base, publish, nightly, deploy, prune, gc, images)
 ns.configure({"run": {"echo": False}})

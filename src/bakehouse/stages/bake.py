@@ -88,12 +88,17 @@ def git_commit(root: Path) -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def fingerprint(spec: ImageSpec, template: str, scripts_dir: Path, base_id: str) -> str:
-    """A content key of every input of a bake (patch-aware rebuilds compare these)."""
+def fingerprint(
+    spec: ImageSpec, template: str, scripts_dir: Path, base_id: str, suite: str = ""
+) -> str:
+    """A content key of every input of a bake: the resolved definition, the rendered template,
+    the base image (before patching: patches are tracked as pending updates), every script and
+    the hardening suite. Patch-aware rebuilds compare it with the newest image's."""
     digest = hashlib.sha256()
     digest.update(json.dumps(spec.to_dict() | {"files": None}, sort_keys=True).encode())
     digest.update(template.encode())
     digest.update(base_id.encode())
+    digest.update(suite.encode())
     for script in sorted(scripts_dir.glob("*.sh")):
         digest.update(script.name.encode() + b"\0" + script.read_bytes())
     return digest.hexdigest()
@@ -124,7 +129,11 @@ def bake_local(
     accelerator: str,
     progress: Progress,
     packer_timeout: float = 3600,
+    base_key: str | None = None,
 ) -> Baked:
+    """``base_key``: the base before host patching, which the fingerprint names."""
+    from bakehouse.nightly import suite_hash
+
     version = packer.version()
     template = rnd.render(spec, "local", packer_dir, version)
     template_path = run.path("build.pkr.hcl")
@@ -134,7 +143,7 @@ def bake_local(
     keys = run.path("keys")
     keys.mkdir(mode=0o700)
     key = write_key(keys, f"bakehouse-build-{run.id}")
-    fp = fingerprint(spec, template, scripts_dir, base.record["id"])
+    fp = fingerprint(spec, template, scripts_dir, base_key or base.key, suite_hash(root))
     commit = git_commit(root)
     image_version = version_of(run)
     variables = {

@@ -21,7 +21,7 @@ from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.errors import BakehouseError, ToolError
 from bakehouse.files import describe, sha256
 from bakehouse.progress import Progress
-from bakehouse.runs import Run
+from bakehouse.runs import Run, file_lock
 from bakehouse.spec import LocalBase
 
 BASE_FORMAT = 2
@@ -273,6 +273,20 @@ def ensure(
     customize = project_packer / "base" / "customize.sh"
     data = inputs(local, customize, mmdebstrap_version())
     key = content_key(data)
+    with file_lock(catalogue.root.parent / "locks" / f"base-{key}.lock"):
+        return _ensure(local, data, key, customize, catalogue, run, progress, rebuild)
+
+
+def _ensure(
+    local: LocalBase,
+    data: dict[str, Any],
+    key: str,
+    customize: Path,
+    catalogue: Catalogue,
+    run: Run,
+    progress: Progress,
+    rebuild: bool,
+) -> BaseImage:
     record = catalogue.base(key)
     if record is not None and not rebuild:
         base = BaseImage(record, catalogue.base_dir(key))

@@ -25,7 +25,7 @@ from bakehouse.debindex import Indexes
 from bakehouse.errors import BakehouseError
 from bakehouse.files import describe, sha256
 from bakehouse.progress import Progress
-from bakehouse.runs import Run
+from bakehouse.runs import Run, file_lock
 from bakehouse.stages import base as base_stage
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -98,11 +98,27 @@ def ensure(
 ) -> base_stage.BaseImage:
     """The parent base with every pending update applied (cached), or the parent itself when the
     manifest shows nothing pending."""
-    from bakehouse import debindex
 
     script = scripts_dir / "patch.sh"
     data = inputs(parent, script, policy, indexes)
     key = base_stage.content_key(data)
+    with file_lock(catalogue.root.parent / "locks" / f"base-{key}.lock"):
+        return _ensure(parent, script, policy, indexes, catalogue, run, progress, data, key)
+
+
+def _ensure(
+    parent: base_stage.BaseImage,
+    script: Path,
+    policy: str,
+    indexes: Indexes,
+    catalogue: Catalogue,
+    run: Run,
+    progress: Progress,
+    data: dict[str, Any],
+    key: str,
+) -> base_stage.BaseImage:
+    from bakehouse import debindex
+
     record = catalogue.base(key)
     if record is not None:
         derived = base_stage.BaseImage(record, catalogue.base_dir(key))

@@ -152,7 +152,11 @@ def bake(
         path.write_text(template)
         stage = run.path("stage")
         stage.mkdir()
-        fp = fingerprint(spec, template, project.scripts_dir, resolved.ami_id)
+        from bakehouse.nightly import suite_hash
+
+        fp = fingerprint(
+            spec, template, project.scripts_dir, resolved.ami_id, suite_hash(project.root)
+        )
         commit = git_commit(project.root)
         variables = packer_variables(
             spec, run, resolved, project.scripts_dir, stage, fp, commit, options.runner_cidr

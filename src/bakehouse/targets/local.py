@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bakehouse import debindex, sbom, vm
+from bakehouse import debindex, plan, sbom, vm
 from bakehouse import report as rpt
 from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.errors import BakehouseError
@@ -52,6 +52,7 @@ class Context:
     run: Run
     progress: Progress
     base: base_stage.BaseImage | None = None
+    parent_base: base_stage.BaseImage | None = None  # before host patching
     accelerator: dict[str, Any] = field(default_factory=dict)
     indexes: debindex.Indexes | None = None
     baked: bake_stage.Baked | None = None
@@ -65,7 +66,7 @@ def step_base(ctx: Context) -> None:
         local = dataclasses.replace(local, include_updates=ctx.options.include_updates)
     if ctx.options.initramfs is not None:
         local = dataclasses.replace(local, initramfs=ctx.options.initramfs)
-    ctx.base = base_stage.ensure(
+    ctx.base = ctx.parent_base = base_stage.ensure(
         local,
         ctx.project.packer_dir,
         ctx.catalogue,
@@ -125,6 +126,7 @@ def step_bake(ctx: Context) -> None:
             ctx.base,
             str(ctx.accelerator["accelerator"]),
             ctx.progress,
+            base_key=ctx.parent_base.key if ctx.parent_base else None,
         )
     for phase, seconds in ctx.baked.timings.items():
         ctx.progress.record(f"packer:{phase}", seconds)
@@ -227,11 +229,46 @@ def step_record(ctx: Context) -> None:
         "timings": {k: round(v, 1) for k, v in ctx.progress.timings.items()},
         "verify": {"summary": verified.summary, "controls": verified.controls},
         "definition": ctx.spec.to_dict(),
+        "diff": image_diff(ctx, baked.manifest),
+        "elapsed": round(ctx.progress.elapsed(), 1),
     }
     rpt.write(report, baked.stage)
     dest = ctx.catalogue.add(record, baked.stage)
     ctx.record = record
     ctx.progress.say(f"catalogue: {record['id']} recorded as {state} ({dest})")
+
+
+def security_versions(indexes: debindex.Indexes | None) -> dict[str, str]:
+    if indexes is None:
+        return {}
+    out: dict[str, str] = {}
+    for suite in indexes.security:
+        out.update(indexes.suites.get(suite, {}))
+    return out
+
+
+def image_diff(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Packages added, removed, upgraded against the previous image of the same name."""
+    import json
+
+    previous = ctx.catalogue.latest(ctx.spec.name)
+    if previous is None:
+        return {"against": None, "changes": []}
+    old_path = ctx.catalogue.image_dir(ctx.spec.name, previous["version"]) / "manifest.json"
+    if not old_path.is_file():
+        return {"against": previous["version"], "changes": []}
+    changes = plan.diff(
+        debindex.installed_from_manifest(json.loads(old_path.read_text())),
+        debindex.installed_from_manifest(manifest),
+        security_versions(ctx.indexes),
+    )
+    return {
+        "against": previous["version"],
+        "changes": [
+            {"name": c.name, "change": c.kind, "from": c.old, "to": c.new, "security": c.security}
+            for c in changes
+        ],
+    }
 
 
 def step_publish(ctx: Context) -> None:

@@ -1,0 +1,161 @@
+"""AWS benchmark: prune planning and publishing with 100 images x 3 regions in a moto server.
+
+Starts its own moto server, seeds 100 verified AMIs of one image in each of three regions plus
+launch templates, an auto-scaling group, instances and SSM channels that use some of them, then
+counts the API calls (botocore events) and times prune planning (gather + plan) and publishing
+all 300 AMIs. Target: O(images) calls, under 10 s each.
+
+    .venv/bin/python benchmarks/aws.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from bakehouse.aws import prune  # noqa: E402
+from bakehouse.aws.publish import RegionalAmi, publish  # noqa: E402
+from bakehouse.aws.session import Aws  # noqa: E402
+from bakehouse.spec import Share  # noqa: E402
+
+REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]
+N = 100
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("moto server did not start")
+
+
+def seed(aws: Aws) -> dict[str, list[str]]:
+    amis: dict[str, list[str]] = {}
+    for region in REGIONS:
+        ec2 = aws.client("ec2", region)
+        base = ec2.describe_images(Owners=["amazon"], MaxResults=5)["Images"][0]["ImageId"]
+        inst = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1, InstanceType="t3.small")[
+            "Instances"
+        ][0]["InstanceId"]
+        ids = []
+        for i in range(N):
+            ids.append(
+                ec2.create_image(
+                    InstanceId=inst,
+                    Name=f"bakehouse-web-{i:03d}",
+                    TagSpecifications=[
+                        {
+                            "ResourceType": "image",
+                            "Tags": [
+                                {"Key": "bakehouse:image", "Value": "web"},
+                                {"Key": "bakehouse:state", "Value": "verified"},
+                            ],
+                        }
+                    ],
+                )["ImageId"]
+            )
+        ec2.terminate_instances(InstanceIds=[inst])
+        for j in range(5):
+            ec2.create_launch_template(
+                LaunchTemplateName=f"web-{j}", LaunchTemplateData={"ImageId": ids[j]}
+            )
+        ec2.run_instances(ImageId=ids[10], MinCount=2, MaxCount=2, InstanceType="t3.small")
+        aws.client("ssm", region).put_parameter(
+            Name="/bakehouse/web/stable", Value=ids[20], Type="String", DataType="aws:ec2:image"
+        )
+        amis[region] = ids
+    return amis
+
+
+def main() -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    moto, url = start_moto()
+    os.environ["BAKEHOUSE_AWS_ENDPOINT"] = url
+    try:
+        print(f"seeding {N} AMIs x {len(REGIONS)} regions in moto …", flush=True)
+        amis = seed(Aws())
+
+        aws = Aws()
+        start = time.perf_counter()
+        found, usage = prune.gather(aws, "web", REGIONS)
+        decisions = prune.plan(
+            found, usage, keep=5, min_age_days=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        )
+        t_prune = time.perf_counter() - start
+        prune_calls = dict(aws.calls)
+
+        aws2 = Aws()
+        tag_all = Aws()
+        for region, ids in amis.items():
+            ec2 = tag_all.client("ec2", region)
+            for chunk in range(0, len(ids), 50):
+                ec2.create_tags(
+                    Resources=ids[chunk : chunk + 50],
+                    Tags=[{"Key": "bakehouse:state", "Value": "verified"}],
+                )
+        share = Share(
+            accounts=("111122223333",), organizations=(), organizational_units=(), public=False
+        )
+        start = time.perf_counter()
+        for i in range(N):
+            publish(
+                aws2,
+                "web",
+                f"v{i}",
+                [RegionalAmi(r, amis[r][i]) for r in REGIONS],
+                ["latest"],
+                share,
+            )
+        t_publish = time.perf_counter() - start
+    finally:
+        moto.terminate()
+        moto.wait()
+
+    keep = sum(d.action == "keep" for d in decisions)
+    print(f"\n{'operation':<32} {'seconds':>8} {'API calls':>10} {'per image':>10}  target")
+    total = sum(prune_calls.values())
+    print(
+        f"{'prune plan (gather + plan)':<32} {t_prune:8.2f} {total:>10} "
+        f"{total / (N * len(REGIONS)):>10.3f}  < 10 s {'ok' if t_prune < 10 else 'SLOW'}"
+    )
+    total = aws2.total_calls()
+    print(
+        f"{'publish 100 images x 3 regions':<32} {t_publish:8.2f} {total:>10} "
+        f"{total / N:>10.1f}  < 10 s {'ok' if t_publish < 10 else 'SLOW'}"
+    )
+    print(f"\nprune plan: {len(decisions)} AMIs, {keep} kept, {len(decisions) - keep} to delete")
+    print(
+        "prune calls by operation:",
+        ", ".join(f"{op} {n}" for (_, op), n in sorted(prune_calls.items())),
+    )
+    print(
+        "publish calls by operation:",
+        ", ".join(f"{op} {n}" for (_, op), n in sorted(aws2.calls.items())),
+    )
+
+
+if __name__ == "__main__":
+    main()
