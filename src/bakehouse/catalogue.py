@@ -154,6 +154,18 @@ class Catalogue:
             write_json(self.image_dir(name, version) / "record.json", record)
             return record
 
+    # ---- roll records ---------------------------------------------------------------------------
+    def add_roll(self, image: str, record: Record) -> None:
+        with self.locked():
+            path = self.root / "rolls" / f"{image}.json"
+            records = _read(path) or []
+            records.append(record)
+            write_json(path, records)
+
+    def rolls(self, image: str) -> list[Record]:
+        data = _read(self.root / "rolls" / f"{image}.json")
+        return list(data) if isinstance(data, list) else []
+
     # ---- channels --------------------------------------------------------------------------------
     def channels(self) -> dict[str, dict[str, Any]]:
         data = _read(self.root / "channels.json")

@@ -492,7 +492,7 @@ def images_history(c: Any, image: str, json: bool = False) -> None:
     records = catalogue.images(image)
     channels = catalogue.channels().get(image, {})
     if json:
-        _emit_json({"images": records, "channels": channels})
+        _emit_json({"images": records, "channels": channels, "rolls": catalogue.rolls(image)})
         return
     if not records:
         print(f"no baked versions of {image} yet (bake one with `invoke bake --image {image}`)")
@@ -515,6 +515,13 @@ def images_history(c: Any, image: str, json: bool = False) -> None:
             ["VERSION", "STATE", "BASE", "PASS/FAIL/WAIVED", "CHANNELS", "CREATED"],
         )
     )
+    for r in catalogue.rolls(image):
+        print(f"\nroll {r['at']} by {r['by']}: channel {r['channel']}: {r.get('outcome')}")
+        for g in r.get("groups", []):
+            print(
+                f"  {g['region']}/{g['group']}: v{g['before']} -> "
+                f"{'v' + str(g['after']) if g.get('after') else '-'}  {g.get('outcome')}"
+            )
     for name, entry in sorted(channels.items()):
         print(f"\nchannel {name}: now {entry['current']}")
         for h in entry["history"]:
@@ -688,6 +695,149 @@ def nightly(
 
 @task(
     help={
+        "image": "the image whose auto-scaling groups to roll (roll.selector)",
+        "channel": "the channel whose AMI to roll onto (default: the definition's first)",
+        "dry_run": "print the plan (groups, versions, AMIs, preferences, waves, rollback)",
+        "wait": "wait for a refresh already running instead of refusing",
+        "profile": "the AWS profile",
+        "json": "print the plan or the outcome as JSON",
+    }
+)
+@reported
+def roll(
+    c: Any,
+    image: str,
+    channel: str | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+    profile: str | None = None,
+    json: bool = False,
+) -> None:
+    """Move the image's auto-scaling groups onto a published image; roll back on failure.
+
+    A new launch template version (the full current data, only ImageId changed, IMDSv2 kept),
+    an instance refresh pinned to that version number with the definition's preferences, a
+    canary group first, a watch with backoff and deadline, and a rollback on failure, timeout
+    or Ctrl-C. Refuses a group with a refresh already running (unless --wait)."""
+    import datetime as dt
+    import getpass
+
+    from bakehouse import app
+    from bakehouse.aws import roll as rl
+    from bakehouse.aws.session import Aws, AwsError
+    from bakehouse.catalogue import Catalogue
+    from bakehouse.errors import EXIT_FAILED, UsageError
+
+    project = _project()
+    spec = app.show_image(project, image)
+    chan = channel or spec.publish.channels[0]
+    aws = Aws(profile=profile)
+    regions = list(spec.targets.aws.regions)
+    images = rl.channel_images(aws, spec.name, chan, regions)
+    groups = rl.gather(aws, dict(spec.roll.selector), regions)
+    if not groups:
+        raise UsageError(
+            f"no auto-scaling group is tagged {dict(spec.roll.selector)} in {', '.join(regions)}",
+            "check roll.selector and the regions",
+        )
+    plans = rl.plan(groups, images, spec.roll)
+    if dry_run:
+        if json:
+            _emit_json([p.to_dict() for p in plans])
+            return
+        print(
+            _table(
+                [
+                    [
+                        str(p.wave),
+                        p.group.region,
+                        p.group.name,
+                        f"{p.group.template_name} v{p.group.version} ({p.group.version_spec})",
+                        ",".join(p.group.current_amis) or "-",
+                        str(len(p.group.instance_amis)),
+                        f"v{p.new_version} {p.image}",
+                        f"v{p.group.version}",
+                    ]
+                    for p in plans
+                ],
+                [
+                    "WAVE",
+                    "REGION",
+                    "GROUP",
+                    "LAUNCH TEMPLATE",
+                    "RUNNING AMIS",
+                    "INSTANCES",
+                    "NEW",
+                    "ROLLBACK TO",
+                ],
+            )
+        )
+        print("preferences:", _json.dumps(plans[0].preferences, sort_keys=True))
+        print("dry run: nothing changed")
+        return
+    busy = rl.busy_groups(plans)
+    if busy and not wait:
+        raise UsageError(
+            "a refresh is already running on " + ", ".join(f"{g.region}/{g.name}" for g in busy),
+            "wait for it, or pass --wait",
+        )
+    for g in busy:
+        rl.watch(
+            aws,
+            g,
+            str(g.active_refresh),
+            True,
+            spec.roll.timeout,
+            say=lambda m: print(m, file=sys.stderr),
+        )
+    record: dict[str, Any] = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "by": getpass.getuser(),
+        "image": spec.name,
+        "channel": chan,
+        "images": images,
+        "groups": [],
+    }
+    catalogue = Catalogue(project.state_dir / "catalogue")
+    try:
+        record["groups"] = rl.execute(
+            aws, plans, spec.roll, spec.name, chan, say=lambda m: print(m, file=sys.stderr)
+        )
+    except KeyboardInterrupt:
+        record["outcome"] = "interrupted"
+        catalogue.add_roll(spec.name, record)
+        raise
+    except AwsError as exc:
+        record["outcome"] = f"error: {exc.message}"
+        catalogue.add_roll(spec.name, record)
+        raise
+    ok = all(g.get("outcome") == "updated" for g in record["groups"])
+    record["outcome"] = "success" if ok else "failed"
+    catalogue.add_roll(spec.name, record)
+    if json:
+        _emit_json(record)
+    else:
+        print(
+            _table(
+                [
+                    [
+                        g["region"],
+                        g["group"],
+                        f"v{g['before']}",
+                        f"v{g['after']}" if g.get("after") else "-",
+                        g["outcome"],
+                    ]
+                    for g in record["groups"]
+                ],
+                ["REGION", "GROUP", "BEFORE", "AFTER", "OUTCOME"],
+            )
+        )
+    if not ok:
+        raise Exit(code=EXIT_FAILED)
+
+
+@task(
+    help={
         "image": "the image to deploy",
         "fresh": "bake a new image even if the newest one is up to date",
         "channel": "channel to publish to and deploy from (default: the definition's first)",
@@ -809,5 +959,7 @@ def images_diff(
 
 
 images = Collection("images", images_list, images_show, images_history, images_diff)
-ns = Collection(render, validate, bake, verify, base, publish, nightly, deploy, prune, gc, images)
+ns = Collection(
+    render, validate, bake, verify, base, publish, nightly, deploy, roll, prune, gc, images
+)
 ns.configure({"run": {"echo": False}})

@@ -34,6 +34,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="JSON written by bakehouse verify: roles, waivers, indexes",
     )
+    group.addoption(
+        "--bakehouse-stats",
+        default=None,
+        help="write the number of commands sent to the host (and their time) to this file",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,7 +102,11 @@ def facts(request: pytest.FixtureRequest) -> Facts:
         sudo=opt.sudo,
         sudo_user=opt.sudo_user,
     )
-    return Facts(host)
+    facts = Facts(host)
+    stats = request.config.getoption("--bakehouse-stats")
+    if stats:
+        request.addfinalizer(lambda: Path(stats).write_text(json.dumps(facts.stats_summary())))
+    return facts
 
 
 @pytest.fixture(autouse=True)

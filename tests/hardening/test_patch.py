@@ -32,8 +32,16 @@ def _pending_from_context(
 
 
 def _pending_in_guest(facts: Facts) -> list[tuple[str, str, str, bool]]:
-    facts.run("apt-get -qq update")
-    text = facts.out("apt-get -s -o Debug::NoLocking=1 full-upgrade")
+    update = facts.run("apt-get -q update")
+    if update.rc != 0 or "Err:" in update.stdout or "W: " in update.stderr:
+        pytest.fail(
+            "cannot check the patch level: `apt-get update` failed on the host: "
+            + (update.stderr or update.stdout).strip()[-300:]
+        )
+    simulation = facts.run("apt-get -s -o Debug::NoLocking=1 full-upgrade")
+    if simulation.rc != 0:
+        pytest.fail(f"`apt-get -s full-upgrade` failed: {simulation.stderr.strip()[-300:]}")
+    text = str(simulation.stdout)
     out = []
     for line in text.splitlines():
         # Inst openssl [3.0.15-1~deb12u1] (3.0.16-1~deb12u1 Debian-Security:12/... [amd64])
