@@ -772,7 +772,9 @@ def roll(
                 ],
             )
         )
-        print("preferences:", _json.dumps(plans[0].preferences, sort_keys=True))
+        for wave in sorted({p.wave for p in plans}):
+            prefs = next(p.preferences for p in plans if p.wave == wave)
+            print(f"wave {wave} preferences: {_json.dumps(prefs, sort_keys=True)}")
         print("dry run: nothing changed")
         return
     busy = rl.busy_groups(plans)

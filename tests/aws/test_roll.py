@@ -110,7 +110,7 @@ def test_plan_is_O_groups_in_api_calls(fleet: dict[str, Any]) -> None:
     calls = aws.calls
     # per region: groups (1 page), templates (1), instances (1), refreshes (1 per group)
     assert calls[("autoscaling", "DescribeAutoScalingGroups")] == 2
-    assert calls[("ec2", "DescribeLaunchTemplates")] == 2
+    assert calls[("ec2", "DescribeLaunchTemplateVersions")] == 3  # one per template
     assert calls[("ec2", "DescribeInstances")] == 2
 
 
@@ -398,3 +398,56 @@ def test_backoff_slows_polling() -> None:
     b = rl.Backoff(start=5, factor=1.5, cap=60)
     delays = [b() for _ in range(10)]
     assert delays[:3] == [5, 7.5, 11.25] and max(delays) == 60
+
+
+def test_dry_run_plan_from_the_command_line(
+    fleet: dict[str, Any],
+    copy_project,  # type: ignore[no-untyped-def]
+    tmp_path: Any,
+) -> None:
+    """`invoke roll --dry-run` for three groups in two regions (the README shows this output)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = copy_project()
+    web = root / "images" / "web.yaml"
+    web.write_text(web.read_text() + "targets:\n  aws:\n    regions: [eu-west-1, eu-central-1]\n")
+    for region in REGIONS:
+        client("ssm", region).put_parameter(
+            Name="/bakehouse/web/stable",
+            Value=fleet["new"],
+            Type="String",
+            DataType="aws:ec2:image",
+        )
+        client("ec2", region).create_tags(
+            Resources=[fleet["new"]], Tags=[{"Key": "bakehouse:state", "Value": "published"}]
+        )
+    env = {**os.environ, "BAKEHOUSE_STATE_DIR": str(tmp_path / "state")}
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "bakehouse"),
+            "roll",
+            "--image",
+            "web",
+            "--channel",
+            "stable",
+            "--dry-run",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["WAVE", "REGION", "GROUP"]
+    assert [line.split()[:3] for line in lines[1:4]] == [
+        ["1", REGIONS[1], "web-c"],
+        ["2", REGIONS[0], "web-a"],
+        ["2", REGIONS[0], "web-b"],
+    ]
+    assert "dry run: nothing changed" in result.stdout
+    print(result.stdout)

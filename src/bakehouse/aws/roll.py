@@ -150,17 +150,28 @@ def gather(aws: Aws, selector: dict[str, str], regions: list[str]) -> list[Group
                         "move it to a launch template first",
                     )
                 specs[g["AutoScalingGroupName"]] = spec
-            ids = sorted({s["LaunchTemplateId"] for s in specs.values() if "LaunchTemplateId" in s})
-            names = sorted(
-                {s["LaunchTemplateName"] for s in specs.values() if "LaunchTemplateId" not in s}
-            )
-            templates = {}
-            for chunk in ([{"LaunchTemplateIds": ids}] if ids else []) + (
-                [{"LaunchTemplateNames": names}] if names else []
-            ):
-                for lt in ec2.describe_launch_templates(**chunk)["LaunchTemplates"]:
-                    templates[lt["LaunchTemplateId"]] = lt
-                    templates[lt["LaunchTemplateName"]] = lt
+            # one call per template gives its default and latest version numbers
+            templates: dict[str, dict[str, Any]] = {}
+            for spec in specs.values():
+                ref = (
+                    {"LaunchTemplateId": spec["LaunchTemplateId"]}
+                    if "LaunchTemplateId" in spec
+                    else {"LaunchTemplateName": spec["LaunchTemplateName"]}
+                )
+                key = next(iter(ref.values()))
+                if key in templates:
+                    continue
+                versions = ec2.describe_launch_template_versions(
+                    **ref, Versions=["$Default", "$Latest"]
+                )["LaunchTemplateVersions"]
+                templates[key] = {
+                    "LaunchTemplateId": versions[0]["LaunchTemplateId"],
+                    "LaunchTemplateName": versions[0]["LaunchTemplateName"],
+                    "DefaultVersionNumber": next(
+                        v["VersionNumber"] for v in versions if v.get("DefaultVersion")
+                    ),
+                    "LatestVersionNumber": max(v["VersionNumber"] for v in versions),
+                }
             instance_ids = [i["InstanceId"] for g in found for i in g.get("Instances", [])]
             amis: dict[str, str] = {}
             for start in range(0, len(instance_ids), 500):
