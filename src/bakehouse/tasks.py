@@ -74,7 +74,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 # ---- images.* ------------------------------------------------------------------------------------
 
 
-@task(name="list", help={"json": "print JSON for pipelines"})
+@task(name="list", positional=[], help={"json": "print JSON for pipelines"})
 @reported
 def images_list(c: Any, json: bool = False) -> None:
     """List the image definitions in images/ and each one's newest bake in the catalogue."""
@@ -107,6 +107,7 @@ def images_list(c: Any, json: bool = False) -> None:
 
 
 @task(
+    positional=[],
     name="show",
     help={"image": "image name (file stem in images/)", "json": "print JSON instead of YAML"},
 )
@@ -134,7 +135,7 @@ _SELECT_HELP = {
 }
 
 
-@task(help=_SELECT_HELP)
+@task(positional=[], help=_SELECT_HELP)
 @reported
 def render(c: Any, image: str | None = None, target: str | None = None, json: bool = False) -> None:
     """Render Packer templates (HCL2) for image × target into build/<image>/<target>.pkr.hcl."""
@@ -151,11 +152,12 @@ def render(c: Any, image: str | None = None, target: str | None = None, json: bo
 
 
 @task(
+    positional=[],
     help={
         **_SELECT_HELP,
         "packer": "also run `packer validate` and `packer fmt -check` "
         "(default; --no-packer checks the definitions only)",
-    }
+    },
 )
 @reported
 def validate(
@@ -204,6 +206,7 @@ def validate(
 
 
 @task(
+    positional=[],
     help={
         "image": "image to bake (file stem in images/)",
         "target": "local (default: qemu on this machine) or aws (amazon-ebs)",
@@ -297,12 +300,13 @@ def bake(
 
 
 @task(
+    positional=[],
     help={
         "image": "image whose AMIs to prune",
         "yes": "deregister what the plan says (default: only print the plan)",
         "profile": "AWS profile",
         "json": "print the plan as JSON",
-    }
+    },
 )
 @reported
 def prune(
@@ -358,10 +362,11 @@ def prune(
 
 
 @task(
+    positional=[],
     help={
         "image": "image whose base to build (default: web)",
         "rebuild": "build again even if the cached base is intact",
-    }
+    },
 )
 @reported
 def base(c: Any, image: str = "web", rebuild: bool = False) -> None:
@@ -386,6 +391,7 @@ def base(c: Any, image: str = "web", rebuild: bool = False) -> None:
 
 
 @task(
+    positional=[],
     help={
         "yes": "remove what was found (default: only list it)",
         "json": "print JSON",
@@ -481,7 +487,7 @@ def gc(
         print("dry run: nothing removed; run `invoke gc --yes` to remove")
 
 
-@task(name="history", help={"image": "image name", "json": "print JSON"})
+@task(name="history", positional=[], help={"image": "image name", "json": "print JSON"})
 @reported
 def images_history(c: Any, image: str, json: bool = False) -> None:
     """Every baked version of an image (state, base, verify) and its channel history."""
@@ -529,6 +535,7 @@ def images_history(c: Any, image: str, json: bool = False) -> None:
 
 
 @task(
+    positional=[],
     help={
         "image": "image name",
         "version": "version to publish (default: newest verified)",
@@ -561,12 +568,13 @@ def publish(c: Any, image: str, channel: list[str], version: str | None = None) 
 
 
 @task(
+    positional=[],
     help={
         "image": "image whose newest bake (or --version) to verify",
         "version": "a version from `invoke images.history` (default: the newest)",
         "base": "verify the image's base instead: the unhardened starting point",
         "json": "print per-control results as JSON",
-    }
+    },
 )
 @reported
 def verify(
@@ -598,6 +606,7 @@ def verify(
 
 
 @task(
+    positional=[],
     help={
         "image": "only these images (repeatable; default: every image)",
         "force": "bake these images whatever the decision (repeatable)",
@@ -694,6 +703,7 @@ def nightly(
 
 
 @task(
+    positional=[],
     help={
         "image": "the image whose auto-scaling groups to roll (roll.selector)",
         "channel": "the channel whose AMI to roll onto (default: the definition's first)",
@@ -701,7 +711,7 @@ def nightly(
         "wait": "wait for a refresh already running instead of refusing",
         "profile": "the AWS profile",
         "json": "print the plan or the outcome as JSON",
-    }
+    },
 )
 @reported
 def roll(
@@ -839,49 +849,155 @@ def roll(
 
 
 @task(
+    positional=[],
     help={
         "image": "the image to deploy",
-        "fresh": "bake a new image even if the newest one is up to date",
-        "channel": "channel to publish to and deploy from (default: the definition's first)",
-    }
+        "fresh": "local: bake a new image even if the newest one is up to date",
+        "channel": "channel to publish to and roll from (default: the definition's first)",
+        "target": "local (default) or aws",
+        "runner_cidr": "aws: the address allowed to reach build and verify instances",
+        "profile": "aws: the AWS profile",
+        "report": "folder for deploy.json, deploy.md and deploy.junit.xml",
+    },
 )
 @reported
-def deploy(c: Any, image: str, fresh: bool = False, channel: str | None = None) -> None:
-    """The deploy-time step: bake if needed (always with --fresh), verify, publish, roll.
+def deploy(
+    c: Any,
+    image: str,
+    fresh: bool = False,
+    channel: str | None = None,
+    target: str = "local",
+    runner_cidr: str | None = None,
+    profile: str | None = None,
+    report: str | None = None,
+) -> None:
+    """The deploy-time step: bake if needed, verify, publish, roll — one declared sequence.
 
-    One declared sequence — decide → bake (with verify) → publish → roll. An image with
-    nothing new is not baked again; the channel still points at the newest verified image."""
+    local: decide (an image with nothing new is not baked again unless --fresh) -> bake and
+    verify -> publish. aws: every deploy bakes from the freshly patched base AMI -> verify on a
+    fresh instance -> publish -> roll the image's auto-scaling groups onto it."""
     import datetime as dt
     import getpass
 
     from bakehouse import app, plan
     from bakehouse import nightly as nl
     from bakehouse.catalogue import Catalogue
-    from bakehouse.targets import local
+    from bakehouse.errors import EXIT_FAILED
 
     project = _project()
     spec = app.show_image(project, image)
     chan = channel or spec.publish.channels[0]
-    (decision,) = [
-        plan.decide(f, dt.datetime.now(dt.UTC))
-        for f in nl.gather(project, [spec], {image} if fresh else set())
+    steps: list[dict[str, Any]] = []
+    record: dict[str, Any] = {}
+    failed = False
+    try:
+        if target == "aws":
+            bake(
+                c,
+                image=image,
+                target="aws",
+                channel=[chan],
+                profile=profile,
+                runner_cidr=runner_cidr,
+            )
+            steps.append({"step": "bake+verify+publish", "ok": True})
+            roll(c, image=image, channel=chan, profile=profile)
+            steps.append({"step": "roll", "ok": True})
+            latest = Catalogue(project.state_dir / "catalogue").latest(image)
+            record = latest or {}
+        else:
+            from bakehouse.targets import local
+
+            (decision,) = [
+                plan.decide(f, dt.datetime.now(dt.UTC))
+                for f in nl.gather(project, [spec], {image} if fresh else set())
+            ]
+            steps.append({"step": "decide", "ok": True, "detail": decision.reason})
+            print(
+                f"deploy: decide: {'bake' if decision.bake else 'skip'} ({decision.reason})",
+                file=sys.stderr,
+            )
+            catalogue = Catalogue(project.state_dir / "catalogue")
+            if decision.bake:
+                record = local.bake(project, spec, local.BakeOptions(channels=(chan,)))
+                steps.append({"step": "bake+verify+publish", "ok": True})
+            else:
+                newest = [
+                    r for r in catalogue.images(image) if r["state"] in ("verified", "published")
+                ]
+                record = catalogue.point(image, newest[-1]["version"], [chan], by=getpass.getuser())
+                steps.append({"step": "publish", "ok": True})
+            steps.append(
+                {
+                    "step": "roll",
+                    "ok": True,
+                    "detail": "the local target has no auto-scaling groups",
+                }
+            )
+    except (BakehouseError, Exit) as exc:
+        failed = True
+        message = exc.message if isinstance(exc, BakehouseError) else str(exc.message or exc)
+        steps.append({"step": "failed", "ok": False, "detail": message})
+        raise
+    finally:
+        if report:
+            _deploy_report(report, image, target, chan, steps, record)
+    if failed:
+        raise Exit(code=EXIT_FAILED)
+    print(f"{record.get('id', image)}: {record.get('state', '?')}, channel {chan}")
+
+
+def _deploy_report(
+    folder: str,
+    image: str,
+    target: str,
+    channel: str,
+    steps: list[dict[str, Any]],
+    record: dict[str, Any],
+) -> None:
+    from pathlib import Path
+    from xml.sax.saxutils import quoteattr
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {
+        "image": image,
+        "target": target,
+        "channel": channel,
+        "steps": steps,
+        "version": record.get("version"),
+        "state": record.get("state"),
+        "amis": record.get("amis"),
+        "verify": record.get("verify"),
+    }
+    (out / "deploy.json").write_text(_json.dumps(data, indent=2, default=str) + "\n")
+    lines = [
+        f"## bakehouse deploy: {image} ({target}) -> {channel}",
+        "",
+        "| step | result | detail |",
+        "|---|---|---|",
     ]
-    print(
-        f"deploy: decide: {'bake' if decision.bake else 'skip'} ({decision.reason})",
-        file=sys.stderr,
+    lines += [
+        f"| {s['step']} | {'ok' if s['ok'] else 'FAILED'} | {s.get('detail', '')} |" for s in steps
+    ]
+    if record.get("version"):
+        lines += ["", f"image `{record.get('id')}`: {record.get('state')}"]
+    (out / "deploy.md").write_text("\n".join(lines) + "\n")
+    cases = "".join(
+        f'<testcase classname="deploy" name={quoteattr(s["step"])}>'
+        + ("" if s["ok"] else f"<failure message={quoteattr(str(s.get('detail', '')))}/>")
+        + "</testcase>"
+        for s in steps
     )
-    catalogue = Catalogue(project.state_dir / "catalogue")
-    if decision.bake:
-        record = local.bake(project, spec, local.BakeOptions(channels=(chan,)))
-    else:
-        newest = [r for r in catalogue.images(image) if r["state"] in ("verified", "published")]
-        record = catalogue.point(image, newest[-1]["version"], [chan], by=getpass.getuser())
-        print(f"deploy: publish: {record['id']} -> {chan}", file=sys.stderr)
-    print("deploy: roll: the local target has no auto-scaling groups to roll", file=sys.stderr)
-    print(f"{record['id']}: {record['state']}, channel {chan}")
+    failures = sum(not s["ok"] for s in steps)
+    (out / "deploy.junit.xml").write_text(
+        f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="bakehouse-deploy" '
+        f'tests="{len(steps)}" failures="{failures}">{cases}</testsuite>\n'
+    )
 
 
 @task(
+    positional=[],
     name="diff",
     help={
         "image": "image name",

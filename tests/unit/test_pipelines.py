@@ -1,0 +1,245 @@
+"""The pipeline definitions: validated with actionlint (GitHub Actions) and check-jsonschema's
+GitLab CI schema, the CodeBuild buildspec against AWS's documented keys, every task and flag
+they call exists, actions are pinned by SHA, and the IAM policy holds exactly the EC2, Auto
+Scaling and SSM actions the code (and Packer's amazon-ebs builder) uses."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+PIPELINES = ROOT / "pipelines"
+BIN = Path(sys.executable).parent
+WORKFLOWS = sorted((PIPELINES / "github").glob("*.yml"))
+GITLAB = PIPELINES / "gitlab" / ".gitlab-ci.yml"
+BUILDSPEC = PIPELINES / "codebuild" / "buildspec.yml"
+ALL = [*WORKFLOWS, GITLAB, BUILDSPEC]
+
+# Packer's amazon-ebs builder: the EC2 actions its documentation lists for building EBS-backed
+# Linux AMIs (GetPasswordData, for Windows, is left out).
+PACKER_EC2 = {
+    "AttachVolume",
+    "AuthorizeSecurityGroupIngress",
+    "CopyImage",
+    "CreateImage",
+    "CreateKeyPair",
+    "CreateSecurityGroup",
+    "CreateSnapshot",
+    "CreateTags",
+    "CreateVolume",
+    "DeleteKeyPair",
+    "DeleteSecurityGroup",
+    "DeleteSnapshot",
+    "DeleteVolume",
+    "DeregisterImage",
+    "DescribeImageAttribute",
+    "DescribeImages",
+    "DescribeInstances",
+    "DescribeInstanceStatus",
+    "DescribeRegions",
+    "DescribeSecurityGroups",
+    "DescribeSnapshots",
+    "DescribeSubnets",
+    "DescribeTags",
+    "DescribeVolumes",
+    "DetachVolume",
+    "ModifyImageAttribute",
+    "ModifyInstanceAttribute",
+    "ModifySnapshotAttribute",
+    "RegisterImage",
+    "RunInstances",
+    "StopInstances",
+    "TerminateInstances",
+}
+WAITERS = {
+    "instance_running": ("ec2", "DescribeInstances"),
+    "instance_terminated": ("ec2", "DescribeInstances"),
+}
+
+
+def test_github_workflows_pass_actionlint() -> None:
+    result = subprocess.run(
+        [str(BIN / "actionlint"), *map(str, WORKFLOWS)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gitlab_ci_matches_the_gitlab_schema() -> None:
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(GITLAB)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_buildspec_structure() -> None:
+    spec = yaml.safe_load(BUILDSPEC.read_text())
+    documented = {
+        "version",
+        "run-as",
+        "env",
+        "proxy",
+        "batch",
+        "phases",
+        "reports",
+        "artifacts",
+        "cache",
+    }
+    assert set(spec) <= documented, set(spec) - documented
+    assert str(spec["version"]) == "0.2"
+    assert set(spec["phases"]) <= {"install", "pre_build", "build", "post_build"}
+    for phase in spec["phases"].values():
+        assert set(phase) <= {"run-as", "on-failure", "runtime-versions", "commands", "finally"}
+        assert all(isinstance(c, str) for c in phase["commands"])
+    formats = {
+        "JUNITXML",
+        "CUCUMBERJSON",
+        "TESTNGXML",
+        "NUNITXML",
+        "NUNIT3XML",
+        "VISUALSTUDIOTRX",
+        "CLOVERXML",
+        "COBERTURAXML",
+        "JACOCOXML",
+        "SIMPLECOV",
+    }
+    for group in spec["reports"].values():
+        assert set(group) <= {"files", "base-directory", "discard-paths", "file-format"}
+        assert group["file-format"] in formats and group["files"]
+    assert set(spec["artifacts"]) <= {
+        "files",
+        "name",
+        "discard-paths",
+        "base-directory",
+        "exclude-paths",
+        "enable-symlinks",
+        "s3-prefix",
+        "secondary-artifacts",
+    }
+    assert spec["artifacts"]["files"]
+
+
+def invocations() -> list[tuple[str, list[str]]]:
+    """Every `./run invoke TASK --flag …` in the pipeline files."""
+    out = []
+    for path in ALL:
+        for line in path.read_text().splitlines():
+            m = re.search(r"\./run invoke (.+)$", line)
+            if m:
+                words = shlex.split(m.group(1))
+                out.append((words[0], [w.split("=")[0] for w in words[1:] if w.startswith("--")]))
+    return out
+
+
+@cache
+def task_help(task: str) -> str:
+    result = subprocess.run(
+        [str(BIN / "invoke"), task, "--help"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_pipelines_call_tasks_that_exist_with_flags_they_have() -> None:
+    listing = subprocess.run(
+        [str(BIN / "invoke"), "--list"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    calls = invocations()
+    assert {t for t, _ in calls} >= {"deploy", "nightly"}
+    for task, flags in calls:
+        if task.startswith("--"):
+            continue
+        assert re.search(rf"^\s+{re.escape(task)}\s", listing, re.M), f"no task {task}"
+        for flag in flags:
+            assert re.search(rf"(^|[\s,]){re.escape(flag)}[\s=\[]", task_help(task)), (
+                f"invoke {task} has no {flag}"
+            )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_and_permissions_least(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    uses = re.findall(r"uses:\s*(\S+)", path.read_text())
+    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
+    assert doc["permissions"] == {"contents": "read"}
+    for job in doc["jobs"].values():
+        perms = job.get("permissions", doc["permissions"])
+        assert set(perms.values()) <= {"read", "write", "none"}
+        writes = {k for k, v in perms.items() if v == "write"}
+        assert writes <= {"id-token"}, writes  # OIDC only; nothing else is written
+    text = path.read_text()
+    assert "secrets." not in text and "aws-access-key-id" not in text  # no long-lived keys
+
+
+def test_deploy_workflow_has_a_concurrency_group_per_image() -> None:
+    doc = yaml.safe_load((PIPELINES / "github" / "deploy.yml").read_text())
+    job = doc["jobs"]["deploy"]
+    assert "matrix.image" in job["concurrency"]["group"]
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert doc[True]["workflow_dispatch"]["inputs"].keys() >= {"image", "channel"}  # "on" -> True
+
+
+def code_actions() -> set[tuple[str, str]]:
+    """(service, Action) for every EC2 / Auto Scaling / SSM operation the AWS code calls."""
+    import botocore.session
+    from botocore import xform_name
+
+    session = botocore.session.get_session()
+    by_name: dict[str, set[tuple[str, str]]] = {}
+    for service in ("ec2", "autoscaling", "ssm"):
+        for op in session.get_service_model(service).operation_names:
+            by_name.setdefault(xform_name(op), set()).add((service, op))
+    found: set[tuple[str, str]] = set()
+    sources = [
+        *(ROOT / "src" / "bakehouse" / "aws").glob("*.py"),
+        ROOT / "src" / "bakehouse" / "targets" / "aws.py",
+    ]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            name = node.func.attr
+            if name in ("get_paginator", "get_waiter"):
+                arg = (
+                    node.args[0].value
+                    if node.args and isinstance(node.args[0], ast.Constant)
+                    else None
+                )
+                if name == "get_waiter":
+                    found.add(WAITERS[str(arg)])
+                else:
+                    found |= by_name[str(arg)]
+            elif name in by_name:
+                candidates = by_name[name]
+                assert len(candidates) == 1, f"{name} is ambiguous: {candidates}"
+                found |= candidates
+    return found
+
+
+def test_iam_policy_is_exactly_what_is_used() -> None:
+    policy = json.loads((PIPELINES / "iam-policy.json").read_text())
+    granted = {
+        tuple(a.split(":"))
+        for s in policy["Statement"]
+        for a in s["Action"]
+        if a.split(":")[0] in ("ec2", "autoscaling", "ssm")
+    }
+    needed = code_actions() | {("ec2", a) for a in PACKER_EC2}
+    assert granted - needed == set(), f"granted but never used: {sorted(granted - needed)}"
+    assert needed - granted == set(), f"used but not granted: {sorted(needed - granted)}"
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    kms = [s for s in policy["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
+    assert kms and all("kms:ViaService" in json.dumps(s["Condition"]) for s in kms)
