@@ -1,0 +1,80 @@
+"""Nightly orchestration: bakes run in parallel up to the worker count, a failure does not stop
+the others, skipped images are reported, and the JSON, Markdown and JUnit reports agree.
+The bake command is replaced by a short real process (a real bake takes minutes; the bake
+itself is covered end to end in tests/e2e)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from bakehouse import nightly, plan
+from bakehouse.project import Project
+from tests.conftest import ROOT
+
+
+def fake_bake(image: str, channels: list[str] | None = None) -> list[str]:
+    code = (
+        "import sys, time; time.sleep(0.5); "
+        f"print('{image}: ' + ('FAILED' if '{image}' == 'worker' else 'published')); "
+        f"sys.exit(1 if '{image}' == 'worker' else 0)"
+    )
+    return [sys.executable, "-c", code]
+
+
+def test_parallel_bakes_isolate_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nightly, "bake_argv", fake_bake)
+    decisions = [
+        plan.Decision("web", True, "2 pending updates (2 security)", 2, 2),
+        plan.Decision("worker", True, "inputs changed"),
+        plan.Decision("api", True, "never baked"),
+        plan.Decision("base", False, "up to date"),
+    ]
+    start = time.monotonic()
+    outcomes = nightly.run(
+        Project(ROOT), decisions, workers=3, logs=tmp_path / "logs", say=lambda m: None
+    )
+    took = time.monotonic() - start
+    assert took < 1.4, f"three 0.5 s bakes with three workers took {took:.1f}s"
+    by = {o.image: o for o in outcomes}
+    assert by["web"].ok and by["api"].ok and by["web"].ran
+    assert by["worker"].ran and not by["worker"].ok and by["worker"].result == "worker: FAILED"
+    assert not by["base"].ran
+    when = dt.datetime(2026, 11, 28, 3, 17, tzinfo=dt.UTC)
+    nightly.write_reports(outcomes, tmp_path / "r", when)
+    data = json.loads((tmp_path / "r" / "nightly.json").read_text())
+    assert [(d["image"], d["ran"], d["ok"]) for d in data] == [
+        ("web", True, True),
+        ("worker", True, False),
+        ("api", True, True),
+        ("base", False, True),
+    ]
+    suite = ET.parse(tmp_path / "r" / "nightly.junit.xml").getroot()
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"
+    md = (tmp_path / "r" / "nightly.md").read_text()
+    assert "| worker | bake | inputs changed | FAILED |" in md
+    assert "| base | skip | up to date | skipped |" in md
+
+
+def test_one_worker_runs_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nightly, "bake_argv", fake_bake)
+    decisions = [plan.Decision(n, True, "forced") for n in ("a", "b")]
+    start = time.monotonic()
+    nightly.run(Project(ROOT), decisions, workers=1, logs=tmp_path, say=lambda m: None)
+    assert time.monotonic() - start >= 1.0
+
+
+def test_bake_argv_is_the_bake_task() -> None:
+    assert nightly.bake_argv("web", ["latest"])[-5:] == [
+        "bake",
+        "--image",
+        "web",
+        "--channel",
+        "latest",
+    ]
