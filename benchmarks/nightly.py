@@ -31,8 +31,7 @@ from bakehouse.spec import Catalog  # noqa: E402
 N = 10
 
 
-def full_bake_seconds() -> float | None:
-    state = Path(os.environ.get("BAKEHOUSE_STATE_DIR", ROOT / ".bakehouse"))
+def full_bake_seconds(state: Path) -> float | None:
     cat = Catalogue(state / "catalogue")
     for record in reversed(cat.images("web")):
         report = cat.image_dir("web", record["version"]) / "report.json"
@@ -112,7 +111,7 @@ def main() -> None:
             rows.append((run, time.perf_counter() - start, decisions))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    bake = full_bake_seconds()
+    bake = full_bake_seconds(real_state)
     print(f"{'run':<10} {'images':>6} {'to bake':>7} {'seconds':>8}  target")
     for run, took, decisions in rows:
         label = "cold" if run == 0 else f"warm {run}"

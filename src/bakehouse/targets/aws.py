@@ -131,9 +131,11 @@ def bake(
     aws = Aws(profile=options.profile, region=target.regions[0])
     catalogue = Catalogue(project.state_dir / "catalogue")
     if options.verify and target.verify_via == "ssm":
-        raise AwsError("verification over SSM Session Manager is not available yet",
-                       "set targets.aws.verify_via: ssh (the default), or bake with --no-verify",
-                       exit_code=2)
+        raise AwsError(
+            "verification over SSM Session Manager is not available yet",
+            "set targets.aws.verify_via: ssh (the default), or bake with --no-verify",
+            exit_code=2,
+        )
     if options.runner_cidr is None:
         raise AwsError(
             "say which address may reach the build instance: --runner-cidr A.B.C.D/32",
