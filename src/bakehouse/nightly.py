@@ -159,7 +159,7 @@ def default_workers() -> int:
 
 
 def junit(outcomes: list[Outcome]) -> str:
-    from xml.sax.saxutils import quoteattr
+    from xml.sax.saxutils import quoteattr  # nosec B406
 
     failures = sum(1 for o in outcomes if o.ran and not o.ok)
     cases = []

@@ -956,7 +956,7 @@ def _deploy_report(
     record: dict[str, Any],
 ) -> None:
     from pathlib import Path
-    from xml.sax.saxutils import quoteattr
+    from xml.sax.saxutils import quoteattr  # nosec B406
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
