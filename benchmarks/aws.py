@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _moto import start_moto  # noqa: E402
 from bakehouse.aws import prune  # noqa: E402
 from bakehouse.aws.publish import RegionalAmi, publish  # noqa: E402
 from bakehouse.aws.session import Aws  # noqa: E402
@@ -29,26 +28,6 @@ from bakehouse.spec import Share  # noqa: E402
 
 REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]
 N = 100
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("moto server did not start")
 
 
 def seed(aws: Aws) -> dict[str, list[str]]:
