@@ -103,7 +103,7 @@ class Change:
 def _newer(a: str, b: str) -> bool:
     from debian.debian_support import version_compare
 
-    return version_compare(a, b) > 0
+    return bool(version_compare(a, b) > 0)
 
 
 def diff(
