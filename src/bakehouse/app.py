@@ -145,3 +145,15 @@ def validate_images(
             for r in rendered:
                 r.problems = packer.validate(r.path, r.target, project.scripts_dir)
     return results
+
+
+def with_regions(spec: ImageSpec, regions: list[str]) -> ImageSpec:
+    """``spec`` with its AWS regions replaced (the --region flags), validated like the file."""
+    import dataclasses
+    import re
+
+    for region in regions:
+        if not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]", region):
+            raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
+    aws = dataclasses.replace(spec.targets.aws, regions=tuple(dict.fromkeys(regions)))
+    return dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, aws=aws))

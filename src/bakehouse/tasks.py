@@ -219,8 +219,10 @@ def validate(
         "runner_cidr": "aws: the address allowed to reach the build and verify instances "
         "over SSH, e.g. 203.0.113.7/32",
         "no_verify": "aws: bake only; the AMI stays 'baked' and cannot be published",
+        "region": "aws: bake in (and copy to) these regions instead of the definition's "
+        "targets.aws.regions (repeatable; the first one builds)",
     },
-    iterable=["channel"],
+    iterable=["channel", "region"],
 )
 @reported
 def bake(
@@ -234,6 +236,7 @@ def bake(
     profile: str | None = None,
     runner_cidr: str | None = None,
     no_verify: bool = False,
+    region: list[str] | None = None,
 ) -> None:
     """Bake a patched, hardened image, boot it, prove it with tests/hardening, publish it.
 
@@ -247,6 +250,8 @@ def bake(
     project = _project()
     spec = app.show_image(project, image)
     channels = list(channel or spec.publish.channels)
+    if region:
+        spec = app.with_regions(spec, region)
     if target == "aws":
         from bakehouse.aws.publish import publish as aws_publish
         from bakehouse.aws.session import Aws
@@ -306,11 +311,18 @@ def bake(
         "yes": "deregister what the plan says (default: only print the plan)",
         "profile": "AWS profile",
         "json": "print the plan as JSON",
+        "region": "only these regions (repeatable; default: the definition's regions)",
     },
+    iterable=["region"],
 )
 @reported
 def prune(
-    c: Any, image: str, yes: bool = False, profile: str | None = None, json: bool = False
+    c: Any,
+    image: str,
+    yes: bool = False,
+    profile: str | None = None,
+    json: bool = False,
+    region: list[str] | None = None,
 ) -> None:
     """Deregister old AMIs by retention; never one in use. Dry-run unless --yes.
 
@@ -325,7 +337,7 @@ def prune(
 
     spec = app.show_image(_project(), image)
     aws = Aws(profile=profile)
-    amis, usage = aws_prune.gather(aws, spec.name, list(spec.targets.aws.regions))
+    amis, usage = aws_prune.gather(aws, spec.name, list(region or spec.targets.aws.regions))
     decisions = aws_prune.plan(
         amis, usage, spec.retention.keep, spec.retention.min_age_days, dt.datetime.now(dt.UTC)
     )
@@ -711,7 +723,9 @@ def nightly(
         "wait": "wait for a refresh already running instead of refusing",
         "profile": "the AWS profile",
         "json": "print the plan or the outcome as JSON",
+        "region": "only these regions (repeatable; default: the definition's regions)",
     },
+    iterable=["region"],
 )
 @reported
 def roll(
@@ -722,6 +736,7 @@ def roll(
     wait: bool = False,
     profile: str | None = None,
     json: bool = False,
+    region: list[str] | None = None,
 ) -> None:
     """Move the image's auto-scaling groups onto a published image; roll back on failure.
 
@@ -742,7 +757,7 @@ def roll(
     spec = app.show_image(project, image)
     chan = channel or spec.publish.channels[0]
     aws = Aws(profile=profile)
-    regions = list(spec.targets.aws.regions)
+    regions = list(region or spec.targets.aws.regions)
     images = rl.channel_images(aws, spec.name, chan, regions)
     groups = rl.gather(aws, dict(spec.roll.selector), regions)
     if not groups:
