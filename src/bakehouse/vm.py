@@ -131,7 +131,7 @@ def wait_for_ssh(
             )
         if not _banner(port, host):
             last = "no SSH banner yet"
-            time.sleep(1.0)
+            time.sleep(0.3)
             continue
         client = paramiko.SSHClient()
         # the VM was started by us a moment ago, on a loopback port, and makes new host keys at
@@ -156,7 +156,7 @@ def wait_for_ssh(
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         finally:
             client.close()
-        time.sleep(1.0)
+        time.sleep(0.3)
     raise VmError(
         f"SSH on {host}:{port} did not accept the key in time (last: {last})",
         f"its console log is {serial_log}" if serial_log else None,

@@ -166,9 +166,8 @@ def bake_local(
     env = {
         "CHECKPOINT_DISABLE": "1",
         "PACKER_CACHE_DIR": str(run.path("packer_cache")),
-        "PACKER_LOG": "1",
-        "PACKER_LOG_PATH": str(stage / "packer-debug.log"),
         "TMPDIR": str(run.tmp),
+        **packer.debug_env(stage),
     }
     watch = PackerWatch(progress)
     log = stage / "packer.log"

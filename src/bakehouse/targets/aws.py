@@ -169,9 +169,8 @@ def bake(
         )
         env = {
             "CHECKPOINT_DISABLE": "1",
-            "PACKER_LOG": "1",
-            "PACKER_LOG_PATH": str(stage / "packer-debug.log"),
             "TMPDIR": str(run.tmp),
+            **packer.debug_env(stage),
         }
         if options.profile:
             env["AWS_PROFILE"] = options.profile
