@@ -172,6 +172,7 @@ def bake_local(
     watch = PackerWatch(progress)
     log = stage / "packer.log"
     progress.say(f"packer: build {spec.name} {image_version} (run {run.id}; log {log})")
+    packer_start = time.monotonic()
     code = proc.stream(
         packer.build_argv(template_path, variables),
         log=log,
@@ -181,6 +182,7 @@ def bake_local(
         timeout=packer_timeout,
     )
     timings = watch.finish()
+    timings["total"] = round(time.monotonic() - packer_start, 1)
     if code != 0:
         detail = " | ".join(watch.errors[-3:]) or f"exit {code}"
         raise BakeError(f"packer build failed: {detail}", f"the full log is {log}")
