@@ -10,7 +10,7 @@ from typing import Any
 from bakehouse import render as rnd
 from bakehouse.errors import BakehouseError, SpecError, UsageError
 from bakehouse.project import Project
-from bakehouse.spec import Catalog, ImageSpec
+from bakehouse.spec import REGION_RE, Catalog, ImageSpec
 
 
 def catalog(project: Project) -> Catalog:
@@ -153,7 +153,7 @@ def with_regions(spec: ImageSpec, regions: list[str]) -> ImageSpec:
     import re
 
     for region in regions:
-        if not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]", region):
+        if not re.fullmatch(REGION_RE, region):
             raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
     aws = dataclasses.replace(spec.targets.aws, regions=tuple(dict.fromkeys(regions)))
     return dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, aws=aws))

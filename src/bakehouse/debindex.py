@@ -11,11 +11,10 @@ Versions are compared with Debian's ordering (python-debian).
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
 import lzma
 import os
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -25,7 +24,6 @@ from typing import Any
 
 from bakehouse import proc
 from bakehouse.errors import BakehouseError
-from bakehouse.files import sha256
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 ARCH = "amd64"
@@ -127,6 +125,13 @@ class Indexes:
         default=None, repr=False, compare=False
     )
 
+    def security_versions(self) -> dict[str, str]:
+        """{package: version} as the security suites carry them."""
+        out: dict[str, str] = {}
+        for suite in self.security:
+            out.update(self.suites.get(suite, {}))
+        return out
+
     def candidates(self) -> dict[str, tuple[str, bool]]:
         """{package: (newest version, whether that version comes from a security suite)};
         computed once per Indexes (about 67,000 packages)."""
@@ -219,8 +224,6 @@ class IndexCache:
                 f"{suite.name}/{component}: index not cached and the mirror is unreachable"
             )
         raw = _fetch(suite.url(path))
-        import hashlib
-
         if hashlib.sha256(raw).hexdigest() != digest:
             raise IndexError_(f"{suite.url(path)}: sha256 does not match the signed Release")
         packages = parse_packages(lzma.decompress(raw).decode("utf-8", "replace"))
@@ -245,7 +248,7 @@ class IndexCache:
                 if entry is not None:
                     out.index_hashes[f"{suite.name}/{component}"] = entry[0]
             out.suites[suite.name] = merged
-            out.release_hashes[suite.name] = __import__("hashlib").sha256(text.encode()).hexdigest()
+            out.release_hashes[suite.name] = hashlib.sha256(text.encode()).hexdigest()
             if suite.security:
                 out.security.add(suite.name)
         return out
@@ -283,15 +286,3 @@ def pending(installed: dict[str, str], indexes: Indexes) -> list[Pending]:
 def installed_from_manifest(manifest: dict[str, Any]) -> dict[str, str]:
     """{name: version} from a bakehouse manifest (arch-qualified names collapse to the name)."""
     return {p["name"].split(":")[0]: p["version"] for p in manifest["packages"]}
-
-
-def clean_tmp(folder: Path, older_than: float = 3600) -> None:
-    tmp = folder / "tmp"
-    if tmp.is_dir():
-        for path in tmp.iterdir():
-            with contextlib.suppress(OSError):
-                if time.time() - path.stat().st_mtime > older_than:
-                    path.unlink()
-
-
-__all__ = ["IndexCache", "Indexes", "Pending", "Suite", "pending", "sha256", "suites_for"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import json
 import os
 import secrets
 import shutil
@@ -22,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+from bakehouse.catalogue import write_json
 from bakehouse.errors import BakehouseError, UsageError
 
 
@@ -42,12 +41,6 @@ class Run:
 
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
 
 
 @contextlib.contextmanager
@@ -94,7 +87,7 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
     folder.mkdir(parents=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(prefix=f"bakehouse-{run_id[-6:]}-"))
     run = Run(run_id, folder, image, dt.datetime.now(dt.UTC), tmp)
-    _write_json(
+    write_json(
         folder / "owner.json",
         {
             "run_id": run_id,

@@ -20,6 +20,7 @@ from bakehouse.schema import F
 NAME_RE = r"[a-z][a-z0-9-]{0,39}"
 PACKAGE_RE = r"[a-z0-9][a-z0-9+.-]{1,62}"
 SCRIPT_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\.sh"
+REGION_RE = r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]"
 CHANNEL_RE = r"[a-z][a-z0-9-]{0,31}"
 ACCOUNT_RE = r"[0-9]{12}"
 SUITES = ("bookworm",)
@@ -457,7 +458,7 @@ AWS_TARGET = s.record(
         "regions": F(
             s.list_of(
                 s.string(
-                    r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]",
+                    REGION_RE,
                     what="an AWS region",
                     hint="e.g. eu-west-1",
                 ),

@@ -1061,8 +1061,7 @@ def images_diff(
                     spec_local.components,
                 )
             )
-            for suite in ix.security:
-                security.update(ix.suites[suite])
+            security = ix.security_versions()
     changes = plan.diff(manifest(old), manifest(new), security)
     if json:
         _emit_json(

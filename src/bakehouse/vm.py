@@ -8,11 +8,12 @@ so booting an artifact to verify it never modifies it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bakehouse import proc
@@ -45,46 +46,55 @@ class VmConfig:
     cpus: int = 2
     ssh_port: int | None = None
     snapshot: bool = True
-    extra_drives: tuple[Path, ...] = field(default=())
 
 
-def qemu_argv(cfg: VmConfig) -> list[str]:
-    accel = "kvm" if cfg.accelerator == "kvm" else "tcg,thread=multi"
-    argv = [
+def _kernel_boot_argv(
+    accel: str, memory_mib: int, serial: Path, kernel: Path, initrd: Path, append: str
+) -> list[str]:
+    """qemu with no default devices, no display, the serial console to a file and direct
+    kernel boot: what every VM bakehouse starts has in common."""
+    return [
         QEMU,
-        "-name",
-        _escape(cfg.name),
         "-machine",
         "q35",
         "-accel",
         accel,
         "-cpu",
-        "host" if cfg.accelerator == "kvm" else "max",
-        "-smp",
-        str(cfg.cpus),
+        "host" if accel == "kvm" else "max",
         "-m",
-        str(cfg.memory_mib),
+        str(memory_mib),
         "-nodefaults",
         "-no-user-config",
         "-display",
         "none",
         "-no-reboot",
         "-serial",
-        f"file:{_escape(str(cfg.serial_log))}",
+        f"file:{_escape(str(serial))}",
         "-kernel",
-        str(cfg.kernel),
+        str(kernel),
         "-initrd",
-        str(cfg.initrd),
+        str(initrd),
         "-append",
-        cfg.append,
+        append,
+    ]
+
+
+def qemu_argv(cfg: VmConfig) -> list[str]:
+    accel = "kvm" if cfg.accelerator == "kvm" else "tcg,thread=multi"
+    argv = [
+        *_kernel_boot_argv(
+            accel, cfg.memory_mib, cfg.serial_log, cfg.kernel, cfg.initrd, cfg.append
+        ),
+        "-name",
+        _escape(cfg.name),
+        "-smp",
+        str(cfg.cpus),
         "-drive",
         f"file={_escape(str(cfg.disk))},if=virtio,format=qcow2,cache=unsafe,"
         f"discard=unmap{',snapshot=on' if cfg.snapshot else ''}",
         "-device",
         "virtio-rng-pci",
     ]
-    for drive in cfg.extra_drives:
-        argv += ["-drive", f"file={_escape(str(drive))},if=virtio,format=raw,readonly=on"]
     if cfg.ssh_port is not None:
         argv += [
             "-netdev",
@@ -204,7 +214,7 @@ def boot(
     """Boot a VM and wait for SSH; the VM is stopped when the block ends."""
     port = cfg.ssh_port or free_port()
     if cfg.ssh_port is None:
-        cfg = VmConfig(**{**cfg.__dict__, "ssh_port": port})
+        cfg = dataclasses.replace(cfg, ssh_port=port)
     with proc.Background(qemu_argv(cfg), log=log) as vm:
         progress.say(f"vm: booting {cfg.name} ({cfg.accelerator}), SSH on 127.0.0.1:{port}")
         took = wait_for_ssh(port, key, user, time.monotonic() + timeout, vm, cfg.serial_log)
@@ -219,30 +229,9 @@ PROBE_MARKER = "as init process"  # the kernel prints "Run /bin/false as init pr
 
 def probe_argv(kernel: Path, initrd: Path, serial: Path, accelerator: str) -> list[str]:
     accel = "kvm" if accelerator == "kvm" else "tcg"
-    return [
-        QEMU,
-        "-machine",
-        "q35",
-        "-accel",
-        accel,
-        "-cpu",
-        "host" if accel == "kvm" else "max",
-        "-m",
-        "256",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-serial",
-        f"file:{_escape(str(serial))}",
-        "-kernel",
-        str(kernel),
-        "-initrd",
-        str(initrd),
-        "-append",
-        "console=ttyS0 panic=-1 rdinit=/bin/false",
-    ]
+    return _kernel_boot_argv(
+        accel, 256, serial, kernel, initrd, "console=ttyS0 panic=-1 rdinit=/bin/false"
+    )
 
 
 def _boot_until_marker(argv: list[str], serial: Path, log: Path, timeout: float) -> float | None:

@@ -215,7 +215,6 @@ def gather(aws: Aws, selector: dict[str, str], regions: list[str]) -> list[Group
 def _active_refreshes(asg: Any, names: list[str]) -> dict[str, str]:
     """Group → id of a refresh still running. moto has no instance refreshes (HTTP 500): an
     endpoint without the API is treated as having none running."""
-    from botocore.exceptions import ClientError
     from botocore.parsers import ResponseParserError
 
     out: dict[str, str] = {}
@@ -224,8 +223,6 @@ def _active_refreshes(asg: Any, names: list[str]) -> dict[str, str]:
             resp = asg.describe_instance_refreshes(AutoScalingGroupName=name, MaxRecords=5)
         except ResponseParserError:
             return {}
-        except ClientError:
-            raise
         for r in resp.get("InstanceRefreshes", []):
             if r["Status"] in ACTIVE:
                 out[name] = r["InstanceRefreshId"]

@@ -18,7 +18,7 @@ from typing import Any
 from bakehouse import packer, proc
 from bakehouse import render as rnd
 from bakehouse.errors import BakehouseError
-from bakehouse.files import describe, sha256
+from bakehouse.files import describe
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
@@ -204,7 +204,3 @@ def bake_local(
         "manifest": describe(stage / "manifest.json"),
     }
     return Baked(stage, image_version, fp, commit, timings, manifest, artifacts)
-
-
-def template_sha(path: Path) -> str:
-    return sha256(path)

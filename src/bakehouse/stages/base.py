@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,23 @@ def untar_argv(tarball: Path, rootfs: Path) -> list[str]:
     ]
 
 
+def stage_rootfs(rootfs: Path, stage: Path, raw: Path) -> tuple[str, dict[str, Any]]:
+    """What a base needs from a finished root filesystem, written into ``stage``: the package
+    manifest, the newest kernel and its initrd (direct kernel boot) and the disk. Returns the
+    kernel version and the manifest."""
+    kernel = newest_kernel(rootfs / "boot")
+    listing = proc.run(
+        ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", f"-f={DPKG_FIELDS}"],
+        check=True,
+    )
+    manifest = manifest_from_dpkg(listing.stdout, kernel)
+    (stage / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    shutil.copyfile(rootfs / "boot" / f"vmlinuz-{kernel}", stage / "vmlinuz")
+    shutil.copyfile(rootfs / "boot" / f"initrd.img-{kernel}", stage / "initrd.img")
+    disk_from_rootfs(rootfs, raw, stage / "base.qcow2")
+    return kernel, manifest
+
+
 def disk_from_rootfs(rootfs: Path, raw: Path, qcow2: Path) -> None:
     proc.run(mkfs_argv(rootfs, raw), check=True, timeout=600)
     try:
@@ -330,18 +348,9 @@ def build(
         )
         if code != 0:
             raise BaseError(f"mmdebstrap failed (exit {code})", f"see {log}")
-        kernel = newest_kernel(rootfs / "boot")
-        listing = proc.run(
-            ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", f"-f={DPKG_FIELDS}"],
-            check=True,
-        )
-        manifest = manifest_from_dpkg(listing.stdout, kernel)
-        (stage / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        (stage / "status").write_bytes((rootfs / "var/lib/dpkg/status").read_bytes())
-        (stage / "vmlinuz").write_bytes((rootfs / "boot" / f"vmlinuz-{kernel}").read_bytes())
-        (stage / "initrd.img").write_bytes((rootfs / "boot" / f"initrd.img-{kernel}").read_bytes())
+        shutil.copyfile(rootfs / "var/lib/dpkg/status", stage / "status")
         proc.run(tar_argv(rootfs, stage / "rootfs.tar.zst"), check=True, timeout=600)
-        disk_from_rootfs(rootfs, run.path("base.raw"), stage / "base.qcow2")
+        kernel, manifest = stage_rootfs(rootfs, stage, run.path("base.raw"))
         proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
     record: Record = {
         "kind": "base",

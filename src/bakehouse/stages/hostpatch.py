@@ -119,9 +119,9 @@ def _ensure(
 ) -> base_stage.BaseImage:
     from bakehouse import debindex
 
-    record = catalogue.base(key)
-    if record is not None:
-        derived = base_stage.BaseImage(record, catalogue.base_dir(key))
+    cached = catalogue.base(key)
+    if cached is not None:
+        derived = base_stage.BaseImage(cached, catalogue.base_dir(key))
         with progress.phase("host-patch", f"cache hit {key}, checking sha256"):
             base_stage.verify(derived)
         return derived
@@ -168,24 +168,10 @@ def _ensure(
                 raise HostPatchError(
                     f"patch.sh failed in the host chroot (exit {code})", f"see {log}"
                 )
-            kernel = base_stage.newest_kernel(rootfs / "boot")
-            listing = proc.run(
-                [
-                    "dpkg-query",
-                    f"--admindir={rootfs}/var/lib/dpkg",
-                    "-W",
-                    f"-f={base_stage.DPKG_FIELDS}",
-                ],
-                check=True,
-            )
-            patched = base_stage.manifest_from_dpkg(listing.stdout, kernel)
-            (stage / "manifest.json").write_text(json.dumps(patched, indent=1) + "\n")
-            shutil.copyfile(rootfs / "boot" / f"vmlinuz-{kernel}", stage / "vmlinuz")
-            shutil.copyfile(rootfs / "boot" / f"initrd.img-{kernel}", stage / "initrd.img")
-            base_stage.disk_from_rootfs(rootfs, run.path("patched.raw"), stage / "base.qcow2")
+            kernel, patched = base_stage.stage_rootfs(rootfs, stage, run.path("patched.raw"))
         finally:
             proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
-    record = {
+    record: Record = {
         "kind": "base",
         "id": f"base-{key}",
         "key": key,
@@ -205,4 +191,4 @@ def _ensure(
     }
     dest = catalogue.add(record, stage)
     progress.say(f"host-patch: {record['id']} (from {parent.record['id']}), kernel {kernel}")
-    return base_stage.BaseImage(Record(record), dest)
+    return base_stage.BaseImage(record, dest)

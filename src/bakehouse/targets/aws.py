@@ -7,6 +7,7 @@ of every bake with one entry per region.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -178,10 +179,9 @@ def bake(
         with progress.phase(
             "bake", f"packer build (amazon-ebs) {spec.name} {variables['version']}"
         ):
+            # Packer >= 1.7 requires IMDSv2 itself (metadata_options in the template)
             guard = ImdsGuard(aws, target.regions[0], run.id) if not version.plugins else None
-            if guard is not None:
-                guard.__enter__()
-            try:
+            with guard or contextlib.nullcontext():
                 code = proc.stream(
                     packer.build_argv(path, variables),
                     log=stage / "packer.log",
@@ -190,9 +190,6 @@ def bake(
                     env=env,
                     timeout=7200,
                 )
-            finally:
-                if guard is not None:
-                    guard.__exit__(None, None, None)
         if code != 0:
             raise AwsError(
                 f"packer build failed: {' | '.join(watch.errors[-3:]) or code}",
@@ -303,7 +300,3 @@ def verify_on_instance(
 
 def amis_of(record: Record) -> list[RegionalAmi]:
     return [RegionalAmi(a["region"], a["ami_id"]) for a in record.get("amis", [])]
-
-
-def describe(amis: list[RegionalAmi]) -> list[dict[str, Any]]:
-    return [{"region": a.region, "ami_id": a.ami_id} for a in amis]

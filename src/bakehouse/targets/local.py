@@ -78,10 +78,15 @@ def step_base(ctx: Context) -> None:
 
 def step_accelerator(ctx: Context) -> None:
     assert ctx.base is not None
+    probe_accelerator(ctx, ctx.base.file("kernel"), ctx.base.file("initrd"))
+
+
+def probe_accelerator(ctx: Context, kernel: Path, initrd: Path) -> None:
+    """KVM or TCG, probed by booting ``kernel`` (cached per host boot)."""
     ctx.accelerator = vm.choose_accelerator(
         ctx.spec.targets.local.accelerator,
-        ctx.base.file("kernel"),
-        ctx.base.file("initrd"),
+        kernel,
+        initrd,
         ctx.run.path("probe"),
         ctx.project.state_dir / "cache" / "accelerator.json",
         ctx.progress,
@@ -238,15 +243,6 @@ def step_record(ctx: Context) -> None:
     ctx.progress.say(f"catalogue: {record['id']} recorded as {state} ({dest})")
 
 
-def security_versions(indexes: debindex.Indexes | None) -> dict[str, str]:
-    if indexes is None:
-        return {}
-    out: dict[str, str] = {}
-    for suite in indexes.security:
-        out.update(indexes.suites.get(suite, {}))
-    return out
-
-
 def image_diff(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
     """Packages added, removed, upgraded against the previous image of the same name."""
     import json
@@ -260,7 +256,7 @@ def image_diff(ctx: Context, manifest: dict[str, Any]) -> dict[str, Any]:
     changes = plan.diff(
         debindex.installed_from_manifest(json.loads(old_path.read_text())),
         debindex.installed_from_manifest(manifest),
-        security_versions(ctx.indexes),
+        ctx.indexes.security_versions() if ctx.indexes else {},
     )
     return {
         "against": previous["version"],
@@ -324,10 +320,6 @@ def bake(
         return ctx.record
 
 
-def state_paths(project: Project) -> tuple[Path, Catalogue]:
-    return project.state_dir, Catalogue(project.state_dir / "catalogue")
-
-
 def verify_only(
     project: Project,
     spec: ImageSpec,
@@ -364,11 +356,7 @@ def verify_only(
                 folder / "initrd.img",
             )
             label = record["id"]
-            ctx.base = base_stage.BaseImage(
-                {"artifacts": {"kernel": {"file": "vmlinuz"}, "initrd": {"file": "initrd.img"}}},
-                folder,
-            )
-        step_accelerator(ctx)
+        probe_accelerator(ctx, kernel, initrd)
         step_indexes(ctx)
         local = spec.targets.local
         with progress.phase("verify", f"{label} (snapshot boot, tests/hardening)"):
