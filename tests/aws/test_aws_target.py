@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from bakehouse.aws import gc as aws_gc
 from bakehouse.aws import prune
@@ -153,8 +154,9 @@ def test_unverified_amis_are_not_published(baked: dict) -> None:  # type: ignore
         publish(
             Aws(), "worker", baked["version"], amis, ["latest"], spec("worker").targets.aws.share
         )
-    with pytest.raises(Exception):  # noqa: B017 - the parameter must not exist
+    with pytest.raises(ClientError) as missing:  # the channel was never written
         client("ssm").get_parameter(Name=channel_parameter("worker", "latest"))
+    assert missing.value.response["Error"]["Code"] == "ParameterNotFound"
 
 
 def test_publish_sets_ssm_channels_and_sharing(baked: dict) -> None:  # type: ignore[type-arg]
