@@ -64,7 +64,7 @@ def main() -> None:
                 junit = run.path(f"junit-{i}.xml")
                 stats = run.path(f"stats-{i}.json")
                 argv = [
-                    *verify.pytest_argv(ROOT, ssh_config, ctx, junit),
+                    *verify.pytest_argv(ROOT, verify.over_ssh(ssh_config), ctx, junit),
                     f"--bakehouse-stats={stats}",
                 ]
                 start = time.perf_counter()

@@ -112,6 +112,7 @@ class AwsTarget:
     volume_size: int  # GiB
     share: Share
     verify_via: str
+    instance_profile: str | None  # the verification instance's, for verify_via: ssm
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,13 @@ def _check_roll(r: Roll, path: Path_, ctx: s.Ctx) -> None:
 
 
 def _check_aws_target(t: AwsTarget, path: Path_, ctx: s.Ctx) -> None:
+    if t.verify_via == "ssm" and t.instance_profile is None:
+        ctx.fail(
+            (*path, "verify_via"),
+            "verification over SSM needs an instance profile for the verification instance",
+            "set targets.aws.instance_profile to a profile whose role has the "
+            "AmazonSSMManagedInstanceCore policy",
+        )
     if t.kms_key_id and t.kms_key_id.startswith("arn:") and len(t.regions) > 1:
         ctx.fail(
             (*path, "kms_key_id"),
@@ -486,6 +494,17 @@ AWS_TARGET = s.record(
         "volume_size": F(s.integer(2, 1024, unit="GiB"), 8),
         "share": F(SHARE, {}),
         "verify_via": F(s.enum("ssh", "ssm"), "ssh"),
+        "instance_profile": F(
+            s.optional(
+                s.string(
+                    r"[A-Za-z0-9+=,.@_-]{1,128}"
+                    r"|arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/[A-Za-z0-9+=,.@_/-]{1,128}",
+                    what="an IAM instance profile name or ARN",
+                )
+            ),
+            None,
+            "the verification instance's profile when verify_via is ssm",
+        ),
     },
     _check_aws_target,
 )

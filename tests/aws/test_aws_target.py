@@ -231,6 +231,51 @@ def test_verify_instance_is_removed_after_a_failure(tmp_path: Path) -> None:
     assert groups == []
 
 
+def test_verify_instance_for_ssm_has_no_key_and_no_inbound_rule(tmp_path: Path) -> None:
+    iam = client("iam")
+    iam.create_role(RoleName="bakehouse-verify", AssumeRolePolicyDocument="{}")
+    iam.create_instance_profile(InstanceProfileName="bakehouse-verify")
+    iam.add_role_to_instance_profile(
+        InstanceProfileName="bakehouse-verify", RoleName="bakehouse-verify"
+    )
+    seen = {}
+    with (
+        pytest.raises(KeyboardInterrupt),
+        verify_instance(
+            Aws(),
+            REGIONS[0],
+            "ami-0d0000000000000a2",
+            "web",
+            "20260101T000000Z-ssm001",
+            None,
+            "t3.small",
+            None,
+            tmp_path,
+            instance_profile="bakehouse-verify",
+        ) as inst,
+    ):
+        assert inst.key_name is None and inst.key_file is None
+        seen["instance"] = ec2().describe_instances(InstanceIds=[inst.instance_id])["Reservations"][
+            0
+        ]["Instances"][0]
+        seen["group"] = ec2().describe_security_groups(GroupIds=[inst.group_id])["SecurityGroups"][
+            0
+        ]
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the suite
+    instance = seen["instance"]
+    assert "KeyName" not in instance
+    assert instance["IamInstanceProfile"]["Arn"].endswith(":instance-profile/bakehouse-verify")
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert seen["group"]["IpPermissions"] == []
+    assert list(tmp_path.iterdir()) == []
+    state = ec2().describe_instances(InstanceIds=[instance["InstanceId"]])
+    assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "terminated"
+    groups = ec2().describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["bakehouse-verify-20260101T000000Z-ssm001"]}]
+    )["SecurityGroups"]
+    assert groups == []
+
+
 def test_imds_guard_requires_imdsv2_on_the_build_instance() -> None:
     run = ec2().run_instances(
         ImageId="ami-0d0000000000000a2",

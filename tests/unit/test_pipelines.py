@@ -243,3 +243,17 @@ def test_iam_policy_is_exactly_what_is_used() -> None:
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
     kms = [s for s in policy["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
     assert kms and all("kms:ViaService" in json.dumps(s["Condition"]) for s in kms)
+    # an instance profile is passed (verify over SSM): PassRole to EC2 only, bakehouse roles only
+    source = (ROOT / "src" / "bakehouse" / "aws" / "instances.py").read_text()
+    passes = [s for s in policy["Statement"] if "iam:PassRole" in s["Action"]]
+    assert ('"IamInstanceProfile"' in source) == bool(passes)
+    for s in passes:
+        assert s["Action"] == ["iam:PassRole"] and s["Resource"].endswith(":role/bakehouse-*")
+        assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    # commands run only on instances bakehouse launched for verification
+    sends = [s for s in policy["Statement"] if "ssm:SendCommand" in s["Action"]]
+    instances = [s for s in sends if any(":instance/" in r for r in s["Resource"])]
+    assert instances and all(
+        s["Condition"] == {"StringEquals": {"ssm:resourceTag/bakehouse:role": "verify"}}
+        for s in instances
+    )

@@ -230,6 +230,22 @@ CASES = [
         "alias",
     ),
     (
+        "ssm-verify-without-profile",
+        {"web": "description: x\ntargets:\n  aws:\n    verify_via: ssm\n"},
+        "web",
+        "images/web.yaml:4: targets.aws.verify_via: verification over SSM needs an instance "
+        "profile for the verification instance",
+        "AmazonSSMManagedInstanceCore",
+    ),
+    (
+        "instance-profile-not-a-name",
+        {"web": "description: x\ntargets:\n  aws:\n    instance_profile: 'my profile'\n"},
+        "web",
+        "images/web.yaml:4: targets.aws.instance_profile: must be an IAM instance profile name "
+        "or ARN (got 'my profile')",
+        None,
+    ),
+    (
         "name-mismatch",
         {"web": "name: webserver\ndescription: x\n"},
         "web",

@@ -1,6 +1,10 @@
-"""Verification instances: launched from the new AMI (never the build instance), reachable only
-from the runner, IMDSv2 required, and always removed — instance, key pair and security group —
-when the ``with`` block ends, whatever ends it (a failed check, an API error, Ctrl-C).
+"""Verification instances: launched from the new AMI (never the build instance), IMDSv2
+required, and always removed — instance, key pair and security group — when the ``with`` block
+ends, whatever ends it (a failed check, an API error, Ctrl-C).
+
+Over SSH the instance gets an ephemeral key pair and a security group open to the runner's
+address on port 22 only. Over SSM it gets neither a key pair nor any inbound rule: only the
+instance profile that lets its agent talk to Systems Manager.
 
 Also the IMDSv2 guard for Packer 1.6.6, whose amazon-ebs builder cannot require IMDSv2: while
 Packer runs, the build instance tagged with the run id is switched to ``HttpTokens=required``.
@@ -26,8 +30,8 @@ IMDSV2 = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseH
 class VerifyInstance:
     region: str
     instance_id: str
-    key_name: str
-    key_file: Path
+    key_name: str | None
+    key_file: Path | None
     group_id: str
     address: str | None
 
@@ -44,11 +48,12 @@ def _tags(run_id: str, image: str, role: str) -> list[dict[str, str]]:
 def run_instances_request(
     ami_id: str,
     instance_type: str,
-    key_name: str,
+    key_name: str | None,
     group_id: str,
     subnet_id: str | None,
     run_id: str,
     image: str,
+    instance_profile: str | None = None,
 ) -> dict[str, Any]:
     """The RunInstances request for a verification instance (pure)."""
     tags = _tags(run_id, image, "verify")
@@ -57,7 +62,6 @@ def run_instances_request(
         "InstanceType": instance_type,
         "MinCount": 1,
         "MaxCount": 1,
-        "KeyName": key_name,
         "SecurityGroupIds": [group_id],
         "MetadataOptions": dict(IMDSV2),
         "InstanceInitiatedShutdownBehavior": "terminate",
@@ -66,6 +70,11 @@ def run_instances_request(
             {"ResourceType": "volume", "Tags": tags},
         ],
     }
+    if key_name:
+        request["KeyName"] = key_name
+    if instance_profile:
+        key = "Arn" if instance_profile.startswith("arn:") else "Name"
+        request["IamInstanceProfile"] = {key: instance_profile}
     if subnet_id:
         request["SubnetId"] = subnet_id
     return request
@@ -78,31 +87,38 @@ def verify_instance(
     ami_id: str,
     image: str,
     run_id: str,
-    runner_cidr: str,
+    runner_cidr: str | None,
     instance_type: str,
     subnet_id: str | None,
     workdir: Path,
     timeout: float = 600,
+    instance_profile: str | None = None,
 ) -> Iterator[VerifyInstance]:
+    """``runner_cidr`` set: reachable over SSH from there. ``None``: no key, no inbound rule,
+    for SSM (then ``instance_profile`` is required)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if runner_cidr is None and instance_profile is None:
+        raise AwsError("a verification instance without SSH needs an instance profile for SSM")
     ec2 = aws.client("ec2", region)
-    key_name = f"bakehouse-verify-{run_id}"
+    key_name = f"bakehouse-verify-{run_id}" if runner_cidr else None
+    key_file = None
     created: dict[str, str] = {}
     try:
         try:
-            key = ec2.create_key_pair(
-                KeyName=key_name,
-                KeyType="ed25519",
-                TagSpecifications=[
-                    {"ResourceType": "key-pair", "Tags": _tags(run_id, image, "verify")}
-                ],
-            )
-            created["key"] = key_name
-            key_file = workdir / "verify-key"
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(key["KeyMaterial"])
+            if key_name:
+                key = ec2.create_key_pair(
+                    KeyName=key_name,
+                    KeyType="ed25519",
+                    TagSpecifications=[
+                        {"ResourceType": "key-pair", "Tags": _tags(run_id, image, "verify")}
+                    ],
+                )
+                created["key"] = key_name
+                key_file = workdir / "verify-key"
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(key["KeyMaterial"])
             vpc_id = None
             if subnet_id:
                 vpc_id = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["VpcId"]
@@ -114,29 +130,40 @@ def verify_instance(
                         "set targets.aws.subnet_id in the image definition",
                     )
                 vpc_id = vpcs["Vpcs"][0]["VpcId"]
+            reach = "SSH from the runner only" if runner_cidr else "no inbound (SSM)"
             group = ec2.create_security_group(
                 GroupName=f"bakehouse-verify-{run_id}",
                 VpcId=vpc_id,
-                Description=f"bakehouse verify {image} {run_id}: SSH from the runner only",
+                Description=f"bakehouse verify {image} {run_id}: {reach}",
                 TagSpecifications=[
                     {"ResourceType": "security-group", "Tags": _tags(run_id, image, "verify")}
                 ],
             )
             created["group"] = group["GroupId"]
-            ec2.authorize_security_group_ingress(
-                GroupId=group["GroupId"],
-                IpPermissions=[
-                    {
-                        "IpProtocol": "tcp",
-                        "FromPort": 22,
-                        "ToPort": 22,
-                        "IpRanges": [{"CidrIp": runner_cidr, "Description": "bakehouse runner"}],
-                    }
-                ],
-            )
+            if runner_cidr:
+                ec2.authorize_security_group_ingress(
+                    GroupId=group["GroupId"],
+                    IpPermissions=[
+                        {
+                            "IpProtocol": "tcp",
+                            "FromPort": 22,
+                            "ToPort": 22,
+                            "IpRanges": [
+                                {"CidrIp": runner_cidr, "Description": "bakehouse runner"}
+                            ],
+                        }
+                    ],
+                )
             reservation = ec2.run_instances(
                 **run_instances_request(
-                    ami_id, instance_type, key_name, group["GroupId"], subnet_id, run_id, image
+                    ami_id,
+                    instance_type,
+                    key_name,
+                    group["GroupId"],
+                    subnet_id,
+                    run_id,
+                    image,
+                    instance_profile,
                 )
             )
             instance_id = reservation["Instances"][0]["InstanceId"]

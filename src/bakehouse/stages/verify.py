@@ -2,7 +2,8 @@
 
 The disk is opened with ``snapshot=on`` (writes go to a throwaway overlay), an ephemeral key is
 handed to the guest on the kernel command line, and tests/hardening runs with pytest-testinfra
-(paramiko backend) through a generated ssh_config. Package indexes are checked on the host and
+(paramiko backend) through a generated ssh_config (or, for an AWS instance configured so,
+through SSM Run Command: :func:`over_ssm`). Package indexes are checked on the host and
 passed in, so the guest downloads nothing. The VM is always stopped when verify ends.
 """
 
@@ -60,15 +61,35 @@ def context(spec: ImageSpec | None, verify_key: str, candidates: Path | None) ->
     }
 
 
-def pytest_argv(root: Path, ssh_config: Path, ctx: Path, junit: Path) -> list[str]:
+@dataclass(frozen=True)
+class Connection:
+    """How the suite reaches the machine it judges: a name for messages and pytest options."""
+
+    via: str
+    options: tuple[str, ...]
+
+
+def over_ssh(ssh_config: Path) -> Connection:
+    """paramiko through a generated ssh_config whose host is ``bakehouse-vm``; sudo to root."""
+    return Connection(
+        "SSH", ("--hosts=paramiko://bakehouse-vm", f"--ssh-config={ssh_config}", "--sudo")
+    )
+
+
+def over_ssm(instance_id: str, region: str) -> Connection:
+    """SSM Run Command (commands run as root): bakehouse's testinfra backend."""
+    return Connection(
+        "SSM", ("-p", "bakehouse.testinfra_ssm", f"--hosts=ssm://{instance_id}@{region}")
+    )
+
+
+def pytest_argv(root: Path, connection: Connection, ctx: Path, junit: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
         "pytest",
         str(root / SUITE),
-        "--hosts=paramiko://bakehouse-vm",
-        f"--ssh-config={ssh_config}",
-        "--sudo",
+        *connection.options,
         f"--bakehouse-context={ctx}",
         f"--junitxml={junit}",
         "-o",
@@ -157,26 +178,31 @@ def verify_local(
     with vm.boot(cfg, key.private, "admin", boot_timeout, progress, folder / "qemu.log") as booted:
         ssh_config = booted.ssh_config(folder / "ssh_config")
         return run_suite(
-            root, folder, ssh_config, ctx, progress, booted.boot_seconds, suite_timeout
+            root, folder, over_ssh(ssh_config), ctx, progress, booted.boot_seconds, suite_timeout
         )
 
 
 def run_suite(
     root: Path,
     folder: Path,
-    ssh_config: Path,
+    connection: Connection,
     ctx: Path,
     progress: Progress,
     boot_seconds: float,
     suite_timeout: float = 1800,
+    env: dict[str, str] | None = None,
 ) -> Verified:
-    """tests/hardening over SSH against the host ``ssh_config`` names; JUnit -> results."""
+    """tests/hardening against the machine ``connection`` reaches; JUnit -> results."""
     junit = folder / "junit.xml"
     log = folder / "verify.log"
-    progress.say("verify: running tests/hardening over SSH")
+    progress.say(f"verify: running tests/hardening over {connection.via}")
     start = time.monotonic()
     code = proc.stream(
-        pytest_argv(root, ssh_config, ctx, junit), log=log, cwd=root, timeout=suite_timeout
+        pytest_argv(root, connection, ctx, junit),
+        log=log,
+        cwd=root,
+        timeout=suite_timeout,
+        env=env,
     )
     suite_seconds = time.monotonic() - start
     if not junit.is_file():

@@ -131,12 +131,6 @@ def bake(
     target = spec.targets.aws
     aws = Aws(profile=options.profile, region=target.regions[0])
     catalogue = Catalogue(project.state_dir / "catalogue")
-    if options.verify and target.verify_via == "ssm":
-        raise AwsError(
-            "verification over SSM Session Manager is not available yet",
-            "set targets.aws.verify_via: ssh (the default), or bake with --no-verify",
-            exit_code=2,
-        )
     if options.runner_cidr is None:
         raise AwsError(
             "say which address may reach the build instance: --runner-cidr A.B.C.D/32",
@@ -207,7 +201,7 @@ def bake(
         verified = None
         if options.verify:
             verified = verify_on_instance(
-                project, spec, aws, amis[0], run, options.runner_cidr, progress
+                project, spec, aws, amis[0], run, options.runner_cidr, progress, options.profile
             )
             state = "verified" if verified.ok else "failed"
         tag_state(aws, amis, state)
@@ -251,11 +245,13 @@ def verify_on_instance(
     run: Run,
     runner_cidr: str,
     progress: Progress,
+    profile: str | None = None,
 ) -> Any:
-    """A fresh instance from the new AMI, the hardening suite over SSH, and nothing left."""
+    """A fresh instance from the new AMI, the hardening suite over SSH (or SSM), nothing left."""
     import time
 
     from bakehouse import debindex, vm
+    from bakehouse.aws import ssm
     from bakehouse.aws.instances import verify_instance
     from bakehouse.stages import verify as verify_stage
 
@@ -267,21 +263,41 @@ def verify_on_instance(
         debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
     )
     candidates = verify_stage.write_candidates(indexes, folder / "candidates.json")
+    ctx = folder / "context.json"
+    # no verify key: over SSH it is an EC2 key pair, whose public half authorized_keys holds
+    ctx.write_text(json.dumps(verify_stage.context(spec, "", candidates)))
+    via_ssm = target.verify_via == "ssm"
     with (
-        progress.phase("verify", f"fresh instance from {ami.ami_id} in {ami.region}"),
+        progress.phase(
+            "verify",
+            f"fresh instance from {ami.ami_id} in {ami.region} ({target.verify_via.upper()})",
+        ),
         verify_instance(
             aws,
             ami.region,
             ami.ami_id,
             spec.name,
             run.id,
-            runner_cidr,
+            None if via_ssm else runner_cidr,
             target.instance_type,
             target.subnet_id,
             folder,
+            instance_profile=target.instance_profile if via_ssm else None,
         ) as inst,
     ):
-        if not inst.address:
+        if via_ssm:
+            took = ssm.wait_until_managed(aws.client("ssm", ami.region), inst.instance_id)
+            progress.say(f"verify: {inst.instance_id} online in SSM after {took:.0f} s")
+            return verify_stage.run_suite(
+                project.root,
+                folder,
+                verify_stage.over_ssm(inst.instance_id, ami.region),
+                ctx,
+                progress,
+                took,
+                env={"AWS_PROFILE": profile} if profile else None,
+            )
+        if not inst.address or not inst.key_file:
             raise AwsError(
                 f"instance {inst.instance_id} has no address to reach",
                 "use a subnet that gives public addresses, or run from inside the VPC",
@@ -289,13 +305,12 @@ def verify_on_instance(
         user = spec.base.aws.ssh_username
         start = time.monotonic()
         took = vm.wait_for_ssh(22, inst.key_file, user, start + 600, None, None, host=inst.address)
-        ctx = folder / "context.json"
-        # the verify key is an EC2 key pair: its public half is what authorized_keys holds
-        ctx.write_text(json.dumps(verify_stage.context(spec, "", candidates)))
         ssh_config = vm.write_ssh_config(
             folder / "ssh_config", inst.address, 22, user, inst.key_file
         )
-        return verify_stage.run_suite(project.root, folder, ssh_config, ctx, progress, took)
+        return verify_stage.run_suite(
+            project.root, folder, verify_stage.over_ssh(ssh_config), ctx, progress, took
+        )
 
 
 def amis_of(record: Record) -> list[RegionalAmi]:
