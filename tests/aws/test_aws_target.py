@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import boto3
@@ -121,6 +122,61 @@ def baked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:  # type: ign
     monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
     options = aws_target.AwsBakeOptions(runner_cidr="192.0.2.10/32", verify=False)
     return aws_target.bake(Project(ROOT), spec("worker"), options)
+
+
+def test_bake_with_ssm_verify_records_a_failed_verification_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole verify_via: ssm path up to the SSM agent: Packer against moto, then a
+    verification instance with the profile and no inbound rule. moto has no
+    DescribeInstanceInformation, so waiting for the agent fails there (the wait itself is tested
+    with the Stubber in test_ssm_api.py): the AMIs are tagged failed, the record says why, and
+    the instance and its security group are gone."""
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    iam = client("iam")
+    iam.create_role(RoleName="bakehouse-verify", AssumeRolePolicyDocument="{}")
+    iam.create_instance_profile(InstanceProfileName="bakehouse-verify")
+    iam.add_role_to_instance_profile(
+        InstanceProfileName="bakehouse-verify", RoleName="bakehouse-verify"
+    )
+    worker = spec("worker")
+    worker = dataclasses.replace(
+        worker,
+        targets=dataclasses.replace(
+            worker.targets,
+            aws=dataclasses.replace(
+                worker.targets.aws, verify_via="ssm", instance_profile="bakehouse-verify"
+            ),
+        ),
+    )
+    options = aws_target.AwsBakeOptions(runner_cidr="192.0.2.10/32", verify=True)
+    with pytest.raises(AwsError, match="DescribeInstanceInformation failed"):
+        aws_target.bake(Project(ROOT), worker, options)
+    records = list((tmp_path / "state" / "catalogue" / "images" / "worker").glob("*/record.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["state"] == "failed"
+    assert "DescribeInstanceInformation" in record["verify"]["error"]
+    for ami in record["amis"]:
+        image = ec2(ami["region"]).describe_images(ImageIds=[ami["ami_id"]])["Images"][0]
+        assert {"Key": "bakehouse:state", "Value": "failed"} in image["Tags"]
+    verify = ec2().describe_instances(
+        Filters=[
+            {"Name": "tag:bakehouse:run-id", "Values": [record["run_id"]]},
+            {"Name": "tag:bakehouse:role", "Values": ["verify"]},
+        ]
+    )["Reservations"]
+    assert len(verify) == 1
+    instance = verify[0]["Instances"][0]
+    assert instance["State"]["Name"] == "terminated"
+    assert "KeyName" not in instance  # (moto drops the profile association on termination)
+    assert (
+        ec2().describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [f"bakehouse-verify-{record['run_id']}"]}]
+        )["SecurityGroups"]
+        == []
+    )
 
 
 def test_packer_build_against_moto(baked: dict) -> None:  # type: ignore[type-arg]

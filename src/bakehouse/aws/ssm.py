@@ -181,8 +181,6 @@ class SsmTransport:
         self.invocations = 0
 
     def __call__(self, script: str) -> Invocation:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             sent = self.client.send_command(
                 InstanceIds=[self.instance_id],
@@ -191,7 +189,7 @@ class SsmTransport:
                 TimeoutSeconds=max(30, int(self.timeout)),
                 Comment=self.comment[:100],
             )
-        except (ClientError, BotoCoreError) as exc:
+        except _boto_errors() as exc:
             raise _api_error(exc, f"SendCommand to {self.instance_id}") from None
         self.invocations += 1
         command_id = sent["Command"]["CommandId"]
@@ -202,7 +200,7 @@ class SsmTransport:
             raise
 
     def _wait(self, command_id: str) -> Invocation:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
         deadline = self.clock() + self.timeout + 30
         delay = 0.2
@@ -219,7 +217,7 @@ class SsmTransport:
                 if code == "InvocationDoesNotExist" and self.clock() < deadline:
                     continue
                 raise _api_error(exc, f"GetCommandInvocation {command_id}") from None
-            except BotoCoreError as exc:
+            except _boto_errors() as exc:
                 raise _api_error(exc, f"GetCommandInvocation {command_id}") from None
             if inv["Status"] in RUNNING:
                 if self.clock() >= deadline:
@@ -238,11 +236,18 @@ class SsmTransport:
             )
 
     def _cancel(self, command_id: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         # best effort: the command also ends by itself at its execution timeout
-        with contextlib.suppress(ClientError, BotoCoreError):
+        with contextlib.suppress(*_boto_errors()):
             self.client.cancel_command(CommandId=command_id, InstanceIds=[self.instance_id])
+
+
+def _boto_errors() -> tuple[type[Exception], ...]:
+    """What a failed call raises: ClientError, BotoCoreError, or ResponseParserError for an
+    endpoint's bare HTTP 500 (an emulator without the API)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    return (ClientError, BotoCoreError, ResponseParserError)
 
 
 def _api_error(exc: Exception, doing: str) -> SsmError:
@@ -262,8 +267,6 @@ def wait_until_managed(
     clock: Callable[[], float] = time.monotonic,
 ) -> float:
     """Wait until the instance's SSM agent reports Online; returns the seconds it took."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     start = clock()
     last = "not registered"
     while True:
@@ -271,7 +274,7 @@ def wait_until_managed(
             reply = client.describe_instance_information(
                 Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
             )
-        except (ClientError, BotoCoreError) as exc:
+        except _boto_errors() as exc:
             raise _api_error(exc, "DescribeInstanceInformation") from None
         infos = reply.get("InstanceInformationList", [])
         if infos:

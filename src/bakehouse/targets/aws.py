@@ -199,12 +199,20 @@ def bake(
             progress.say(f"bake: {note}")
         state = "baked"
         verified = None
+        interrupted: BaseException | None = None
         if options.verify:
-            verified = verify_on_instance(
-                project, spec, aws, amis[0], run, options.runner_cidr, progress, options.profile
-            )
-            state = "verified" if verified.ok else "failed"
-        tag_state(aws, amis, state)
+            try:
+                verified = verify_on_instance(
+                    project, spec, aws, amis[0], run, options.runner_cidr, progress, options.profile
+                )
+                state = "verified" if verified.ok else "failed"
+            except BaseException as exc:  # recorded as failed below, then raised again
+                state, interrupted = "failed", exc
+        try:
+            tag_state(aws, amis, state)
+        except AwsError:
+            if interrupted is None:
+                raise
         record: Record = {
             "kind": "image",
             "id": f"{spec.name}-{variables['version']}",
@@ -230,7 +238,12 @@ def bake(
                 "failed": verified.failed_ids() if verified else [],
             },
         }
+        if interrupted is not None:
+            record["verify"]["error"] = str(interrupted) or type(interrupted).__name__
+            record["history"][0]["note"] += ": verification did not finish"
         catalogue.add(record, stage)
+        if interrupted is not None:
+            raise interrupted
         progress.say(
             f"bake: {record['id']} {state}: " + ", ".join(f"{a.region} {a.ami_id}" for a in amis)
         )
