@@ -1,8 +1,11 @@
 """Hardening suite benchmark: run time against a booted VM and the commands it sends.
 
 Boots the newest baked web image from the catalogue (snapshot mode, TCG unless KVM works),
-runs tests/hardening over SSH three times and prints, per run, the controls, the wall time of
-the suite, and how many commands went to the guest. Target: the whole suite in under 60 s.
+runs tests/hardening over SSH three times, then once through the SSM command protocol (the
+wrapper and chunking of ``verify_via: ssm``, with SSH playing the SSM agent: tests/e2e/
+ssm_relay.py), and prints, per run, the controls, the wall time of the suite, the commands the
+suite sent and, for SSM, the Run Command invocations they took (SendCommand round trips).
+Target: the whole suite in under 60 s.
 
     sudo .venv/bin/python benchmarks/hardening.py      # needs a baked web image (invoke bake)
 """
@@ -60,40 +63,61 @@ def main() -> None:
         )
         with vm.boot(cfg, key.private, "admin", 600, progress, run.path("qemu.log")) as booted:
             ssh_config = booted.ssh_config(run.path("ssh_config"))
-            for i in range(3):
+            relay = verify.Connection(
+                "SSM",
+                (
+                    "-p",
+                    "tests.e2e.ssm_relay",
+                    f"--hosts=ssm-relay://i-00000000000000000@local?ssh_config={ssh_config}",
+                ),
+            )
+            for i, connection in enumerate([verify.over_ssh(ssh_config)] * 3 + [relay]):
                 junit = run.path(f"junit-{i}.xml")
                 stats = run.path(f"stats-{i}.json")
+                relay_stats = run.path(f"relay-{i}.json")
                 argv = [
-                    *verify.pytest_argv(ROOT, verify.over_ssh(ssh_config), ctx, junit),
+                    *verify.pytest_argv(ROOT, connection, ctx, junit),
                     f"--bakehouse-stats={stats}",
                 ]
                 start = time.perf_counter()
-                proc.run(argv, cwd=ROOT, timeout=1800)
+                proc.run(
+                    argv,
+                    cwd=ROOT,
+                    timeout=1800,
+                    env={"BAKEHOUSE_SSM_RELAY_STATS": str(relay_stats)},
+                )
                 took = time.perf_counter() - start
                 controls = verify.parse_junit(junit)
                 data = json.loads(stats.read_text())
+                invocations = (
+                    json.loads(relay_stats.read_text())["invocations"]
+                    if relay_stats.exists()
+                    else None
+                )
                 rows.append(
                     (
-                        i + 1,
+                        f"{i + 1} {connection.via}",
                         len(controls),
                         sum(c["outcome"] == "passed" for c in controls),
                         took,
                         data["commands"],
                         data["seconds"],
                         data["slowest"],
+                        invocations,
                     )
                 )
     print(f"\nimage {record['id']} ({accel}), boot to SSH {booted.boot_seconds:.1f} s")
     print(
-        f"{'run':>3} {'controls':>8} {'passed':>6} {'suite s':>8} {'commands':>8} "
-        f"{'in guest s':>10}  target"
+        f"{'run':>6} {'controls':>8} {'passed':>6} {'suite s':>8} {'commands':>8} "
+        f"{'in guest s':>10} {'SSM calls':>9}  target"
     )
-    for i, n, passed, took, commands, guest, _ in rows:
+    for i, n, passed, took, commands, guest, _, invocations in rows:
+        calls = "-" if invocations is None else str(invocations)
         print(
-            f"{i:>3} {n:>8} {passed:>6} {took:>8.1f} {commands:>8} {guest:>10.1f}  "
+            f"{i:>6} {n:>8} {passed:>6} {took:>8.1f} {commands:>8} {guest:>10.1f} {calls:>9}  "
             f"< 60 s {'ok' if took < 60 else 'SLOW'}"
         )
-    print("slowest guest commands (last run):", ", ".join(f"{c} {s:.1f}s" for c, s in rows[-1][6]))
+    print("slowest guest commands (SSH):", ", ".join(f"{c} {s:.1f}s" for c, s in rows[0][6]))
 
 
 if __name__ == "__main__":

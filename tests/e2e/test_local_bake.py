@@ -199,3 +199,46 @@ def test_bake_web_end_to_end(state: Path) -> None:
     assert channels["web"]["stable"]["current"] == record["version"]
     history = run(state, "images.history", "--image", "web")
     assert record["version"] in history.stdout
+
+
+def test_hardening_suite_over_the_ssm_protocol_matches_ssh(
+    state: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """verify_via: ssm's command protocol on a real image: the published web image booted again,
+    the suite run through bakehouse's SSM backend with SSH playing the agent (tests/e2e/
+    ssm_relay.py), every control's outcome equal to the SSH verify of the bake."""
+    import datetime as dt
+
+    from bakehouse.progress import Progress
+    from bakehouse.project import Project
+    from bakehouse.spec import Catalog
+    from bakehouse.stages import verify as verify_stage
+    from bakehouse.targets import local
+
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(state))
+    stats = tmp_path / "relay.json"
+    monkeypatch.setenv("BAKEHOUSE_SSM_RELAY_STATS", str(stats))
+    records = sorted((state / "catalogue" / "images" / "web").glob("*/record.json"))
+    assert records, "runs after test_bake_web_end_to_end"
+    over_ssh = {
+        c["id"]: c["outcome"]
+        for c in verify_stage.parse_junit(records[-1].parent / "verify" / "junit.xml")
+    }
+
+    def relay(ssh_config: Path) -> verify_stage.Connection:
+        return verify_stage.Connection(
+            "SSM (agent played over SSH)",
+            (
+                "-p",
+                "tests.e2e.ssm_relay",
+                f"--hosts=ssm-relay://i-00000000000000000@local?ssh_config={ssh_config}",
+            ),
+        )
+
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", dt.date.today())
+    result = local.verify_only(Project(ROOT), spec, None, False, Progress(), connection=relay)
+    over_ssm = {c["id"]: c["outcome"] for c in result.controls}
+    assert result.ok and result.summary["passed"] >= 120
+    assert over_ssm == over_ssh
+    counts = json.loads(stats.read_text())
+    assert counts["invocations"] >= 15  # every fact and check went through the wrapper

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 import xml.etree.ElementTree as ET  # nosec B405
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,9 @@ def verify_local(
     boot_timeout: float = 600,
     suite_timeout: float = 1800,
     name: str = "verify",
+    connection: Callable[[Path], Connection] = over_ssh,
 ) -> Verified:
+    """Boot ``disk`` in snapshot mode and run the suite over ``connection(ssh_config)``."""
     folder = run.path(name)
     folder.mkdir()
     keys = folder / "keys"
@@ -178,7 +181,7 @@ def verify_local(
     with vm.boot(cfg, key.private, "admin", boot_timeout, progress, folder / "qemu.log") as booted:
         ssh_config = booted.ssh_config(folder / "ssh_config")
         return run_suite(
-            root, folder, over_ssh(ssh_config), ctx, progress, booted.boot_seconds, suite_timeout
+            root, folder, connection(ssh_config), ctx, progress, booted.boot_seconds, suite_timeout
         )
 
 

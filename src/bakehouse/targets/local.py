@@ -326,6 +326,7 @@ def verify_only(
     version: str | None,
     use_base: bool,
     progress: Progress | None = None,
+    connection: Callable[[Path], verify_stage.Connection] = verify_stage.over_ssh,
 ) -> verify_stage.Verified:
     """Verify an image already in the catalogue (or the image's base) without changing it."""
     progress = progress or Progress()
@@ -373,5 +374,6 @@ def verify_only(
                 memory_mib=local.memory,
                 cpus=local.cpus,
                 boot_timeout=local.ssh_timeout,
+                connection=connection,
             )
         return result
