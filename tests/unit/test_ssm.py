@@ -103,6 +103,11 @@ def test_truncated_or_foreign_replies_are_errors() -> None:
         ssm.execute(lambda s: ssm.Invocation("Success", 0, "hello\n", ""), "true")
     with pytest.raises(ssm.SsmError, match="working directory"):
         ssm.parse_header("BAKEHOUSE-SSM/1 0 4 4 /etc;rm inline")
+    with pytest.raises(ssm.SsmError, match="unexpected numbers"):
+        ssm.parse_header("BAKEHOUSE-SSM/1 x 4 4 /tmp/bakehouse-ssm.abcdefghij inline")
+    damaged = "BAKEHOUSE-SSM/1 0 4 4 /tmp/bakehouse-ssm.abcdefghij inline\nAAAA\nAAAA\n"
+    with pytest.raises(ssm.SsmError, match="damaged"):
+        ssm.execute(lambda s: ssm.Invocation("Success", 0, damaged, ""), "true")
     agent = AgentLikeShell()
 
     def cut(script: str) -> ssm.Invocation:

@@ -43,6 +43,7 @@ INSTANCE_RE = re.compile(r"(i|mi)-[0-9a-f]{8,17}")
 # the instance's mktemp -d result (a private 0700 directory), checked before it is reused
 TMP_RE = re.compile(r"/tmp/bakehouse-ssm\.[A-Za-z0-9]{10}")  # noqa: S108  # nosec B108
 RUNNING = ("Pending", "InProgress", "Delayed")
+WRAPPER_FAILED = (97, 98)  # exit codes: mktemp, or gzip/base64, failed on the instance
 
 
 class SsmError(AwsError):
@@ -67,11 +68,11 @@ def wrap(command: str) -> str:
     """The script that runs ``command`` and replies with a header and, if small, the output."""
     return f"""set -u
 umask 077
-d=$(mktemp -d /tmp/bakehouse-ssm.XXXXXXXXXX) || exit 97
+d=$(mktemp -d /tmp/bakehouse-ssm.XXXXXXXXXX) || exit {WRAPPER_FAILED[0]}
 /bin/sh -c {shlex.quote(command)} </dev/null >"$d/o" 2>"$d/e"
 rc=$?
-gzip -n -c <"$d/o" | base64 -w 0 >"$d/O" || exit 98
-gzip -n -c <"$d/e" | base64 -w 0 >"$d/E" || exit 98
+gzip -n -c <"$d/o" | base64 -w 0 >"$d/O" || exit {WRAPPER_FAILED[1]}
+gzip -n -c <"$d/e" | base64 -w 0 >"$d/E" || exit {WRAPPER_FAILED[1]}
 rm -f "$d/o" "$d/e"
 ol=$(wc -c <"$d/O")
 el=$(wc -c <"$d/E")
@@ -111,11 +112,19 @@ def parse_header(line: str) -> Header:
         raise SsmError(f"unexpected reply from the instance: {line[:200]!r}")
     if not TMP_RE.fullmatch(parts[4]):
         raise SsmError(f"unexpected working directory in the reply: {parts[4][:100]!r}")
+    if not all(p.isdigit() for p in parts[1:4]):
+        raise SsmError(f"unexpected numbers in the reply: {line[:200]!r}")
     return Header(int(parts[1]), int(parts[2]), int(parts[3]), parts[4], parts[5] == "inline")
 
 
 def _decode(encoded: str) -> bytes:
-    return gzip.decompress(base64.b64decode(encoded, validate=True))
+    import binascii
+    import zlib
+
+    try:
+        return gzip.decompress(base64.b64decode(encoded, validate=True))
+    except (binascii.Error, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise SsmError(f"the output from the instance is damaged: {exc}") from None
 
 
 def _checked(inv: Invocation, doing: str) -> str:
@@ -123,7 +132,9 @@ def _checked(inv: Invocation, doing: str) -> str:
         detail = inv.stderr.strip()[-500:] or inv.details or "no output"
         raise SsmError(
             f"{doing} over SSM ended {inv.status} (exit {inv.code}): {detail}",
-            "the instance needs gzip, base64, mktemp and dd (coreutils) and a writable /tmp",
+            "the instance needs gzip, base64, mktemp and dd (coreutils) and a writable /tmp"
+            if inv.code in WRAPPER_FAILED
+            else "see the command's history in Systems Manager > Run Command",
         )
     return inv.stdout
 
