@@ -299,7 +299,8 @@ def verify_on_instance(
         ) as inst,
     ):
         if via_ssm:
-            took = ssm.wait_until_managed(aws.client("ssm", ami.region), inst.instance_id)
+            progress.say(f"verify: waiting for the SSM agent on {inst.instance_id} (up to 600 s)")
+            took = ssm.wait_until_managed(aws.client("ssm", ami.region), inst.instance_id, 600)
             progress.say(f"verify: {inst.instance_id} online in SSM after {took:.0f} s")
             return verify_stage.run_suite(
                 project.root,
