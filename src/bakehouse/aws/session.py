@@ -73,11 +73,13 @@ class Aws:
         return sum(self.calls.values())
 
 
-def api_error(exc: Exception, doing: str) -> AwsError:
+def api_error(
+    exc: Exception,
+    doing: str,
+    hint: str = "check the credentials' permissions (pipelines/iam-policy.json)",
+    kind: type[AwsError] = AwsError,
+) -> AwsError:
     """One clear error for a failed AWS call (ClientError, or moto's unimplemented 500s)."""
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
     message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
-    return AwsError(
-        f"{doing} failed: {code}: {message}",
-        "check the credentials' permissions (pipelines/iam-policy.json)",
-    )
+    return kind(f"{doing} failed: {code}: {message}", hint)

@@ -31,7 +31,7 @@ from typing import Any
 
 from testinfra.backend import base
 
-from bakehouse.aws.session import Aws, AwsError
+from bakehouse.aws.session import Aws, AwsError, api_error
 
 STDOUT_LIMIT = 24_000  # characters GetCommandInvocation returns of stdout
 CHUNK_BLOCKS = 23  # a chunk is 23 blocks of 1,000 characters, under the limit with room to spare
@@ -261,12 +261,12 @@ def _boto_errors() -> tuple[type[Exception], ...]:
     return (ClientError, BotoCoreError, ResponseParserError)
 
 
-def _api_error(exc: Exception, doing: str) -> SsmError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    message = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
-    return SsmError(
-        f"{doing} failed: {code}: {message}",
+def _api_error(exc: Exception, doing: str) -> AwsError:
+    return api_error(
+        exc,
+        doing,
         "the runner needs ssm:SendCommand and ssm:GetCommandInvocation (pipelines/iam-policy.json)",
+        SsmError,
     )
 
 
