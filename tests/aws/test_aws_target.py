@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from bakehouse.aws import gc as aws_gc
 from bakehouse.aws import prune
-from bakehouse.aws.instances import ImdsGuard, verify_instance
+from bakehouse.aws.instances import ImdsGuard, imds_account_default, verify_instance
 from bakehouse.aws.publish import RegionalAmi, channel_parameter, publish
 from bakehouse.aws.resolve import resolve
 from bakehouse.aws.session import Aws, AwsError
@@ -519,3 +519,28 @@ def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
         )
         stub.assert_no_pending_responses()
     assert notes == []
+
+
+def test_imds_account_default_with_stubber() -> None:
+    """moto has no instance metadata defaults (HTTP 500: None, as the test below shows against
+    the server); the real answers come from botocore's Stubber and the EC2 service model."""
+    from botocore.stub import Stubber
+
+    aws = Aws()
+    ec2_client = aws.client("ec2", REGIONS[0])
+    with Stubber(ec2_client) as stub:
+        stub.add_response(
+            "get_instance_metadata_defaults",
+            {"AccountLevel": {"HttpTokens": "required", "HttpEndpoint": "enabled"}},
+            {},
+        )
+        stub.add_response("get_instance_metadata_defaults", {"AccountLevel": {}}, {})
+        stub.add_client_error("get_instance_metadata_defaults", "UnauthorizedOperation")
+        assert imds_account_default(aws, REGIONS[0]) == "required"
+        assert imds_account_default(aws, REGIONS[0]) == "no-preference"
+        assert imds_account_default(aws, REGIONS[0]) is None
+        stub.assert_no_pending_responses()
+
+
+def test_imds_account_default_is_unknown_on_moto() -> None:
+    assert imds_account_default(Aws(), REGIONS[0]) is None

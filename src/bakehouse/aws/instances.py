@@ -223,6 +223,19 @@ def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600
         )
 
 
+def imds_account_default(aws: Aws, region: str) -> str | None:
+    """The region's account-level default for new instances' HttpTokens ("required" closes the
+    moment before the guard reaches the build instance); None where the API is not available."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    try:
+        reply = aws.client("ec2", region).get_instance_metadata_defaults()
+    except (ClientError, BotoCoreError, ResponseParserError):
+        return None
+    return str(reply.get("AccountLevel", {}).get("HttpTokens") or "no-preference")
+
+
 class ImdsGuard:
     """While Packer 1.6.6 builds, require IMDSv2 on the build instance (found by run-id tag)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bakehouse import packer, proc
 from bakehouse import render as rnd
-from bakehouse.aws.instances import ImdsGuard
+from bakehouse.aws.instances import ImdsGuard, imds_account_default
 from bakehouse.aws.publish import RegionalAmi
 from bakehouse.aws.resolve import ResolvedAmi, resolve
 from bakehouse.aws.session import Aws, AwsError, api_error
@@ -175,6 +175,14 @@ def bake(
         ):
             # Packer >= 1.7 requires IMDSv2 itself (metadata_options in the template)
             guard = ImdsGuard(aws, target.regions[0], run.id) if not version.plugins else None
+            imds_default = imds_account_default(aws, target.regions[0]) if guard else None
+            if guard and imds_default != "required":
+                progress.say(
+                    f"bake: Packer {version} cannot ask for IMDSv2, so bakehouse sets it on "
+                    "the build instance once it exists; to have it from launch run: aws ec2 "
+                    "modify-instance-metadata-defaults --http-tokens required "
+                    f"--region {target.regions[0]}"
+                )
             with guard or contextlib.nullcontext():
                 code = proc.stream(
                     packer.build_argv(path, variables),
@@ -229,6 +237,7 @@ def bake(
             "git_commit": commit,
             "amis": [{"region": a.region, "ami_id": a.ami_id} for a in amis],
             "imds_guard": sorted(guard.done) if guard is not None else [],
+            "imds_account_default": imds_default,
             "notes": notes,
             "channels": [],
             "artifacts": {},
