@@ -216,8 +216,8 @@ def validate(
         "rebuild_base": "local: build the base image again even if the cached one is intact",
         "keep_run": "local: keep the run's working folder (keys, logs, Packer output)",
         "profile": "aws: the AWS profile (default: the standard credential chain)",
-        "runner_cidr": "aws: the address allowed to reach the build and verify instances "
-        "over SSH, e.g. 203.0.113.7/32",
+        "runner_cidr": "aws: the address allowed to reach the build instance (and the verify "
+        "instance, unless targets.aws.verify_via is ssm) over SSH, e.g. 203.0.113.7/32",
         "no_verify": "aws: bake only; the AMI stays 'baked' and cannot be published",
         "region": "aws: bake in (and copy to) these regions instead of the definition's "
         "targets.aws.regions (repeatable; the first one builds)",
@@ -242,8 +242,8 @@ def bake(
 
     local: base (cached) → accelerator probe → package indexes → host patch → packer build →
     SBOM → verify → catalogue record → publish. aws: owner-pinned base AMI → packer build
-    (encrypted, gp3, tagged) → IMDSv2 + deprecation → verify on a fresh instance → publish.
-    Ctrl-C stops everything and leaves nothing behind."""
+    (encrypted, gp3, tagged) → IMDSv2 + deprecation → verify on a fresh instance (SSH or SSM)
+    → publish. Ctrl-C stops everything and leaves nothing behind."""
     from bakehouse import app
     from bakehouse.errors import UsageError
 
