@@ -185,10 +185,16 @@ def untar_argv(tarball: Path, rootfs: Path) -> list[str]:
     ]
 
 
-def stage_rootfs(rootfs: Path, stage: Path, raw: Path) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class StagedRootfs:
+    kernel: str
+    manifest: dict[str, Any]
+    artifacts: dict[str, Any]  # the catalogue's description of each file written
+
+
+def stage_rootfs(rootfs: Path, stage: Path, raw: Path) -> StagedRootfs:
     """What a base needs from a finished root filesystem, written into ``stage``: the package
-    manifest, the newest kernel and its initrd (direct kernel boot) and the disk. Returns the
-    kernel version and the manifest."""
+    manifest, the newest kernel and its initrd (direct kernel boot) and the disk."""
     kernel = newest_kernel(rootfs / "boot")
     listing = proc.run(
         ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", "-W", f"-f={DPKG_FIELDS}"],
@@ -199,7 +205,20 @@ def stage_rootfs(rootfs: Path, stage: Path, raw: Path) -> tuple[str, dict[str, A
     shutil.copyfile(rootfs / "boot" / f"vmlinuz-{kernel}", stage / "vmlinuz")
     shutil.copyfile(rootfs / "boot" / f"initrd.img-{kernel}", stage / "initrd.img")
     disk_from_rootfs(rootfs, raw, stage / "base.qcow2")
-    return kernel, manifest
+    files = {
+        "disk": "base.qcow2",
+        "kernel": "vmlinuz",
+        "initrd": "initrd.img",
+        "manifest": "manifest.json",
+    }
+    return StagedRootfs(
+        kernel, manifest, {role: describe(stage / name) for role, name in files.items()}
+    )
+
+
+def remove_rootfs(rootfs: Path) -> None:
+    """A staged root filesystem holds root-owned files; never cross into a mount below it."""
+    proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
 
 
 def disk_from_rootfs(rootfs: Path, raw: Path, qcow2: Path) -> None:
@@ -350,8 +369,8 @@ def build(
             raise BaseError(f"mmdebstrap failed (exit {code})", f"see {log}")
         shutil.copyfile(rootfs / "var/lib/dpkg/status", stage / "status")
         proc.run(tar_argv(rootfs, stage / "rootfs.tar.zst"), check=True, timeout=600)
-        kernel, manifest = stage_rootfs(rootfs, stage, run.path("base.raw"))
-        proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
+        staged = stage_rootfs(rootfs, stage, run.path("base.raw"))
+        remove_rootfs(rootfs)
     record: Record = {
         "kind": "base",
         "id": f"base-{key}",
@@ -359,20 +378,17 @@ def build(
         "target": "local",
         "created": now_iso(),
         "inputs": data,
-        "kernel": kernel,
-        "packages": len(manifest["packages"]),
+        "kernel": staged.kernel,
+        "packages": len(staged.manifest["packages"]),
         "artifacts": {
-            "disk": describe(stage / "base.qcow2"),
-            "kernel": describe(stage / "vmlinuz"),
-            "initrd": describe(stage / "initrd.img"),
-            "manifest": describe(stage / "manifest.json"),
+            **staged.artifacts,
             "status": describe(stage / "status"),
             "rootfs": describe(stage / "rootfs.tar.zst"),
         },
     }
     dest = catalogue.add(record, stage)
     progress.say(
-        f"base: {record['id']} with {record['packages']} packages, kernel {kernel}, "
+        f"base: {record['id']} with {record['packages']} packages, kernel {staged.kernel}, "
         f"{record['artifacts']['disk']['size'] / 2**20:.0f} MiB"
     )
     return BaseImage(record, dest)

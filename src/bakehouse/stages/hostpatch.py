@@ -23,7 +23,7 @@ from bakehouse import proc
 from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.debindex import Indexes
 from bakehouse.errors import BakehouseError
-from bakehouse.files import describe, sha256
+from bakehouse.files import sha256
 from bakehouse.progress import Progress
 from bakehouse.runs import Run, file_lock
 from bakehouse.stages import base as base_stage
@@ -168,9 +168,9 @@ def _ensure(
                 raise HostPatchError(
                     f"patch.sh failed in the host chroot (exit {code})", f"see {log}"
                 )
-            kernel, patched = base_stage.stage_rootfs(rootfs, stage, run.path("patched.raw"))
+            staged = base_stage.stage_rootfs(rootfs, stage, run.path("patched.raw"))
         finally:
-            proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
+            base_stage.remove_rootfs(rootfs)
     record: Record = {
         "kind": "base",
         "id": f"base-{key}",
@@ -180,15 +180,10 @@ def _ensure(
         "parent": {"id": parent.record["id"], "key": parent.key},
         "inputs": data,
         "patched": [p.to_dict() for p in pending],
-        "kernel": kernel,
-        "packages": len(patched["packages"]),
-        "artifacts": {
-            "disk": describe(stage / "base.qcow2"),
-            "kernel": describe(stage / "vmlinuz"),
-            "initrd": describe(stage / "initrd.img"),
-            "manifest": describe(stage / "manifest.json"),
-        },
+        "kernel": staged.kernel,
+        "packages": len(staged.manifest["packages"]),
+        "artifacts": staged.artifacts,
     }
     dest = catalogue.add(record, stage)
-    progress.say(f"host-patch: {record['id']} (from {parent.record['id']}), kernel {kernel}")
+    progress.say(f"host-patch: {record['id']} (from {parent.record['id']}), kernel {staged.kernel}")
     return base_stage.BaseImage(record, dest)
