@@ -87,22 +87,9 @@ ExecStart=/usr/sbin/resize2fs /dev/vda
 [Install]
 WantedBy=multi-user.target
 UNIT
-cat > "$root/etc/systemd/system/bakehouse-ssh-hostkeys.service" <<'UNIT'
-[Unit]
-Description=Generate this instance's SSH host keys
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-in_root systemctl enable bakehouse-ssh-key.service bakehouse-growfs.service \
-    bakehouse-ssh-hostkeys.service
-rm -f "$root"/etc/ssh/ssh_host_*
+in_root systemctl enable bakehouse-ssh-key.service bakehouse-growfs.service
+# The same first-boot host keys as every image (part of the base's content key too).
+BAKEHOUSE_ROOT="$root" sh "$(dirname "$0")/../scripts/hostkeys.sh"
 
 # A serial console for logs; no getty on it (nobody logs in there).
 in_root systemctl mask serial-getty@ttyS0.service

@@ -1,26 +1,9 @@
 #!/bin/sh
-# Cleanup: nothing from the build may ship. No SSH host keys (each instance makes its own at first
-# boot), no keys or password for the build user, an empty machine-id, no apt lists, logs, shell
-# history or temporary files.
+# Cleanup: nothing from the build may ship. No keys or password for the build user, an empty
+# machine-id, no apt lists, logs, shell history or temporary files. (SSH host keys: hostkeys.sh,
+# the step before this one.)
 set -eu
 export DEBIAN_FRONTEND=noninteractive
-
-# SSH host keys: generated per instance at first boot, before sshd starts.
-cat > /etc/systemd/system/bakehouse-ssh-hostkeys.service <<'UNIT'
-[Unit]
-Description=Generate this instance's SSH host keys
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-systemctl enable bakehouse-ssh-hostkeys.service
-rm -f /etc/ssh/ssh_host_*
 
 # Build user and root: no authorized keys, no password, no cloud credentials, no history.
 for home in /root /home/*; do

@@ -49,8 +49,9 @@ def local_inputs(project: Project, spec: ImageSpec) -> tuple[str, str]:
 
     packer_version, mmdebstrap = _tool_versions()
     template = rnd.render(spec, "local", project.packer_dir, PackerVersion.parse(packer_version))
+    customize, shared = base_stage.base_scripts(project.packer_dir)
     base_key = base_stage.content_key(
-        base_stage.inputs(spec.base.local, project.packer_dir / "base" / "customize.sh", mmdebstrap)
+        base_stage.inputs(spec.base.local, customize, mmdebstrap, shared)
     )
     return fingerprint(
         spec, template, project.scripts_dir, base_key, suite_hash(project.root)

@@ -26,7 +26,7 @@ TARGETS = ("local", "aws")
 # run between the package install and hardening. Order is data, not code.
 PRE_STEPS = ("patch.sh", "packages.sh")
 POST_STEPS = ("harden.sh", "manifest.sh")
-FINAL_STEPS = ("cleanup.sh",)
+FINAL_STEPS = ("hostkeys.sh", "cleanup.sh")
 MANIFEST_PATH = "/var/lib/bakehouse/manifest.json"
 
 

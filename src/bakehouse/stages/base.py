@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,14 @@ def packages(local: LocalBase) -> list[str]:
     return sorted({*CORE_PACKAGES, *local.packages})
 
 
-def inputs(local: LocalBase, customize: Path, tool_version: str) -> dict[str, Any]:
+def base_scripts(packer_dir: Path) -> tuple[Path, tuple[Path, ...]]:
+    """The customize hook, and the image scripts it runs too (they are also Packer steps)."""
+    return packer_dir / "base" / "customize.sh", (packer_dir / "scripts" / "hostkeys.sh",)
+
+
+def inputs(
+    local: LocalBase, customize: Path, tool_version: str, shared: Sequence[Path] = ()
+) -> dict[str, Any]:
     return {
         "format": BASE_FORMAT,
         "suite": local.suite,
@@ -86,6 +94,7 @@ def inputs(local: LocalBase, customize: Path, tool_version: str) -> dict[str, An
         "initramfs": local.initramfs,
         "packages": packages(local),
         "customize_sha256": sha256(customize),
+        "shared_sha256": {p.name: sha256(p) for p in shared},
         "mmdebstrap": tool_version,
         "disk_mib": DISK_MIB,
     }
@@ -307,8 +316,8 @@ def ensure(
     rebuild: bool = False,
 ) -> BaseImage:
     """The cached base for ``local`` (checked), or a new one built now."""
-    customize = project_packer / "base" / "customize.sh"
-    data = inputs(local, customize, mmdebstrap_version())
+    customize, shared = base_scripts(project_packer)
+    data = inputs(local, customize, mmdebstrap_version(), shared)
     key = content_key(data)
     with file_lock(catalogue.root.parent / "locks" / f"base-{key}.lock"):
         return _ensure(local, data, key, customize, catalogue, run, progress, rebuild)

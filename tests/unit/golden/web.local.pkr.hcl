@@ -145,7 +145,7 @@ build {
   provisioner "shell" {
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
-    scripts          = [for s in ["cleanup.sh"] : "${var.scripts_dir}/${s}"]
+    scripts          = [for s in ["hostkeys.sh", "cleanup.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   post-processor "manifest" {

@@ -139,7 +139,7 @@ build {
     except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "WORKER_USER=worker"]
-    scripts          = [for s in ["cleanup.sh"] : "${var.scripts_dir}/${s}"]
+    scripts          = [for s in ["hostkeys.sh", "cleanup.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   post-processor "manifest" {
