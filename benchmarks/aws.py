@@ -11,7 +11,6 @@ all 300 AMIs. Target: O(images) calls, under 10 s each.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _moto import start_moto  # noqa: E402
+from _moto import moto_server  # noqa: E402
 from bakehouse.aws import prune  # noqa: E402
 from bakehouse.aws.publish import RegionalAmi, publish  # noqa: E402
 from bakehouse.aws.session import Aws  # noqa: E402
@@ -69,11 +68,7 @@ def seed(aws: Aws) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    moto, url = start_moto()
-    os.environ["BAKEHOUSE_AWS_ENDPOINT"] = url
-    try:
+    with moto_server():
         print(f"seeding {N} AMIs x {len(REGIONS)} regions in moto …", flush=True)
         amis = seed(Aws())
 
@@ -109,9 +104,6 @@ def main() -> None:
                 share,
             )
         t_publish = time.perf_counter() - start
-    finally:
-        moto.terminate()
-        moto.wait()
 
     keep = sum(d.action == "keep" for d in decisions)
     print(f"\n{'operation':<32} {'seconds':>8} {'API calls':>10} {'per image':>10}  target")

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _moto import start_moto  # noqa: E402
+from _moto import moto_server  # noqa: E402
 from bakehouse.aws import roll as rl  # noqa: E402
 from bakehouse.aws.session import Aws  # noqa: E402
 from bakehouse.spec import Catalog  # noqa: E402
@@ -64,7 +63,7 @@ def polling() -> Counter[int]:
 
     aws = Aws(region=REGIONS[0])
     asg = aws.client("autoscaling", REGIONS[0])
-    group = rl.Group(REGIONS[0], "web-0", "lt-1", "web-0-lt", "$Default", 1, 1, 1)
+    group = rl.Group(REGIONS[0], "web-0", "lt-1", "web-0-lt", "$Default", 1, 1)
     now = {"t": 0.0}
     per_minute: Counter[int] = Counter()
     duration = 30 * 60
@@ -116,11 +115,7 @@ def polling() -> Counter[int]:
 
 
 def main() -> None:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    moto, url = start_moto()
-    os.environ["BAKEHOUSE_AWS_ENDPOINT"] = url
-    try:
+    with moto_server():
         images = seed(Aws())
         roll = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web").roll
         aws = Aws()
@@ -128,9 +123,6 @@ def main() -> None:
         groups = rl.gather(aws, {"bakehouse:role": "web"}, REGIONS)
         plans = rl.plan(groups, images, roll)
         took = time.perf_counter() - start
-    finally:
-        moto.terminate()
-        moto.wait()
     calls = aws.total_calls()
     print(
         f"{'planning':<28} {'groups':>6} {'instances':>9} {'API calls':>9} {'per group':>9} "
