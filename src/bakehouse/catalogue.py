@@ -25,7 +25,6 @@ from typing import Any
 
 from bakehouse.errors import BakehouseError, UsageError
 
-STATES = ("baked", "verified", "failed", "published", "deprecated")
 TRANSITIONS: dict[str, frozenset[str]] = {
     "baked": frozenset({"verified", "failed"}),
     "verified": frozenset({"published", "failed"}),
@@ -101,15 +100,6 @@ class Catalogue:
     def base(self, key: str) -> Record | None:
         path = self.base_dir(key) / "record.json"
         return _read(path) if path.is_file() else None
-
-    def bases(self) -> list[Record]:
-        folder = self.root / "bases"
-        if not folder.is_dir():
-            return []
-        return sorted(
-            (r for p in folder.glob("*/record.json") if (r := _read(p)) is not None),
-            key=lambda r: str(r["created"]),
-        )
 
     def images(self, name: str | None = None) -> list[Record]:
         folder = self.root / "images"

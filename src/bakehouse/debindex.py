@@ -18,7 +18,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -262,12 +262,7 @@ class Pending:
     security: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "installed": self.installed,
-            "candidate": self.candidate,
-            "security": self.security,
-        }
+        return asdict(self)
 
 
 def pending(installed: dict[str, str], indexes: Indexes) -> list[Pending]:

@@ -171,7 +171,7 @@ def test_channel_must_point_at_a_published_ami() -> None:
 
 # ---- the instance refresh state machine (Stubber) -----------------------------------------------
 
-GROUP = rl.Group(REGIONS[0], "web-a", "lt-0123456789abcdef0", "web-a-lt", "$Default", 1, 1, 1)
+GROUP = rl.Group(REGIONS[0], "web-a", "lt-0123456789abcdef0", "web-a-lt", "$Default", 1, 1)
 
 
 def refresh(
@@ -362,7 +362,7 @@ def test_refresh_in_progress_is_refused(stubbed: tuple[Aws, Stubber]) -> None:
     )
     busy = rl._active_refreshes(aws.client("autoscaling", REGIONS[0]), ["web-a"])
     assert busy == {"web-a": "r-1"}
-    group = rl.Group(REGIONS[0], "web-a", "lt-1", "web-a-lt", "1", 1, 1, 1, {}, busy["web-a"])
+    group = rl.Group(REGIONS[0], "web-a", "lt-1", "web-a-lt", "1", 1, 1, {}, busy["web-a"])
     plans = rl.plan([group], {REGIONS[0]: "ami-1"}, web_roll())
     assert rl.busy_groups(plans) == [group]
 
@@ -372,7 +372,7 @@ def test_waves_stop_at_the_first_failing_group(
 ) -> None:
     aws, stub = stubbed
     groups = [
-        rl.Group(REGIONS[0], n, f"lt-{n}", f"{n}-lt", "$Default", 1, 1, 1)
+        rl.Group(REGIONS[0], n, f"lt-{n}", f"{n}-lt", "$Default", 1, 1)
         for n in ("a-canary", "b", "c")
     ]
     plans = rl.plan(groups, {REGIONS[0]: "ami-new"}, web_roll())

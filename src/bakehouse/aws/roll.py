@@ -35,7 +35,6 @@ class Group:
     template_name: str
     version_spec: str  # what the group points at: a number, $Default or $Latest
     version: int  # that resolved to a number
-    default_version: int
     latest_version: int
     instance_amis: dict[str, str] = field(default_factory=dict)
     active_refresh: str | None = None
@@ -200,7 +199,6 @@ def gather(aws: Aws, selector: dict[str, str], regions: list[str]) -> list[Group
                     lt["LaunchTemplateName"],
                     version_spec,
                     int(version if version is not None else version_spec),
-                    int(lt["DefaultVersionNumber"]),
                     int(lt["LatestVersionNumber"]),
                     {
                         i["InstanceId"]: amis.get(i["InstanceId"], "?")

@@ -42,7 +42,6 @@ class Verified:
     junit: Path
     log: Path
     summary: dict[str, int] = field(default_factory=dict)
-    commands: int | None = None
 
     def failed_ids(self) -> list[str]:
         return [c["id"] for c in self.controls if c["outcome"] == "failed"]
