@@ -144,3 +144,16 @@ def test_sbom_lists_every_package_with_a_purl() -> None:
     assert purls[1].startswith("pkg:deb/debian/libssl3@3.0.22-1~deb12u2?arch=amd64")
     assert "upstream=openssl" in purls[1]
     assert doc["metadata"]["component"]["name"] == "bakehouse-web"
+
+
+def test_base_key_follows_the_shared_scripts(tmp_path: Path) -> None:
+    """customize.sh runs packer/scripts/hostkeys.sh: a change there rebuilds the base too."""
+    customize, shared = base_stage.base_scripts(ROOT / "packer")
+    assert customize.is_file() and [p.name for p in shared] == ["hostkeys.sh"]
+    assert f"../scripts/{shared[0].name}" in customize.read_text()
+    copy = tmp_path / "hostkeys.sh"
+    copy.write_text(shared[0].read_text())
+    lb = local_base()
+    before = base_stage.content_key(base_stage.inputs(lb, customize, "m", (copy,)))
+    copy.write_text(copy.read_text() + "\n")
+    assert base_stage.content_key(base_stage.inputs(lb, customize, "m", (copy,))) != before
