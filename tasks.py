@@ -1,5 +1,5 @@
-"""invoke entry point: every task lives in the bakehouse package (src/bakehouse/tasks.py)."""
+"""invoke entry point: every task lives in the bakehouse package (src/bakehouse/cli.py)."""
 
-from bakehouse.tasks import ns
+from bakehouse.cli import ns
 
 __all__ = ["ns"]

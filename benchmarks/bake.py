@@ -26,14 +26,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bakehouse import debindex, packer, render  # noqa: E402
-from bakehouse.catalogue import Catalogue  # noqa: E402
+from bakehouse import (  # noqa: E402
+    catalogue,
+    debindex,
+    packer,
+    render,
+)
+from bakehouse import suite as verify_stage  # noqa: E402
 from bakehouse.progress import Progress  # noqa: E402
 from bakehouse.project import Project  # noqa: E402
 from bakehouse.runs import run_dir  # noqa: E402
 from bakehouse.spec import Catalog  # noqa: E402
-from bakehouse.stages import base as base_stage  # noqa: E402
-from bakehouse.stages import verify as verify_stage  # noqa: E402
+from bakehouse.targets.local import base as base_stage  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -48,9 +52,9 @@ def timed_bake(state: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
         check=True,
     )
     took = time.perf_counter() - start
-    record = Catalogue(state / "catalogue").latest("web")
+    record = catalogue.local(state).latest("web")
     assert record is not None
-    folder = Catalogue(state / "catalogue").image_dir("web", record["version"])
+    folder = catalogue.local(state).image_dir("web", record["version"])
     return took, json.loads((folder / "report.json").read_text()) | {"record": record}
 
 
@@ -63,7 +67,7 @@ def free_port() -> int:
 def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type: ignore[type-arg]
     """A bare packer build and a bare boot + pytest of the same template, base and scripts."""
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
-    base_dir = Catalogue(state / "catalogue").base_dir(report["record"]["base"]["key"])
+    base_dir = catalogue.local(state).base_dir(report["record"]["base"]["key"])
     base_rec = json.loads((base_dir / "record.json").read_text())
     template = work / "web.pkr.hcl"
     template.write_text(render.render(spec, "local", ROOT / "packer", packer.version()))
@@ -195,14 +199,12 @@ def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type:
 def base_cache_hits(state: Path, n: int = 5) -> list[float]:
     project = Project(ROOT)
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
-    catalogue = Catalogue(state / "catalogue")
+    local = catalogue.local(state)
     out = []
     for _ in range(n):
         with run_dir(state, "bench", "bench") as run:
             start = time.perf_counter()
-            base_stage.ensure(
-                spec.base.local, project.packer_dir, catalogue, run, Progress(quiet=True)
-            )
+            base_stage.ensure(spec.base.local, project.packer_dir, local, run, Progress(quiet=True))
             out.append(time.perf_counter() - start)
     return out
 

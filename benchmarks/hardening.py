@@ -21,18 +21,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from bakehouse import catalogue as cat  # noqa: E402
 from bakehouse import debindex, proc, vm  # noqa: E402
-from bakehouse.catalogue import Catalogue  # noqa: E402
+from bakehouse import suite as verify  # noqa: E402
 from bakehouse.progress import Progress  # noqa: E402
 from bakehouse.runs import run_dir  # noqa: E402
 from bakehouse.spec import Catalog  # noqa: E402
 from bakehouse.sshkeys import write_key  # noqa: E402
-from bakehouse.stages import verify  # noqa: E402
 
 
 def main() -> None:
     state = Path(os.environ.get("BAKEHOUSE_STATE_DIR", ROOT / ".bakehouse")).resolve()
-    catalogue = Catalogue(state / "catalogue")
+    catalogue = cat.local(state)
     record = catalogue.latest("web")
     if record is None:
         sys.exit("no baked web image: run `invoke bake --image web` first")

@@ -25,19 +25,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from bakehouse import debindex  # noqa: E402
-from bakehouse.catalogue import Catalogue  # noqa: E402
+from bakehouse import catalogue, debindex  # noqa: E402
+from bakehouse.lifecycle.bake import bake  # noqa: E402
 from bakehouse.progress import Progress  # noqa: E402
 from bakehouse.project import Project  # noqa: E402
 from bakehouse.runs import run_dir  # noqa: E402
 from bakehouse.spec import Catalog  # noqa: E402
-from bakehouse.targets import local  # noqa: E402
+from bakehouse.targets.base import BakeRequest  # noqa: E402
+from bakehouse.targets.local import Context, LocalTarget  # noqa: E402
 
 VARIANTS = {
-    "naive": local.BakeOptions(
-        publish=False, include_updates=False, initramfs="most", host_patch=False, host_indexes=False
+    "naive": BakeRequest(
+        publish=False,
+        tuning={
+            "include_updates": False,
+            "initramfs": "most",
+            "host_patch": False,
+            "host_indexes": False,
+        },
     ),
-    "bakehouse": local.BakeOptions(publish=False, include_updates=False, initramfs="list"),
+    "bakehouse": BakeRequest(publish=False, tuning={"include_updates": False, "initramfs": "list"}),
 }
 
 
@@ -45,7 +52,7 @@ def pending_in_base(state: Path, record: dict) -> int:  # type: ignore[type-arg]
     import json
 
     base = record["base"].get("parent") or record["base"]
-    folder = Catalogue(state / "catalogue").base_dir(base["key"])
+    folder = catalogue.local(state).base_dir(base["key"])
     manifest = json.loads((folder / "manifest.json").read_text())
     spec = Catalog(ROOT / "images").load("web").base.local
     ix = debindex.IndexCache(state / "cache" / "indexes").load(
@@ -62,17 +69,16 @@ def main() -> None:
     project = Project(ROOT)
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
     rows = []
-    for name, options in VARIANTS.items():
+    target = LocalTarget(project)
+    for name, request in VARIANTS.items():
         # the starting point: the stale base (and the accelerator probe), built, not timed
         with run_dir(state, "bench", "bench") as run:
-            ctx = local.Context(
-                project, spec, options, Catalogue(state / "catalogue"), run, Progress(quiet=True)
-            )
-            local.step_base(ctx)
-            local.step_accelerator(ctx)
+            ctx = Context(spec, request, run, Progress(quiet=True))
+            target.step_base(ctx)
+            target.step_accelerator(ctx)
         print(f"\n=== {name}", flush=True)
         start = time.perf_counter()
-        record = local.bake(project, spec, options)
+        record = bake(project, spec, target, request).record
         rows.append((name, time.perf_counter() - start, record))
     print(
         f"\n{'variant':<10} {'seconds':>8} {'m:ss':>5}  {'state':<9} {'stale base':<26} "

@@ -1,14 +1,397 @@
-"""The ``bakehouse`` console script: the same task collection as ``invoke`` at the project root,
-usable from any folder (the project is found from BAKEHOUSE_ROOT, the working directory, or the
-source tree bakehouse is installed from)."""
+"""The command layer: the invoke task collection (``invoke --list`` at the project root) and the
+``bakehouse`` program over it. Every task parses its flags, calls one lifecycle function and
+prints its result through :mod:`bakehouse.output`; flags, errors and exit codes are handled
+the same way for all of them (:mod:`bakehouse.command`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
 from invoke.program import Program
 
 from bakehouse import __version__
-from bakehouse.tasks import ns
+from bakehouse import command as cmd
+from bakehouse.command import command
 
+Flags = list[str] | None
+
+
+# ---- images.* ------------------------------------------------------------------------------------
+
+
+@command("list")
+def images_list(
+    c: Any, target: str = "local", json: bool = False, profile: str | None = None
+) -> None:
+    """List the image definitions with each one's newest bake and channels on a target."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle import definitions, history
+
+    project = cmd.project()
+    rows = history.list_images(definitions.catalog(project), cmd.target(project, target, profile))
+    out.show(rows, json, out.images)
+
+
+@command("show")
+def images_show(c: Any, image: str | None = None, json: bool = False) -> None:
+    """Show an image's fully resolved definition: defaults and extends merged, validated."""
+    from bakehouse import output as out
+
+    out.show(cmd.spec(cmd.project(), image), json, out.definition)
+
+
+@command("history")
+def images_history(
+    c: Any,
+    image: str | None = None,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+) -> None:
+    """Every baked version of an image on a target, its channels, revocations and rolls."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.history import history
+
+    project = cmd.project()
+    out.show(
+        history(cmd.target(project, target, profile), cmd.spec(project, image)), json, out.history
+    )
+
+
+@command("diff")
+def images_diff(
+    c: Any,
+    image: str | None = None,
+    old: str | None = None,
+    new: str | None = None,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+) -> None:
+    """Packages added, removed and upgraded between two versions of an image."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.history import diff
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile)
+    out.show(diff(project, chosen, cmd.spec(project, image), old, new), json, out.diff)
+
+
+# ---- definitions ---------------------------------------------------------------------------------
+
+
+@command()
+def render(c: Any, image: str | None = None, target: str | None = None, json: bool = False) -> None:
+    """Render Packer templates (HCL2) for image × target into build/<image>/<target>.pkr.hcl."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle import definitions
+
+    project = cmd.project()
+    out.show(definitions.render_images(project, image, target), json, out.rendered)
+
+
+@command()
+def validate(
+    c: Any,
+    image: str | None = None,
+    target: str | None = None,
+    packer: bool = True,
+    json: bool = False,
+) -> None:
+    """Validate image definitions and the Packer templates rendered from them."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle import definitions
+
+    results = definitions.validate_images(cmd.project(), image, target, with_packer=packer)
+    out.show(results, json, out.validation)
+    out.exit_for(results)
+
+
+# ---- the lifecycle -------------------------------------------------------------------------------
+
+
+@command()
+def bake(
+    c: Any,
+    image: str | None = None,
+    target: str = "local",
+    channel: Flags = None,
+    no_publish: bool = False,
+    no_verify: bool = False,
+    rebuild_base: bool = False,
+    keep_run: bool = False,
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+    runner_cidr: str | None = None,
+) -> None:
+    """Bake a patched, hardened image, boot it, prove it with tests/hardening, publish it.
+
+    local: base → accelerator → indexes → host patch → packer (qemu) → verify (snapshot boot)
+    → record → publish. aws: owner-pinned base AMI → packer (amazon-ebs, encrypted, IMDSv2) →
+    verify on a fresh instance → record (S3, tags) → publish (SSM). Ctrl-C leaves nothing."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.bake import bake as run
+    from bakehouse.lifecycle.channels import check_channels
+    from bakehouse.targets.base import BakeRequest
+
+    project = cmd.project()
+    spec = cmd.spec(project, image)
+    if channel:
+        check_channels(channel)
+    request = BakeRequest(
+        not no_publish, tuple(channel or ()), not no_verify, keep_run, rebuild_base
+    )
+    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    out.show(run(project, spec, chosen, request), json, out.bake)
+
+
+@command()
+def verify(
+    c: Any,
+    image: str | None = None,
+    version: str | None = None,
+    base: bool = False,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+    runner_cidr: str | None = None,
+) -> None:
+    """Boot a baked image (or its base) without changing it and run tests/hardening against it.
+
+    Exits 1 naming the failing controls; records nothing. --base shows what hardening fixes."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.verify import verify as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    result = run(project, chosen, cmd.spec(project, image), version, base)
+    out.show(result, json, out.verify)
+    cmd.fail_unless(result.ok)
+
+
+@command()
+def publish(
+    c: Any,
+    image: str | None = None,
+    channel: Flags = None,
+    version: str | None = None,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+) -> None:
+    """Point channels at a verified image, without a bake (e.g. promote latest to stable).
+
+    aws: the channels' SSM parameters in every region, sharing as the definition says, the AMIs
+    tagged published; an AMI whose own state tag is not verified is refused."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.channels import publish as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile, region)
+    out.show(run(chosen, cmd.spec(project, image), list(channel or []), version), json, out.publish)
+
+
+@command()
+def revoke(
+    c: Any,
+    image: str | None = None,
+    version: str | None = None,
+    reason: str = "",
+    dry_run: bool = False,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+) -> None:
+    """Take a bad image back: mark it revoked, move its channels back, never roll it again.
+
+    Each channel on it moves back to the newest earlier verified version (or is removed when
+    there is none); aws: the AMIs are tagged revoked and deprecated now. Nightly rebakes an
+    image whose newest version is revoked."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.channels import revoke as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile, region)
+    out.show(run(chosen, cmd.spec(project, image), version, reason, dry_run), json, out.revoke)
+
+
+@command()
+def roll(
+    c: Any,
+    image: str | None = None,
+    channel: str | None = None,
+    dry_run: bool = False,
+    wait: bool = False,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+) -> None:
+    """Move the image's fleet onto a published image; roll back on failure.
+
+    aws: a new launch template version (the current data, only ImageId changed, IMDSv2 kept),
+    an instance refresh pinned to that version number, a canary group first, a watch with
+    backoff and deadline, a rollback on failure, timeout or Ctrl-C. A revoked or unpublished
+    image is never rolled out."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.roll import roll as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile, region)
+    result = run(chosen, cmd.spec(project, image), channel, dry_run=dry_run, wait=wait, say=cmd.say)
+    out.show(result, json, out.roll)
+    cmd.fail_unless(result.ok)
+
+
+@command()
+def deploy(
+    c: Any,
+    image: str | None = None,
+    channel: str | None = None,
+    fresh: bool = False,
+    report: str | None = None,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+    runner_cidr: str | None = None,
+) -> None:
+    """The deploy-time step: decide → bake, verify, publish → roll — one declared sequence.
+
+    aws: every deploy bakes from the freshly resolved base AMI. local: an image with nothing
+    new is not baked again (unless --fresh); the newest verified one is published."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.deploy import deploy as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    folder = Path(report) if report else None
+    out.show(
+        run(project, chosen, cmd.spec(project, image), channel, fresh, folder), json, out.deploy
+    )
+
+
+@command()
+def nightly(
+    c: Any,
+    image: Flags = None,
+    force: Flags = None,
+    dry_run: bool = False,
+    workers: int = 0,
+    channel: Flags = None,
+    report: str | None = None,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+    runner_cidr: str | None = None,
+) -> None:
+    """Rebake exactly the images that need it (new patches, changed inputs), in parallel.
+
+    Per image: up to date / inputs changed / N pending updates (M security) / base changed or
+    revoked / last bake failed / newest revoked / too old / forced. On aws the decision reads
+    what the account holds, so any runner decides the same. Exits 1 if any bake failed."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle import definitions
+    from bakehouse.lifecycle.nightly import nightly as run
+
+    project = cmd.project()
+    specs = [cmd.spec(project, n) for n in image or definitions.select(project, None)]
+    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    folder = Path(report) if report else None
+    result = run(
+        project,
+        chosen,
+        specs,
+        forced=set(force or []),
+        dry_run=dry_run,
+        workers=workers,
+        channels=list(channel or []),
+        report=folder,
+    )
+    out.show(result, json, out.nightly)
+    cmd.fail_unless(result.ok)
+
+
+# ---- housekeeping --------------------------------------------------------------------------------
+
+
+@command()
+def prune(
+    c: Any,
+    image: str | None = None,
+    yes: bool = False,
+    target: str = "local",
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+) -> None:
+    """Remove old images by retention; never one in use. Dry-run unless --yes.
+
+    Keeps the N newest verified versions and every version younger than the minimum age or in
+    use (a channel; on aws also a launch template version, group or instance); says why."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle.housekeeping import prune as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target, profile, region)
+    out.show(run(chosen, cmd.spec(project, image), yes), json, out.prune)
+
+
+@command()
+def gc(
+    c: Any,
+    yes: bool = False,
+    target: str = "local",
+    older_than: int = 6,
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+) -> None:
+    """Find what killed runs left behind; --yes removes it.
+
+    Every target: working folders, Packer and VMs of runs whose process is gone. aws: also
+    instances, key pairs, security groups, volumes, snapshots and unverified AMIs tagged with
+    a finished run."""
+    from bakehouse import output as out
+    from bakehouse.lifecycle import definitions
+    from bakehouse.lifecycle.housekeeping import gc as run
+
+    project = cmd.project()
+    specs = definitions.catalog(project).load_all()
+    out.show(
+        run(cmd.target(project, target, profile, region), specs, yes, older_than), json, out.gc
+    )
+
+
+@command()
+def base(
+    c: Any,
+    image: str = "web",
+    rebuild: bool = False,
+    target: str = "local",
+    profile: str | None = None,
+) -> None:
+    """The base an image bakes from: local: build (or check) it, cached by content key; aws:
+    the owner-pinned AMI a bake would start from now."""
+    from bakehouse.lifecycle.base import base as run
+
+    project = cmd.project()
+    print(run(project, cmd.target(project, target, profile), cmd.spec(project, image), rebuild))
+
+
+images = Collection("images", images_list, images_show, images_history, images_diff)
+ns = Collection(
+    render, validate, bake, verify, base, publish, revoke, nightly, deploy, roll, prune, gc, images
+)
+ns.configure({"run": {"echo": False}})
 program = Program(namespace=ns, version=__version__, name="bakehouse", binary="bakehouse")
 
 

@@ -23,15 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from bakehouse import proc
-from bakehouse.errors import BakehouseError
+from bakehouse.errors import IndexError_
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 ARCH = "amd64"
 TIMEOUT = 30
-
-
-class IndexError_(BakehouseError):
-    pass
 
 
 @dataclass(frozen=True)

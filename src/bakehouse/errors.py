@@ -1,8 +1,8 @@
-"""The project's error types.
+"""Every error class of the project, in one place.
 
 Every failure a user can cause or meet is a :class:`BakehouseError` carrying a one-line message,
-an optional hint and the exit status. They are reported once, at the edge (the CLI), without a
-traceback unless debugging is on.
+an optional hint and the exit status. They are reported once, at the edge (the command layer),
+without a traceback unless debugging is on. Lower layers raise; they never print or exit.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_USAGE = 2  # bad input: definitions, flags, arguments
 EXIT_FAILED = 1  # the work itself failed: a bake, a verify, an API call
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class BakehouseError(Exception):
@@ -29,6 +30,9 @@ class BakehouseError(Exception):
         if self.hint:
             text += f"\nhint: {self.hint}"
         return text
+
+
+# ---- bad input (exit 2) -------------------------------------------------------------------------
 
 
 class SpecError(BakehouseError):
@@ -58,9 +62,17 @@ class SpecError(BakehouseError):
 
 
 class UsageError(BakehouseError):
-    """A bad flag, argument or combination of them."""
+    """A bad flag, argument or combination of them; or a request the state does not allow
+    (publishing a failed image, revoking twice)."""
 
     exit_code = EXIT_USAGE
+
+
+class Busy(UsageError):
+    """Another run holds what this one needs (one bake per image at a time)."""
+
+
+# ---- the work failed (exit 1) -------------------------------------------------------------------
 
 
 class ToolError(BakehouseError):
@@ -69,3 +81,52 @@ class ToolError(BakehouseError):
 
 class RenderError(BakehouseError):
     """A template could not be rendered."""
+
+
+class PackerError(BakehouseError):
+    """``packer build`` failed, or finished without the artifact it should have made."""
+
+
+class BaseError(BakehouseError):
+    """The local base image could not be built, or the cached one is damaged."""
+
+
+class HostPatchError(BakehouseError):
+    """Applying the pending updates to the local base on the host failed."""
+
+
+class VmError(BakehouseError):
+    """A VM did not boot, or could not be reached over SSH."""
+
+
+class VerifyError(BakehouseError):
+    """The hardening suite could not run (no verdict: never a pass)."""
+
+
+class VerifyFailed(BakehouseError):
+    """The image was baked but did not pass verification; it is recorded as failed."""
+
+
+class IndexError_(BakehouseError):
+    """Package indexes could not be fetched or did not verify."""
+
+
+class CatalogueError(BakehouseError):
+    """The catalogue (local folder or the target's own store) is damaged or refuses a change."""
+
+
+class AwsError(BakehouseError):
+    """An AWS call failed, or AWS holds something bakehouse cannot use."""
+
+
+class SsmError(AwsError):
+    """A command over SSM Run Command did not complete."""
+
+
+# ---- stopped ------------------------------------------------------------------------------------
+
+
+class Terminated(BakehouseError):
+    """SIGTERM arrived: unwind like Ctrl-C so every ``with`` block cleans up."""
+
+    exit_code = EXIT_TERMINATED

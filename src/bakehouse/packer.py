@@ -1,14 +1,20 @@
-"""Packer: its version, and argv for validate / fmt / build. Execution goes through proc."""
+"""Packer: its version, argv for validate / fmt / build, and the one runner of ``packer build``
+that both targets use (progress and phase timings from its output, one error type).
+Execution goes through proc."""
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bakehouse import proc
-from bakehouse.errors import ToolError
+from bakehouse.errors import PackerError, ToolError
+from bakehouse.progress import Progress
 from bakehouse.render import PackerVersion
 
 # Placeholders that let `packer validate` check a rendered file without a real run.
@@ -106,3 +112,92 @@ def validate(path: Path, target: str, scripts_dir: Path) -> list[str]:
     if not fmt.ok:
         problems.append(f"packer fmt -check: file is not formatted:\n{fmt.stdout.strip()}")
     return problems
+
+
+# Packer's own progress lines, in the order they appear, and the phase each one starts.
+PACKER_PHASES: tuple[tuple[str, str], ...] = (
+    ("Starting VM", "boot"),
+    ("Launching a source AWS instance", "boot"),
+    ("Connected to SSH!", "provision"),
+    ("Gracefully halting virtual machine", "shutdown"),
+    ("Stopping the source instance", "shutdown"),
+    ("Converting hard drive", "convert"),
+    ("Creating AMI", "create-image"),
+    ("Copying/Encrypting AMI", "copy"),
+    ("Running post-processor", "post-process"),
+)
+SCRIPT_LINE = re.compile(r"Provisioning with shell script: .*/([^/\s]+)$")
+
+
+@dataclass
+class PackerWatch:
+    """Turns Packer's output into phase timings and short progress lines."""
+
+    progress: Progress
+    phase: str = "prepare"
+    started: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def switch(self, phase: str, note: str = "") -> None:
+        now = time.monotonic()
+        self.timings[self.phase] = self.timings.get(self.phase, 0.0) + now - self.started
+        self.phase, self.started = phase, now
+        self.progress.say(f"packer: {phase}{' ' + note if note else ''}")
+
+    def __call__(self, line: str) -> None:
+        for marker, phase in PACKER_PHASES:
+            if marker in line:
+                if phase != self.phase:
+                    self.switch(phase)
+                return
+        m = SCRIPT_LINE.search(line)
+        if m:
+            self.switch(f"provision:{m.group(1)}")
+        elif ("Build '" in line and "errored" in line) or line.startswith("==> Some builds"):
+            self.errors.append(line)
+        elif " Error" in line or "error:" in line.lower():
+            self.errors.append(line.strip())
+
+    def finish(self) -> dict[str, float]:
+        self.switch("done")
+        return {k: round(v, 1) for k, v in self.timings.items() if k != "done"}
+
+
+def build(
+    template: Path,
+    variables: Mapping[str, str],
+    *,
+    log: Path,
+    cwd: Path,
+    tmp: Path,
+    progress: Progress,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, float]:
+    """``packer build`` of ``template`` in its own process group (stopped, then killed, when
+    the caller unwinds), its output in ``log``; returns the phase timings. A failed build is
+    one :class:`PackerError` naming Packer's last errors and the log."""
+    watch = PackerWatch(progress)
+    full_env = {
+        "CHECKPOINT_DISABLE": "1",
+        "PACKER_CACHE_DIR": str(cwd / "packer_cache"),
+        "TMPDIR": str(tmp),
+        **debug_env(log.parent),
+        **(env or {}),
+    }
+    start = time.monotonic()
+    code = proc.stream(
+        build_argv(template, variables),
+        log=log,
+        on_line=watch,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )
+    timings = watch.finish()
+    timings["total"] = round(time.monotonic() - start, 1)
+    if code != 0:
+        detail = " | ".join(watch.errors[-3:]) or f"exit {code}"
+        raise PackerError(f"packer build failed: {detail}", f"the full log is {log}")
+    return timings

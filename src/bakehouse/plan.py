@@ -21,10 +21,12 @@ class Facts:
     base_key: str
     rebuild_on: str  # any | security | inputs
     max_age_days: int
-    last: dict[str, Any] | None  # newest catalogue record
+    last: dict[str, Any] | None  # newest record of the image on the target
     pending: tuple[Pending, ...] = ()
     offline: bool = False
     forced: bool = False
+    manifest: bool = True  # whether the newest image's package manifest could be read
+    base_revoked: str | None = None  # why the newest image's base must not be used any more
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Decision:
     pending: int = 0
     security: int = 0
     notes: tuple[str, ...] = field(default=())
+    version: str | None = None  # the newest version the decision judged
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,44 +47,54 @@ class Decision:
             "pending": self.pending,
             "security": self.security,
             "notes": list(self.notes),
+            "version": self.version,
         }
 
 
 def decide(f: Facts, now: dt.datetime) -> Decision:
+    """The first rule that applies wins; when no fact can be read, the answer is to bake."""
     security = sum(p.security for p in f.pending)
-    counts = {"pending": len(f.pending), "security": security}
-    notes = ("package indexes from the cache: the mirror was unreachable",) if f.offline else ()
-    if f.forced:
-        return Decision(f.image, True, "forced", **counts, notes=notes)
     last = f.last
+    notes = ("package indexes from the cache: the mirror was unreachable",) if f.offline else ()
+    version = str(last["version"]) if last else None
+
+    def bake(reason: str, do: bool = True) -> Decision:
+        return Decision(f.image, do, reason, len(f.pending), security, notes, version)
+
+    if f.forced:
+        return bake("forced")
     if last is None:
-        return Decision(f.image, True, "never baked", **counts, notes=notes)
-    if last.get("state") == "failed":
-        return Decision(
-            f.image, True, f"last bake failed ({last.get('version')})", **counts, notes=notes
+        return bake("never baked")
+    state = last.get("state")
+    if state == "failed":
+        return bake(f"last bake failed ({last.get('version')})")
+    if state == "revoked":
+        reason = (last.get("revoked") or {}).get("reason", "")
+        return bake(
+            f"newest version {last.get('version')} revoked" + (f": {reason}" if reason else "")
         )
+    if state not in ("verified", "published"):
+        return bake(f"newest version {last.get('version')} was never verified")
+    if f.base_revoked:
+        return bake(f.base_revoked)
     last_base = (last.get("base", {}).get("parent") or last.get("base", {})).get("key")
     if last_base != f.base_key:
-        return Decision(f.image, True, "base image changed", **counts, notes=notes)
+        return bake("base image changed")
     if last.get("fingerprint") != f.fingerprint:
-        return Decision(f.image, True, "inputs changed", **counts, notes=notes)
+        return bake("inputs changed")
+    if not f.manifest:
+        return bake(f"no package manifest recorded for {last.get('version')}: patch level unknown")
     if f.pending and (f.rebuild_on == "any" or (f.rebuild_on == "security" and security)):
-        return Decision(
-            f.image,
-            True,
-            f"{len(f.pending)} pending updates ({security} security)",
-            **counts,
-            notes=notes,
-        )
+        return bake(f"{len(f.pending)} pending updates ({security} security)")
     created = dt.datetime.fromisoformat(str(last["created"]))
     if now - created > dt.timedelta(days=f.max_age_days):
-        return Decision(f.image, True, f"older than {f.max_age_days} days", **counts, notes=notes)
+        return bake(f"older than {f.max_age_days} days")
     reason = "up to date"
     if f.pending:
         reason += (
             f" ({len(f.pending)} pending updates, none that rebuild_on={f.rebuild_on} bakes for)"
         )
-    return Decision(f.image, False, reason, **counts, notes=notes)
+    return bake(reason, do=False)
 
 
 @dataclass(frozen=True)
@@ -118,19 +131,3 @@ def diff(
         if o != n:
             out.append(Change(name, o, n, bool(n is not None and sec.get(name) == n)))
     return out
-
-
-def diff_markdown(changes: list[Change], title: str) -> str:
-    if not changes:
-        return f"### {title}\n\nNo package changes.\n"
-    lines = [
-        f"### {title}",
-        "",
-        "| package | change | from | to | security |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {c.name} | {c.kind} | {c.old or ''} | {c.new or ''} | {'yes' if c.security else ''} |"
-        for c in changes
-    ]
-    return "\n".join(lines) + "\n"

@@ -16,11 +16,9 @@ from typing import Any
 
 import jinja2
 
-from bakehouse import hcl
+from bakehouse import hcl, targets
 from bakehouse.errors import RenderError
 from bakehouse.spec import ImageSpec
-
-TARGETS = ("local", "aws")
 
 # The fixed provisioning sequence, shared by both targets; an image's own ``provision`` steps
 # run between the package install and hardening. Order is data, not code.
@@ -133,8 +131,7 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
 def render(
     spec: ImageSpec, target: str, packer_dir: Path, packer: PackerVersion = DEFAULT_PACKER
 ) -> str:
-    if target not in TARGETS:
-        raise RenderError(f"unknown target {target!r}", f"targets: {', '.join(TARGETS)}")
+    targets.check(target)
     try:
         template = environment(packer_dir).get_template(f"{target}.pkr.hcl.j2")
         text = template.render(context(spec, target, packer))

@@ -4,13 +4,17 @@ Every temporary thing a run makes (Packer output, VM overlays, keys, logs) lives
 ``<state>/runs/<run-id>/``, with ``owner.json`` naming the process. The folder is removed when the
 run ends, whatever the outcome; a ``kill -9`` leaves it behind for ``invoke gc``, which sees that
 the owner is gone. Keeping everything under one folder is what makes "nothing left over" checkable.
+
+A run is over when the process named in its owner.json is gone. Its leftovers are the run
+folder and any process whose command line points into that folder (Packer, qemu, mmdebstrap):
+:func:`dead` finds them, :func:`remove_dead` stops and removes them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
+import json
 import os
 import secrets
 import shutil
@@ -18,12 +22,14 @@ import signal
 import socket
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from bakehouse.catalogue import write_json
-from bakehouse.errors import BakehouseError, UsageError
+from bakehouse import proc
+from bakehouse.errors import Terminated
+from bakehouse.files import write_json
+from bakehouse.locks import held
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -42,41 +48,27 @@ class Run:
     def path(self, *parts: str) -> Path:
         return self.dir.joinpath(*parts)
 
+    @property
+    def state_dir(self) -> Path:
+        """The state folder the run belongs to (``<state>/runs/<id>``)."""
+        return self.dir.parent.parent
 
-@contextlib.contextmanager
-def image_lock(state_dir: Path, image: str) -> Iterator[None]:
-    """One bake per image at a time: a second one is refused at once, with who holds it."""
-    locks = state_dir / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    path = locks / f"{image}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise UsageError(
-                f"image {image!r} is already being baked ({holder})",
-                "wait for that bake to finish; if it was killed, its lock is released already",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    @property
+    def version(self) -> str:
+        """The version of the image this run bakes: its start time."""
+        return self.started.strftime("%Y%m%d.%H%M%S")
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Wait for an exclusive lock (e.g. two bakes that need the same base: one builds it, the
-    other then finds it in the cache)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def image_lock(
+    state_dir: Path, image: str, target: str = "local"
+) -> contextlib.AbstractContextManager[None]:
+    """One bake per image and target at a time: a second one is refused at once, naming who
+    holds it."""
+    return held(
+        state_dir / "locks" / f"bake-{image}-{target}.lock",
+        wait=False,
+        busy=f"image {image!r} is already being baked on the {target} target",
+    )
 
 
 @contextlib.contextmanager
@@ -108,12 +100,6 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
             shutil.rmtree(folder, ignore_errors=True)
 
 
-class Terminated(BakehouseError):
-    """SIGTERM arrived: unwind like Ctrl-C so every ``with`` block cleans up."""
-
-    exit_code = 143
-
-
 @contextlib.contextmanager
 def terminate_as_exception() -> Iterator[None]:
     """Turn SIGTERM (and SIGHUP) into an exception in the main thread for the block's duration."""
@@ -130,3 +116,70 @@ def terminate_as_exception() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@dataclass
+class DeadRun:
+    run_id: str
+    folder: Path
+    owner_pid: int | None
+    processes: list[tuple[int, str]] = field(default_factory=list)
+    size: int = 0
+
+
+def _cmdlines() -> dict[int, str]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if raw:
+                out[int(entry.name)] = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    return out
+
+
+def _size(folder: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / name).lstat().st_size
+    return total
+
+
+def dead(state_dir: Path) -> list[DeadRun]:
+    runs = state_dir / "runs"
+    if not runs.is_dir():
+        return []
+    cmdlines = _cmdlines()
+    out = []
+    for folder in sorted(runs.iterdir()):
+        if not folder.is_dir():
+            continue
+        owner: int | None = None
+        try:
+            owner = int(json.loads((folder / "owner.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            owner = None
+        if owner is not None and proc.pid_alive(owner) and owner != os.getpid():
+            continue  # still running
+        marker = str(folder)
+        procs = [
+            (pid, cmd) for pid, cmd in cmdlines.items() if marker in cmd and pid != os.getpid()
+        ]
+        out.append(DeadRun(folder.name, folder, owner, procs, _size(folder)))
+    return out
+
+
+def remove_dead(leftover: DeadRun) -> None:
+    for pid, _cmd in leftover.processes:
+        proc.kill_tree(pid)
+    try:
+        tmp = json.loads((leftover.folder / "owner.json").read_text()).get("tmp")
+    except (OSError, ValueError):
+        tmp = None
+    if tmp and Path(tmp).name.startswith("bakehouse-"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(leftover.folder, ignore_errors=True)

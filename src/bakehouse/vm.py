@@ -17,15 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bakehouse import proc
-from bakehouse.errors import BakehouseError
+from bakehouse.errors import VmError
 from bakehouse.progress import Progress
 
 QEMU = "qemu-system-x86_64"
 KVM_DEVICE = Path("/dev/kvm")
-
-
-class VmError(BakehouseError):
-    pass
 
 
 def _escape(value: str) -> str:

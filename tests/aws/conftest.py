@@ -1,4 +1,5 @@
-"""A real moto server for the AWS tests, started by the suite on 127.0.0.1 with a free port.
+"""A real moto server for the AWS tests, started by the suite on 127.0.0.1 with a free port
+(with the few calls moto lacks added: moto_ext.py).
 
 It is seeded (MOTO_AMIS_PATH) with Debian-like AMIs from Debian's owner account at different
 dates, and a public look-alike from another account with a newer date, so "most recent" means
@@ -10,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +26,7 @@ DEBIAN_OWNER = "136693071363"
 ATTACKER = "999988887777"
 ACCOUNT = "123456789012"  # moto's own account id
 REGIONS = ["eu-west-1", "eu-central-1"]
+TLS: dict[str, str] = {}  # "ca": the CA the server's certificate is signed by, once it runs
 
 SEED = [
     {
@@ -79,6 +83,13 @@ def _seed_file(folder: Path) -> Path:
     return path
 
 
+# Debian's own public parameters, as AWS serves them (base.aws.ssm_parameter)
+PUBLIC_PARAMETERS = [
+    {"Name": "/aws/service/debian/release/12/latest/amd64", "Value": "ami-0d0000000000000a2"},
+    {"Name": "/aws/service/debian/release/12/latest/arm64", "Value": "ami-0d0000000000000a3"},
+]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,28 +98,42 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server, over TLS with a CA made for the run (its path: ``<folder>/tls/ca.pem``)."""
     folder = tmp_path_factory.mktemp("moto")
+    (folder / "public-parameters.json").write_text(json.dumps(PUBLIC_PARAMETERS))
     port = _free_port()
     env = {
         **os.environ,
         "MOTO_AMIS_PATH": str(_seed_file(folder)),
+        "BAKEHOUSE_MOTO_PUBLIC_PARAMETERS": str(folder / "public-parameters.json"),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    server = Path(sys.executable).parent / "moto_server"
+    server = Path(__file__).with_name("moto_ext.py")
     proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        [
+            sys.executable,
+            str(server),
+            "--tls",
+            str(folder / "tls"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         env=env,
         stdout=(folder / "moto.log").open("w"),
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
+    TLS["ca"] = str(folder / "tls" / "ca.pem")
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            context = ssl.create_default_context(cafile=TLS["ca"])
+            urllib.request.urlopen(url + "/moto-api/", timeout=1, context=context)
             break
-        except OSError as exc:
+        except (OSError, ssl.SSLError) as exc:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 raise RuntimeError(
@@ -124,11 +149,22 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Credentials and endpoint for boto3 (and Packer) pointed at a freshly reset moto."""
     req = urllib.request.Request(moto_server + "/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=10)
+    urllib.request.urlopen(req, timeout=10, context=ssl.create_default_context(cafile=TLS["ca"]))
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGIONS[0])
     monkeypatch.setenv("BAKEHOUSE_AWS_ENDPOINT", moto_server)
+    monkeypatch.setenv("AWS_CA_BUNDLE", TLS["ca"])  # boto3
+    monkeypatch.setenv("SSL_CERT_FILE", TLS["ca"])  # Packer (Go)
     return moto_server
+
+
+def client(service: str, region: str = REGIONS[0]) -> Any:
+    """A boto3 client on the test server (what a user's console would show)."""
+    import boto3
+
+    return boto3.client(
+        service, region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
+    )

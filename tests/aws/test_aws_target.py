@@ -1,12 +1,12 @@
 """The aws target against a real moto server: resolution (the look-alike attack included), a full
-Packer amazon-ebs build, publish with SSM and sharing, the verify-instance life cycle with
-cleanup after a failure, prune that keeps every in-use AMI, and gc."""
+Packer amazon-ebs build recorded in the account (S3 and tags), publish with SSM and sharing,
+the verify-instance life cycle with cleanup after a failure, prune that keeps every in-use AMI
+(every version of every launch template), and gc."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 import boto3
@@ -16,12 +16,16 @@ from botocore.exceptions import ClientError
 from bakehouse.aws import gc as aws_gc
 from bakehouse.aws import prune
 from bakehouse.aws.instances import ImdsGuard, imds_account_default, verify_instance
-from bakehouse.aws.publish import RegionalAmi, channel_parameter, publish
+from bakehouse.aws.publish import RegionalAmi, channel_parameter, publish, tag_state
 from bakehouse.aws.resolve import resolve
-from bakehouse.aws.session import Aws, AwsError
+from bakehouse.aws.session import Aws
+from bakehouse.errors import AwsError
+from bakehouse.lifecycle.bake import bake
+from bakehouse.progress import Progress
 from bakehouse.project import Project
 from bakehouse.spec import AmiFilter, AwsBase, Catalog, ImageSpec, Share
 from bakehouse.targets import aws as aws_target
+from bakehouse.targets.base import BakeRequest, TargetOptions
 from tests.aws.conftest import ACCOUNT, ATTACKER, DEBIAN_OWNER, REGIONS
 from tests.conftest import ROOT, TODAY
 
@@ -114,14 +118,21 @@ def test_missing_credentials_are_explained(monkeypatch: pytest.MonkeyPatch, tmp_
 # ---- bake with Packer ---------------------------------------------------------------------------
 
 
+def target() -> aws_target.AwsTarget:
+    return aws_target.AwsTarget(Project(ROOT), TargetOptions(runner_cidr="192.0.2.10/32"))
+
+
+QUIET = Progress(quiet=True)
+
+
 @pytest.fixture
 def baked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:  # type: ignore[type-arg]
     """The worker definition (owner-pinned filter, two regions) built by Packer against moto,
     with the communicator switched off by the test-only variable."""
     monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
-    options = aws_target.AwsBakeOptions(runner_cidr="192.0.2.10/32", verify=False)
-    return aws_target.bake(Project(ROOT), spec("worker"), options)
+    request = BakeRequest(verify=False, publish=False)
+    return bake(Project(ROOT), spec("worker"), target(), request, QUIET).record
 
 
 def test_bake_with_ssm_verify_records_a_failed_verification_and_leaves_nothing(
@@ -150,12 +161,11 @@ def test_bake_with_ssm_verify_records_a_failed_verification_and_leaves_nothing(
             ),
         ),
     )
-    options = aws_target.AwsBakeOptions(runner_cidr="192.0.2.10/32", verify=True)
     with pytest.raises(AwsError, match="DescribeInstanceInformation failed"):
-        aws_target.bake(Project(ROOT), worker, options)
-    records = list((tmp_path / "state" / "catalogue" / "images" / "worker").glob("*/record.json"))
+        bake(Project(ROOT), worker, target(), BakeRequest(), QUIET)
+    records = target().catalogue.images("worker")
     assert len(records) == 1
-    record = json.loads(records[0].read_text())
+    record = records[0]
     assert record["state"] == "failed"
     assert "DescribeInstanceInformation" in record["verify"]["error"]
     for ami in record["amis"]:
@@ -181,10 +191,17 @@ def test_bake_with_ssm_verify_records_a_failed_verification_and_leaves_nothing(
 
 def test_packer_build_against_moto(baked: dict) -> None:  # type: ignore[type-arg]
     assert baked["state"] == "baked"
-    assert baked["base"]["ami_id"] == "ami-0d0000000000000a2"
+    assert baked["base"]["ami_id"] == baked["base"]["key"] == "ami-0d0000000000000a2"
     assert [a["region"] for a in baked["amis"]] == REGIONS
+    # the record is kept in the account: any runner reads it back
+    assert target().catalogue.image("worker", baked["version"]) == baked
+    assert baked["notes"] == ["no package manifest: the build did not reach the instance"]
+    created = dt.datetime.fromisoformat(baked["created"])
     for ami in baked["amis"]:
         image = ec2(ami["region"]).describe_images(ImageIds=[ami["ami_id"]])["Images"][0]
+        assert image["ImdsSupport"] == "v2.0"
+        deprecation = dt.datetime.fromisoformat(image["DeprecationTime"].replace("Z", "+00:00"))
+        assert abs(deprecation - created - dt.timedelta(days=30)) < dt.timedelta(minutes=5)
         tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
         assert tags["bakehouse:image"] == "worker"
         assert tags["bakehouse:run-id"] == baked["run_id"]
@@ -217,7 +234,7 @@ def test_unverified_amis_are_not_published(baked: dict) -> None:  # type: ignore
 
 def test_publish_sets_ssm_channels_and_sharing(baked: dict) -> None:  # type: ignore[type-arg]
     amis = aws_target.amis_of(baked)
-    aws_target.tag_state(Aws(), amis, "verified")
+    tag_state(Aws(), amis, "verified")
     share = Share(
         accounts=("111122223333",), organizations=(), organizational_units=(), public=False
     )
@@ -492,8 +509,8 @@ def test_manifest_parsing(tmp_path: Path) -> None:
 
 
 def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
-    """moto has no image deprecation (HTTP 500), so this runs against botocore's Stubber, which
-    checks every request against the real EC2 service model."""
+    """The exact requests, checked by botocore's Stubber against the real EC2 service model
+    (moto has no image deprecation; the tests' moto_ext.py adds it for the whole-bake tests)."""
     from botocore.stub import Stubber
 
     aws = Aws()
@@ -514,16 +531,13 @@ def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
                 "DeprecateAt": now + dt.timedelta(days=worker.patch.max_age_days),
             },
         )
-        notes = aws_target.finish_amis(
-            aws, worker, [RegionalAmi(REGIONS[0], "ami-0123456789abcdef0")], now
-        )
+        aws_target.finish_amis(aws, worker, [RegionalAmi(REGIONS[0], "ami-0123456789abcdef0")], now)
         stub.assert_no_pending_responses()
-    assert notes == []
 
 
 def test_imds_account_default_with_stubber() -> None:
-    """moto has no instance metadata defaults (HTTP 500: None, as the test below shows against
-    the server); the real answers come from botocore's Stubber and the EC2 service model."""
+    """The real answers, from botocore's Stubber and the EC2 service model; a call that fails is
+    an error, never "unknown"."""
     from botocore.stub import Stubber
 
     aws = Aws()
@@ -538,9 +552,12 @@ def test_imds_account_default_with_stubber() -> None:
         stub.add_client_error("get_instance_metadata_defaults", "UnauthorizedOperation")
         assert imds_account_default(aws, REGIONS[0]) == "required"
         assert imds_account_default(aws, REGIONS[0]) == "no-preference"
-        assert imds_account_default(aws, REGIONS[0]) is None
+        with pytest.raises(AwsError, match="UnauthorizedOperation"):
+            imds_account_default(aws, REGIONS[0])
         stub.assert_no_pending_responses()
 
 
-def test_imds_account_default_is_unknown_on_moto() -> None:
-    assert imds_account_default(Aws(), REGIONS[0]) is None
+def test_imds_account_default_from_the_server() -> None:
+    assert imds_account_default(Aws(), REGIONS[0]) == "no-preference"
+    ec2().modify_instance_metadata_defaults(HttpTokens="required")
+    assert imds_account_default(Aws(), REGIONS[0]) == "required"

@@ -17,7 +17,8 @@ import pytest
 from botocore.stub import Stubber
 
 from bakehouse.aws import roll as rl
-from bakehouse.aws.session import Aws, AwsError
+from bakehouse.aws.session import Aws
+from bakehouse.errors import AwsError
 from bakehouse.spec import Catalog, Roll
 from tests.aws.conftest import REGIONS
 from tests.conftest import ROOT, TODAY
@@ -405,24 +406,26 @@ def test_dry_run_plan_from_the_command_line(
     copy_project,  # type: ignore[no-untyped-def]
     tmp_path: Any,
 ) -> None:
-    """`invoke roll --dry-run` for three groups in two regions (the README shows this output)."""
+    """`invoke roll --target aws --dry-run` for three groups in two regions (the README shows
+    this output): the channel's image is a recorded, published version."""
+    import shutil
     import subprocess
     import sys
     from pathlib import Path
 
+    from bakehouse.lifecycle.channels import publish
+    from bakehouse.project import Project
+    from bakehouse.targets.aws import AwsTarget
+    from tests.recorded import record_version
+
     root = copy_project()
+    shutil.copytree(ROOT / "tests" / "hardening", root / "tests" / "hardening")
     web = root / "images" / "web.yaml"
     web.write_text(web.read_text() + "targets:\n  aws:\n    regions: [eu-west-1, eu-central-1]\n")
-    for region in REGIONS:
-        client("ssm", region).put_parameter(
-            Name="/bakehouse/web/stable",
-            Value=fleet["new"],
-            Type="String",
-            DataType="aws:ec2:image",
-        )
-        client("ec2", region).create_tags(
-            Resources=[fleet["new"]], Tags=[{"Key": "bakehouse:state", "Value": "published"}]
-        )
+    target = AwsTarget(Project(root))
+    spec = Catalog(root / "images", root / "packer" / "scripts").load("web", TODAY)
+    record = record_version(target, spec, "20261128.000000", tmp_path)
+    publish(target, spec, ["stable"])
     env = {**os.environ, "BAKEHOUSE_STATE_DIR": str(tmp_path / "state")}
     result = subprocess.run(
         [
@@ -430,6 +433,8 @@ def test_dry_run_plan_from_the_command_line(
             "roll",
             "--image",
             "web",
+            "--target",
+            "aws",
             "--channel",
             "stable",
             "--dry-run",
@@ -449,5 +454,7 @@ def test_dry_run_plan_from_the_command_line(
         ["2", REGIONS[0], "web-a"],
         ["2", REGIONS[0], "web-b"],
     ]
+    new = {a["region"]: a["ami_id"] for a in record["amis"]}
+    assert f"v2 {new[REGIONS[1]]}" in lines[1] and f"v2 {new[REGIONS[0]]}" in lines[2]
     assert "dry run: nothing changed" in result.stdout
     print(result.stdout)

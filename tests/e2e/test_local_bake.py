@@ -90,7 +90,7 @@ def processes_under(folder: Path) -> list[str]:
 
 
 def catalogue_listing(state: Path) -> list[str]:
-    images = state / "catalogue" / "images"
+    images = state / "catalogue" / "local" / "images"
     return sorted(str(p.relative_to(state)) for p in images.rglob("*")) if images.exists() else []
 
 
@@ -138,7 +138,8 @@ def test_kill_9_then_gc_removes_what_was_left(state: Path) -> None:
     dry = run(state, "gc", "--json", timeout=60)
     assert dry.returncode == 0
     found = json.loads(dry.stdout)
-    assert len(found) == 1 and found[0]["processes"] and not found[0]["removed"]
+    assert not found["removed"] and len(found["leftovers"]) == 1
+    assert found["leftovers"][0]["kind"] == "run" and found["leftovers"][0]["processes"]
     assert processes_under(state), "a dry run must not remove anything"
     done = run(state, "gc", "--yes", timeout=120)
     assert done.returncode == 0, done.stderr
@@ -179,7 +180,7 @@ def test_bake_web_end_to_end(state: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    records = sorted((state / "catalogue" / "images" / "web").glob("*/record.json"))
+    records = sorted((state / "catalogue" / "local" / "images" / "web").glob("*/record.json"))
     record = json.loads(records[-1].read_text())
     folder = records[-1].parent
     assert record["state"] == "published"
@@ -195,7 +196,7 @@ def test_bake_web_end_to_end(state: Path) -> None:
     assert len(sbom["components"]) == record["packages"]
     junit = (folder / "verify" / "junit.xml").read_text()
     assert 'name="control" value="sshd-06"' in junit
-    channels = json.loads((state / "catalogue" / "channels.json").read_text())
+    channels = json.loads((state / "catalogue" / "local" / "channels.json").read_text())
     assert channels["web"]["stable"]["current"] == record["version"]
     history = run(state, "images.history", "--image", "web")
     assert record["version"] in history.stdout
@@ -209,24 +210,25 @@ def test_hardening_suite_over_the_ssm_protocol_matches_ssh(
     ssm_relay.py), every control's outcome equal to the SSH verify of the bake."""
     import datetime as dt
 
+    from bakehouse import suite
+    from bakehouse.lifecycle.verify import verify
     from bakehouse.progress import Progress
     from bakehouse.project import Project
     from bakehouse.spec import Catalog
-    from bakehouse.stages import verify as verify_stage
-    from bakehouse.targets import local
+    from bakehouse.targets.local import LocalTarget
 
     monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(state))
     stats = tmp_path / "relay.json"
     monkeypatch.setenv("BAKEHOUSE_SSM_RELAY_STATS", str(stats))
-    records = sorted((state / "catalogue" / "images" / "web").glob("*/record.json"))
+    records = sorted((state / "catalogue" / "local" / "images" / "web").glob("*/record.json"))
     assert records, "runs after test_bake_web_end_to_end"
     over_ssh = {
         c["id"]: c["outcome"]
-        for c in verify_stage.parse_junit(records[-1].parent / "verify" / "junit.xml")
+        for c in suite.parse_junit(records[-1].parent / "verify" / "junit.xml")
     }
 
-    def relay(ssh_config: Path) -> verify_stage.Connection:
-        return verify_stage.Connection(
+    def relay(ssh_config: Path) -> suite.Connection:
+        return suite.Connection(
             "SSM (agent played over SSH)",
             (
                 "-p",
@@ -236,7 +238,11 @@ def test_hardening_suite_over_the_ssm_protocol_matches_ssh(
         )
 
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", dt.date.today())
-    result = local.verify_only(Project(ROOT), spec, None, False, Progress(), connection=relay)
+
+    class Relayed(LocalTarget):
+        connection = staticmethod(relay)
+
+    result = verify(Project(ROOT), Relayed(Project(ROOT)), spec, progress=Progress()).verified
     over_ssm = {c["id"]: c["outcome"] for c in result.controls}
     assert result.ok and result.summary["passed"] >= 120
     assert over_ssm == over_ssh

@@ -103,7 +103,8 @@ def test_bakehouse_root_must_be_a_project(tmp_path: Path) -> None:
 def test_bad_target_is_usage_error() -> None:
     result = run([str(BIN / "invoke"), "render", "--target", "gcp"])
     assert result.returncode == 2
-    assert "unknown target 'gcp'" in result.stderr
+    assert "--target 'gcp' is not a target" in result.stderr
+    assert "targets: local, aws" in result.stderr
 
 
 @pytest.mark.packer

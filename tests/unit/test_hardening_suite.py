@@ -62,7 +62,7 @@ def test_waivers_are_reported_not_hidden(suite: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=1, xfailed=1)
     result.stdout.fnmatch_lines(["*waived: vendor fix due in March*"])
 
-    from bakehouse.stages.verify import parse_junit
+    from bakehouse.suite import parse_junit
 
     outcomes = {
         c["id"]: (c["outcome"], c["title"], c["reference"]) for c in parse_junit(Path(junit))

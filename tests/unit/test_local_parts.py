@@ -6,12 +6,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from bakehouse import sbom, vm
+from bakehouse import packer, sbom, suite, vm
 from bakehouse.progress import Progress
 from bakehouse.spec import Catalog
-from bakehouse.stages import bake as bake_stage
-from bakehouse.stages import base as base_stage
-from bakehouse.stages import verify as verify_stage
+from bakehouse.targets.local import base as base_stage
 from tests.conftest import ROOT, TODAY
 
 
@@ -69,7 +67,7 @@ def test_qemu_argv_snapshot_and_loopback_only(tmp_path: Path) -> None:
 def test_packer_watch_times_phases() -> None:
     import io
 
-    watch = bake_stage.PackerWatch(Progress(stream=io.StringIO()))
+    watch = packer.PackerWatch(Progress(stream=io.StringIO()))
     for line in [
         "==> web.qemu.image: Starting VM, booting disk image",
         "==> web.qemu.image: Connected to SSH!",
@@ -108,7 +106,7 @@ JUNIT = """<?xml version="1.0"?><testsuites><testsuite name="pytest">
 def test_parse_junit(tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
     path.write_text(JUNIT)
-    controls = verify_stage.parse_junit(path)
+    controls = suite.parse_junit(path)
     assert [(c["id"], c["outcome"]) for c in controls] == [
         ("sshd-06", "passed"),
         ("sshd-48", "waived"),

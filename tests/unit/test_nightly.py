@@ -14,12 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from bakehouse import nightly, plan
+from bakehouse import plan, reports
+from bakehouse.lifecycle import nightly
 from bakehouse.project import Project
+from bakehouse.targets import get
+from bakehouse.targets.base import TargetOptions
 from tests.conftest import ROOT
 
+PROJECT = Project(ROOT)
 
-def fake_bake(image: str, channels: list[str] | None = None) -> list[str]:
+
+def fake_bake(image: str, target: object, channels: list[str]) -> list[str]:
     code = (
         "import sys, time; time.sleep(0.5); "
         f"print('{image}: ' + ('FAILED' if '{image}' == 'worker' else 'published')); "
@@ -38,7 +43,7 @@ def test_parallel_bakes_isolate_failures(tmp_path: Path, monkeypatch: pytest.Mon
     ]
     start = time.monotonic()
     outcomes = nightly.run(
-        Project(ROOT), decisions, workers=3, logs=tmp_path / "logs", say=lambda m: None
+        PROJECT, get("local", PROJECT), decisions, 3, tmp_path / "logs", ["latest"], lambda m: None
     )
     took = time.monotonic() - start
     assert took < 1.4, f"three 0.5 s bakes with three workers took {took:.1f}s"
@@ -47,7 +52,7 @@ def test_parallel_bakes_isolate_failures(tmp_path: Path, monkeypatch: pytest.Mon
     assert by["worker"].ran and not by["worker"].ok and by["worker"].result == "worker: FAILED"
     assert not by["base"].ran
     when = dt.datetime(2026, 11, 28, 3, 17, tzinfo=dt.UTC)
-    nightly.write_reports(outcomes, tmp_path / "r", when)
+    reports.write(reports.nightly([o.to_dict() for o in outcomes], "local", when), tmp_path / "r")
     data = json.loads((tmp_path / "r" / "nightly.json").read_text())
     assert [(d["image"], d["ran"], d["ok"]) for d in data] == [
         ("web", True, True),
@@ -66,15 +71,25 @@ def test_one_worker_runs_one_at_a_time(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(nightly, "bake_argv", fake_bake)
     decisions = [plan.Decision(n, True, "forced") for n in ("a", "b")]
     start = time.monotonic()
-    nightly.run(Project(ROOT), decisions, workers=1, logs=tmp_path, say=lambda m: None)
+    nightly.run(PROJECT, get("local", PROJECT), decisions, 1, tmp_path, [], lambda m: None)
     assert time.monotonic() - start >= 1.0
 
 
-def test_bake_argv_is_the_bake_task() -> None:
-    assert nightly.bake_argv("web", ["latest"])[-5:] == [
+def test_bake_argv_is_the_bake_task_with_the_target_and_its_flags() -> None:
+    options = TargetOptions("prod", ("eu-west-1",), "192.0.2.1/32")
+    argv = nightly.bake_argv("web", get("aws", PROJECT, options), ["latest"])
+    assert argv[3:] == [
         "bake",
         "--image",
         "web",
+        "--target",
+        "aws",
         "--channel",
         "latest",
+        "--profile",
+        "prod",
+        "--runner-cidr",
+        "192.0.2.1/32",
+        "--region",
+        "eu-west-1",
     ]

@@ -62,6 +62,18 @@ PACKER_EC2 = {
     "StopInstances",
     "TerminateInstances",
 }
+# S3's IAM actions are not its operation names
+S3_ACTIONS = {
+    "CreateBucket": "CreateBucket",
+    "GetObject": "GetObject",
+    "HeadBucket": "ListBucket",
+    "ListObjectsV2": "ListBucket",
+    "PutBucketEncryption": "PutEncryptionConfiguration",
+    "PutBucketPolicy": "PutBucketPolicy",
+    "PutBucketVersioning": "PutBucketVersioning",
+    "PutObject": "PutObject",
+    "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
+}
 WAITERS = {
     "instance_running": ("ec2", "DescribeInstances"),
     "instance_terminated": ("ec2", "DescribeInstances"),
@@ -193,15 +205,17 @@ def test_deploy_workflow_has_a_concurrency_group_per_image() -> None:
 
 
 def code_actions() -> set[tuple[str, str]]:
-    """(service, Action) for every EC2 / Auto Scaling / SSM operation the AWS code calls."""
+    """(service, Action) for every EC2 / Auto Scaling / SSM / S3 operation the AWS code calls
+    (STS GetCallerIdentity needs no permission)."""
     import botocore.session
     from botocore import xform_name
 
     session = botocore.session.get_session()
     by_name: dict[str, set[tuple[str, str]]] = {}
-    for service in ("ec2", "autoscaling", "ssm"):
+    for service in ("ec2", "autoscaling", "ssm", "s3", "sts"):
         for op in session.get_service_model(service).operation_names:
-            by_name.setdefault(xform_name(op), set()).add((service, op))
+            action = S3_ACTIONS.get(op, f"?{op}") if service == "s3" else op
+            by_name.setdefault(xform_name(op), set()).add((service, action))
     found: set[tuple[str, str]] = set()
     sources = [
         *(ROOT / "src" / "bakehouse" / "aws").glob("*.py"),
@@ -226,7 +240,8 @@ def code_actions() -> set[tuple[str, str]]:
                 candidates = by_name[name]
                 assert len(candidates) == 1, f"{name} is ambiguous: {candidates}"
                 found |= candidates
-    return found
+    assert not [a for s, a in found if a.startswith("?")], "an S3 call without its IAM action"
+    return {(s, a) for s, a in found if s != "sts"}
 
 
 def test_iam_policy_is_exactly_what_is_used() -> None:
@@ -235,12 +250,16 @@ def test_iam_policy_is_exactly_what_is_used() -> None:
         tuple(a.split(":"))
         for s in policy["Statement"]
         for a in s["Action"]
-        if a.split(":")[0] in ("ec2", "autoscaling", "ssm")
+        if a.split(":")[0] in ("ec2", "autoscaling", "ssm", "s3")
     }
     needed = code_actions() | {("ec2", a) for a in PACKER_EC2}
     assert granted - needed == set(), f"granted but never used: {sorted(granted - needed)}"
     assert needed - granted == set(), f"used but not granted: {sorted(needed - granted)}"
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    buckets = [s for s in policy["Statement"] if any(a.startswith("s3:") for a in s["Action"])]
+    assert buckets and all(
+        r.startswith("arn:aws:s3:::bakehouse-state-") for s in buckets for r in s["Resource"]
+    )
     kms = [s for s in policy["Statement"] if any(a.startswith("kms:") for a in s["Action"])]
     assert kms and all("kms:ViaService" in json.dumps(s["Condition"]) for s in kms)
     # an instance profile is passed (verify over SSM): PassRole to EC2 only, bakehouse roles only

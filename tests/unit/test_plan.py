@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bakehouse import debindex, nightly, plan
+from bakehouse import debindex, plan
 from bakehouse.project import Project
 from bakehouse.spec import Catalog
+from bakehouse.targets.local import LocalTarget
 from tests.conftest import ROOT, TODAY
 from tests.unit.test_debindex import indexes
 
@@ -76,6 +77,22 @@ def test_patched_base_lineage_compares_the_parent() -> None:
     assert not plan.decide(facts(current(), last=last), NOW).bake
 
 
+def test_revoked_unverified_and_revoked_base_rebake() -> None:
+    revoked = record(state="revoked", revoked={"reason": "bad kernel"})
+    d = plan.decide(facts(current(), last=revoked), NOW)
+    assert (d.bake, d.reason) == (True, "newest version 20261127.000000 revoked: bad kernel")
+    d = plan.decide(facts(current(), last=record(state="baked")), NOW)
+    assert (d.bake, d.reason) == (True, "newest version 20261127.000000 was never verified")
+    d = plan.decide(facts(current(), base_revoked="base bk revoked: bad"), NOW)
+    assert (d.bake, d.reason) == (True, "base bk revoked: bad")
+
+
+def test_a_manifest_that_cannot_be_read_is_not_up_to_date() -> None:
+    """Fail closed: no package list, no claim that nothing is pending."""
+    d = plan.decide(facts({}, manifest=False), NOW)
+    assert d.bake and d.reason.startswith("no package manifest recorded")
+
+
 def test_failed_never_old_forced() -> None:
     assert plan.decide(facts(current(), last=record(state="failed")), NOW).reason.startswith(
         "last bake failed"
@@ -102,24 +119,32 @@ def test_diff_marks_security_upgrades() -> None:
         ("nginx-light", "added", True),
         ("openssl", "upgraded", True),
     ]
-    assert "| openssl | upgraded |" in plan.diff_markdown(changes, "web")
+    from bakehouse import reports
+
+    table = reports.changes_table(
+        [
+            {"name": c.name, "change": c.kind, "from": c.old, "to": c.new, "security": c.security}
+            for c in changes
+        ]
+    )
+    assert "| openssl | upgraded | 3.0.20-1~deb12u2 | 3.0.22-1~deb12u2 | yes |" in table
 
 
 @pytest.mark.packer
 def test_changed_script_changes_the_fingerprint(copy_project) -> None:  # type: ignore[no-untyped-def]
     root = copy_project()
     shutil.copytree(ROOT / "tests" / "hardening", root / "tests" / "hardening")
-    project = Project(root)
+    target = LocalTarget(Project(root))
     spec = Catalog(root / "images", root / "packer" / "scripts").load("web", TODAY)
-    before = nightly.local_inputs(project, spec)
-    assert before == nightly.local_inputs(project, spec)  # stable
+    before = target.inputs(spec)
+    assert before == target.inputs(spec)  # stable
     script = root / "packer" / "scripts" / "harden.sh"
     script.write_text(script.read_text() + "\n# a change\n")
-    after = nightly.local_inputs(project, spec)
-    assert after[0] != before[0] and after[1] == before[1]
+    after = target.inputs(spec)
+    assert after.fingerprint != before.fingerprint and after.base_key == before.base_key
     suite = root / "tests" / "hardening" / "test_sshd.py"
     suite.write_text(suite.read_text() + "\n")
-    assert nightly.local_inputs(project, spec)[0] not in (before[0], after[0])
+    assert target.inputs(spec).fingerprint not in (before.fingerprint, after.fingerprint)
 
 
 def test_live_mirror_when_reachable(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bakehouse import packer, render
-from bakehouse.errors import RenderError
+from bakehouse.errors import RenderError, UsageError
 from bakehouse.render import PackerVersion
 from bakehouse.spec import Catalog, ImageSpec, Step
 from tests.conftest import ROOT, TODAY
@@ -77,7 +77,7 @@ def test_unescaped_values_are_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_target() -> None:
-    with pytest.raises(RenderError, match="unknown target"):
+    with pytest.raises(UsageError, match="'gcp' is not a target"):
         render.render(load("web"), "gcp", PACKER_DIR, V166)
 
 

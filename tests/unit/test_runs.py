@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bakehouse.errors import UsageError
-from bakehouse.runs import Terminated, image_lock, new_run_id, run_dir, terminate_as_exception
+from bakehouse.errors import Terminated, UsageError
+from bakehouse.runs import image_lock, new_run_id, run_dir, terminate_as_exception
 
 
 def test_second_bake_of_the_same_image_is_refused(tmp_path: Path) -> None:
@@ -21,6 +21,8 @@ def test_second_bake_of_the_same_image_is_refused(tmp_path: Path) -> None:
             pass
         assert f"pid {os.getpid()}" in caught.value.message
         with image_lock(tmp_path, "worker"):  # other images are independent
+            pass
+        with image_lock(tmp_path, "web", "aws"):  # and so are other targets
             pass
     with image_lock(tmp_path, "web"):  # released
         pass

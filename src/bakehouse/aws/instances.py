@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bakehouse.aws.session import Aws, AwsError, api_error
+from bakehouse.aws.session import Aws, api_error
+from bakehouse.errors import AwsError
 
 IMDSV2 = {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1}
 
@@ -223,16 +224,15 @@ def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600
         )
 
 
-def imds_account_default(aws: Aws, region: str) -> str | None:
+def imds_account_default(aws: Aws, region: str) -> str:
     """The region's account-level default for new instances' HttpTokens ("required" closes the
-    moment before the guard reaches the build instance); None where the API is not available."""
+    moment before the guard reaches the build instance)."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.parsers import ResponseParserError
 
     try:
         reply = aws.client("ec2", region).get_instance_metadata_defaults()
-    except (ClientError, BotoCoreError, ResponseParserError):
-        return None
+    except (ClientError, BotoCoreError) as exc:
+        raise api_error(exc, f"reading the instance metadata defaults of {region}") from None
     return str(reply.get("AccountLevel", {}).get("HttpTokens") or "no-preference")
 
 

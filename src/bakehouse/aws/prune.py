@@ -28,6 +28,7 @@ class Ami:
     created: dt.datetime
     state: str
     snapshots: tuple[str, ...]
+    version: str = ""
 
 
 @dataclass
@@ -109,6 +110,7 @@ def gather(aws: Aws, image: str, regions: list[str]) -> tuple[list[Ami], dict[st
                             _parse_time(img["CreationDate"]),
                             tags.get("bakehouse:state", "baked"),
                             snaps,
+                            tags.get("bakehouse:version", ""),
                         )
                     )
             usage[region] = _usage(aws, region)

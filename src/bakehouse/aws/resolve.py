@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bakehouse.aws.session import Aws, AwsError, api_error
+from bakehouse.aws.session import Aws, api_error
+from bakehouse.errors import AwsError
 from bakehouse.spec import AwsBase
 
 AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")

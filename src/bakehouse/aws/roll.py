@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakehouse.aws.session import Aws, AwsError, api_error
+from bakehouse.aws.session import Aws, api_error
+from bakehouse.errors import AwsError
 from bakehouse.spec import Roll
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
@@ -211,16 +212,10 @@ def gather(aws: Aws, selector: dict[str, str], regions: list[str]) -> list[Group
 
 
 def _active_refreshes(asg: Any, names: list[str]) -> dict[str, str]:
-    """Group → id of a refresh still running. moto has no instance refreshes (HTTP 500): an
-    endpoint without the API is treated as having none running."""
-    from botocore.parsers import ResponseParserError
-
+    """Group → id of a refresh still running (a call that fails is an error, never "none")."""
     out: dict[str, str] = {}
     for name in names:
-        try:
-            resp = asg.describe_instance_refreshes(AutoScalingGroupName=name, MaxRecords=5)
-        except ResponseParserError:
-            return {}
+        resp = asg.describe_instance_refreshes(AutoScalingGroupName=name, MaxRecords=5)
         for r in resp.get("InstanceRefreshes", []):
             if r["Status"] in ACTIVE:
                 out[name] = r["InstanceRefreshId"]

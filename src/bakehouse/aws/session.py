@@ -11,13 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakehouse.errors import BakehouseError
+from bakehouse.errors import AwsError
 
 ENDPOINT_ENV = "BAKEHOUSE_AWS_ENDPOINT"  # tests point every client at a moto server with it
-
-
-class AwsError(BakehouseError):
-    pass
 
 
 @dataclass
@@ -28,6 +24,7 @@ class Aws:
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     _session: Any = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _account: str | None = None
 
     @property
     def session(self) -> Any:
@@ -60,11 +57,26 @@ class Aws:
                 service,
                 region_name=region,
                 endpoint_url=self.endpoint,
-                config=Config(retries={"max_attempts": 8, "mode": "adaptive"}),
+                config=Config(
+                    retries={"max_attempts": 8, "mode": "adaptive"},
+                    # an endpoint override serves every bucket under one host name
+                    s3={"addressing_style": "path" if self.endpoint else "auto"},
+                ),
             )
             client.meta.events.register("before-call.*.*", self._count)
             self._clients[key] = client
         return self._clients[key]
+
+    def account(self) -> str:
+        """The caller's account id (asked once)."""
+        if self._account is None:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                self._account = str(self.client("sts").get_caller_identity()["Account"])
+            except (ClientError, BotoCoreError) as exc:
+                raise api_error(exc, "asking STS who the caller is") from None
+        return self._account
 
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[(model.service_model.service_name, model.name)] += 1

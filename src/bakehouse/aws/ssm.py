@@ -31,7 +31,8 @@ from typing import Any
 
 from testinfra.backend import base
 
-from bakehouse.aws.session import Aws, AwsError, api_error
+from bakehouse.aws.session import Aws, api_error
+from bakehouse.errors import AwsError, SsmError
 
 STDOUT_LIMIT = 24_000  # characters GetCommandInvocation returns of stdout
 CHUNK_BLOCKS = 23  # a chunk is 23 blocks of 1,000 characters, under the limit with room to spare
@@ -44,10 +45,6 @@ INSTANCE_RE = re.compile(r"(i|mi)-[0-9a-f]{8,17}")
 TMP_RE = re.compile(r"/tmp/bakehouse-ssm\.[A-Za-z0-9]{10}")  # noqa: S108  # nosec B108
 RUNNING = ("Pending", "InProgress", "Delayed")
 WRAPPER_FAILED = (97, 98)  # exit codes: mktemp, or gzip/base64, failed on the instance
-
-
-class SsmError(AwsError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -1,43 +1,58 @@
-"""The aws target: resolve the owner-pinned base AMI, bake with Packer's amazon-ebs builder,
-verify on a fresh instance, publish through tags and SSM channel parameters.
+"""The aws target: the owner-pinned base AMI, Packer's amazon-ebs builder, verification on a
+fresh instance, and everything the lifecycle needs kept in the AWS account itself:
 
-AWS holds the state (AMI tags ``bakehouse:state``); a local catalogue record keeps the history
-of every bake with one entry per region.
+- records, package manifests, SBOMs and reports in S3 (:mod:`bakehouse.aws.state`), so any
+  runner — a fresh clone with no ``.bakehouse/`` — sees what the baking machine saw;
+- each AMI's state as its ``bakehouse:state`` tag, which the publish and roll guards read;
+- channels as SSM parameters ``/bakehouse/<image>/<channel>`` in every region, their history
+  as the parameters' own history.
+
+Its bake is a sequence too: resolve → render → packer (IMDSv2 guard with Packer 1.6.6) →
+AMI settings (IMDSv2 only, deprecation date); its verification launches the new AMI.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
-import getpass
+import ipaddress
 import json
 import os
-from dataclasses import dataclass
+import re
+import time
 from pathlib import Path
 from typing import Any
 
-from bakehouse import packer, proc
+from bakehouse import packer
 from bakehouse import render as rnd
-from bakehouse.aws.instances import ImdsGuard, imds_account_default
 from bakehouse.aws.publish import RegionalAmi
-from bakehouse.aws.resolve import ResolvedAmi, resolve
-from bakehouse.aws.session import Aws, AwsError, api_error
-from bakehouse.catalogue import Catalogue, Record, now_iso
+from bakehouse.aws.session import Aws, api_error
+from bakehouse.catalogue import Catalogue, Record
+from bakehouse.errors import AwsError, UsageError
+from bakehouse.files import describe
+from bakehouse.inputs import fingerprint, git_commit, suite_hash
 from bakehouse.progress import Progress
-from bakehouse.project import Project
-from bakehouse.runs import Run, image_lock, run_dir, terminate_as_exception
-from bakehouse.spec import ImageSpec
-from bakehouse.stages.bake import PackerWatch, fingerprint, git_commit, version_of
+from bakehouse.runs import Run
+from bakehouse.spec import REGION_RE, ImageSpec
+from bakehouse.suite import Verified
+from bakehouse.targets.base import (
+    Baked,
+    BakeRequest,
+    Inputs,
+    Leftover,
+    PruneItem,
+    RollOutcome,
+    Say,
+    Target,
+    TargetOptions,
+    no_runner,
+)
 
-# Test-only switches: tests run the very same template against a moto server.
+# Test-only switch: tests run the very same template against a moto server, without SSH.
 COMMUNICATOR_ENV = "BAKEHOUSE_PACKER_COMMUNICATOR"
-
-
-@dataclass
-class AwsBakeOptions:
-    profile: str | None = None
-    runner_cidr: str | None = None
-    verify: bool = True
+STATE_BUCKET_ENV = "BAKEHOUSE_AWS_STATE_BUCKET"
+STATE_REGION_ENV = "BAKEHOUSE_AWS_STATE_REGION"
 
 
 def parse_manifest(path: Path) -> list[RegionalAmi]:
@@ -61,280 +76,458 @@ def deprecation_time(spec: ImageSpec, now: dt.datetime) -> dt.datetime:
     return (now + dt.timedelta(days=spec.patch.max_age_days)).replace(second=0, microsecond=0)
 
 
-def packer_variables(
-    spec: ImageSpec,
-    run: Run,
-    resolved: ResolvedAmi,
-    scripts_dir: Path,
-    stage: Path,
-    fp: str,
-    commit: str,
-    runner_cidr: str,
-) -> dict[str, str]:
-    variables = {
-        "run_id": run.id,
-        "version": version_of(run),
-        "artifacts_dir": str(stage),
-        "scripts_dir": str(scripts_dir),
-        "git_commit": commit,
-        "fingerprint": fp,
-        "source_ami": resolved.ami_id,
-        "runner_cidrs": json.dumps([runner_cidr]),
-    }
-    if os.environ.get(COMMUNICATOR_ENV):
-        variables["communicator"] = os.environ[COMMUNICATOR_ENV]
-    endpoint = os.environ.get("BAKEHOUSE_AWS_ENDPOINT")
-    if endpoint:
-        variables["ec2_endpoint"] = endpoint
-    return variables
-
-
-def finish_amis(aws: Aws, spec: ImageSpec, amis: list[RegionalAmi], now: dt.datetime) -> list[str]:
-    """After the build: IMDSv2-only AMIs and a deprecation date. Returns what could not be set
-    (an endpoint without these APIs); real AWS supports both."""
+def finish_amis(aws: Aws, spec: ImageSpec, amis: list[RegionalAmi], now: dt.datetime) -> None:
+    """After the build: IMDSv2-only AMIs and a deprecation date, in every region."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from botocore.parsers import ResponseParserError
 
-    notes = []
-    when = deprecation_time(spec, now)
-    for ami in amis:
-        ec2 = aws.client("ec2", ami.region)
-        for what in ("ImdsSupport v2.0", f"deprecation at {when.isoformat()}"):
-            try:
-                if what.startswith("Imds"):
-                    ec2.modify_image_attribute(ImageId=ami.ami_id, ImdsSupport={"Value": "v2.0"})
-                else:
-                    ec2.enable_image_deprecation(ImageId=ami.ami_id, DeprecateAt=when)
-            except ClientError as exc:
-                raise api_error(exc, f"setting {what} on {ami.ami_id}") from None
-            except (BotoCoreError, ResponseParserError) as exc:  # an emulator's HTTP 500
-                notes.append(f"{ami.region} {ami.ami_id}: {what} not set ({type(exc).__name__})")
-    return notes
-
-
-def tag_state(aws: Aws, amis: list[RegionalAmi], state: str) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from bakehouse.aws.publish import deprecate
 
     for ami in amis:
         try:
-            aws.client("ec2", ami.region).create_tags(
-                Resources=[ami.ami_id], Tags=[{"Key": "bakehouse:state", "Value": state}]
+            aws.client("ec2", ami.region).modify_image_attribute(
+                ImageId=ami.ami_id, ImdsSupport={"Value": "v2.0"}
             )
         except (ClientError, BotoCoreError) as exc:
-            raise api_error(exc, f"tagging {ami.ami_id}") from None
+            raise api_error(exc, f"requiring IMDSv2 on {ami.ami_id}") from None
+    deprecate(aws, amis, deprecation_time(spec, now))
 
 
-def bake(
-    project: Project, spec: ImageSpec, options: AwsBakeOptions, progress: Progress | None = None
-) -> Record:
-    progress = progress or Progress()
-    target = spec.targets.aws
-    aws = Aws(profile=options.profile, region=target.regions[0])
-    catalogue = Catalogue(project.state_dir / "catalogue")
-    if options.runner_cidr is None:
-        raise AwsError(
-            "say which address may reach the build instance: --runner-cidr A.B.C.D/32",
-            "the runner's public address; the temporary security group allows only it",
+def amis_of(record: Record) -> list[RegionalAmi]:
+    return [RegionalAmi(a["region"], a["ami_id"]) for a in record.get("amis", [])]
+
+
+class AwsTarget(Target):
+    name = "aws"
+    summary = "AMIs with Packer's amazon-ebs builder; state in the account (S3, tags, SSM)"
+    deploy_always_bakes = True  # "built from images patched on every deploy"
+
+    def __init__(self, project: Any, options: TargetOptions | None = None):
+        super().__init__(project, options)
+        for region in self.options.regions:
+            if not re.fullmatch(REGION_RE, region):
+                raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
+        self.aws = Aws(profile=self.options.profile)
+        self._bases: dict[tuple[str, str], Any] = {}
+        self._base_images: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    # ---- settings -----------------------------------------------------------------------------
+    def settings(self, spec: ImageSpec) -> Any:
+        """The definition's targets.aws, with --region replacing its regions."""
+        aws = spec.targets.aws
+        if self.options.regions:
+            aws = dataclasses.replace(aws, regions=tuple(dict.fromkeys(self.options.regions)))
+        return aws
+
+    def with_settings(self, spec: ImageSpec) -> ImageSpec:
+        return dataclasses.replace(
+            spec, targets=dataclasses.replace(spec.targets, aws=self.settings(spec))
         )
-    with (
-        terminate_as_exception(),
-        image_lock(project.state_dir, f"{spec.name}-aws"),
-        run_dir(project.state_dir, spec.name, "bake-aws") as run,
-    ):
-        with progress.phase("resolve", f"base AMI in {target.regions[0]}"):
-            resolved = resolve(aws, spec.base.aws, target.regions[0])
+
+    def open_catalogue(self) -> Catalogue:
+        from bakehouse.aws.state import S3Store, default_bucket
+
+        bucket = os.environ.get(STATE_BUCKET_ENV) or default_bucket(self.aws.account())
+        region = os.environ.get(STATE_REGION_ENV) or self.aws.session.region_name or "us-east-1"
+        return Catalogue(S3Store(self.aws, bucket, region), self.name)
+
+    def where(self, record: Record) -> list[str]:
+        return [f"{a.region}:{a.ami_id}" for a in amis_of(record)]
+
+    # ---- bake ---------------------------------------------------------------------------------
+    def base(self, spec: ImageSpec, rebuild: bool, run: Run, progress: Progress) -> str:
+        """The base AMI a bake would start from now (owner-pinned; nothing is built)."""
+        from bakehouse.aws.resolve import resolve
+
+        spec = self.with_settings(spec)
+        home = spec.targets.aws.regions[0]
+        r = resolve(self.aws, spec.base.aws, home)
+        return f"{r.ami_id} in {home}: {r.name}, owner {r.owner}, {r.created} (via {r.via})"
+
+    def check(self, spec: ImageSpec, request: BakeRequest) -> None:
+        cidr = self.options.runner_cidr
+        if cidr is None:
+            raise no_runner(self.name)
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            raise UsageError(
+                f"--runner-cidr {cidr!r} is not an address range", "e.g. 203.0.113.7/32"
+            ) from None
+
+    def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
+        from bakehouse.aws.instances import ImdsGuard, imds_account_default
+        from bakehouse.aws.resolve import resolve
+
+        spec = self.with_settings(spec)
+        target = spec.targets.aws
+        home = target.regions[0]
+        with progress.phase("resolve", f"base AMI in {home}"):
+            resolved = resolve(self.aws, spec.base.aws, home)
         progress.say(
             f"resolve: {resolved.ami_id} ({resolved.name}, owner {resolved.owner}, "
             f"{resolved.created}) via {resolved.via}"
         )
         version = packer.version()
-        template = rnd.render(spec, "aws", project.packer_dir, version)
+        template = rnd.render(spec, "aws", self.project.packer_dir, version)
         path = run.path("build.pkr.hcl")
         path.write_text(template)
         stage = run.path("stage")
         stage.mkdir()
-        from bakehouse.nightly import suite_hash
-
+        root = self.project.root
         fp = fingerprint(
-            spec, template, project.scripts_dir, resolved.ami_id, suite_hash(project.root)
+            spec, template, self.project.scripts_dir, resolved.ami_id, suite_hash(root)
         )
-        commit = git_commit(project.root)
-        variables = packer_variables(
-            spec, run, resolved, project.scripts_dir, stage, fp, commit, options.runner_cidr
-        )
-        env = {
-            "CHECKPOINT_DISABLE": "1",
-            "TMPDIR": str(run.tmp),
-            **packer.debug_env(stage),
+        commit = git_commit(root)
+        variables = {
+            "run_id": run.id,
+            "version": run.version,
+            "artifacts_dir": str(stage),
+            "scripts_dir": str(self.project.scripts_dir),
+            "git_commit": commit,
+            "fingerprint": fp,
+            "source_ami": resolved.ami_id,
+            "runner_cidrs": json.dumps([self.options.runner_cidr]),
         }
-        if options.profile:
-            env["AWS_PROFILE"] = options.profile
-        watch = PackerWatch(progress)
-        with progress.phase(
-            "bake", f"packer build (amazon-ebs) {spec.name} {variables['version']}"
+        if os.environ.get(COMMUNICATOR_ENV):
+            variables["communicator"] = os.environ[COMMUNICATOR_ENV]
+        if self.aws.endpoint:
+            variables["ec2_endpoint"] = self.aws.endpoint
+        env = {"AWS_PROFILE": self.options.profile} if self.options.profile else {}
+        # Packer >= 1.7 requires IMDSv2 itself (metadata_options in the template)
+        guard = ImdsGuard(self.aws, home, run.id) if not version.plugins else None
+        imds_default = imds_account_default(self.aws, home) if guard else None
+        if guard and imds_default != "required":
+            progress.say(
+                f"bake: Packer {version} cannot ask for IMDSv2, so bakehouse sets it on the "
+                "build instance once it exists; to have it from launch run: aws ec2 "
+                f"modify-instance-metadata-defaults --http-tokens required --region {home}"
+            )
+        with (
+            progress.phase("bake", f"packer build (amazon-ebs) {spec.name} {run.version}"),
+            guard or contextlib.nullcontext(),
         ):
-            # Packer >= 1.7 requires IMDSv2 itself (metadata_options in the template)
-            guard = ImdsGuard(aws, target.regions[0], run.id) if not version.plugins else None
-            imds_default = imds_account_default(aws, target.regions[0]) if guard else None
-            if guard and imds_default != "required":
-                progress.say(
-                    f"bake: Packer {version} cannot ask for IMDSv2, so bakehouse sets it on "
-                    "the build instance once it exists; to have it from launch run: aws ec2 "
-                    "modify-instance-metadata-defaults --http-tokens required "
-                    f"--region {target.regions[0]}"
-                )
-            with guard or contextlib.nullcontext():
-                code = proc.stream(
-                    packer.build_argv(path, variables),
-                    log=stage / "packer.log",
-                    on_line=watch,
-                    cwd=run.dir,
-                    env=env,
-                    timeout=7200,
-                )
-        if code != 0:
-            raise AwsError(
-                f"packer build failed: {' | '.join(watch.errors[-3:]) or code}",
-                f"the full log is {stage / 'packer.log'}",
+            timings = packer.build(
+                path,
+                variables,
+                log=stage / "packer.log",
+                cwd=run.dir,
+                tmp=run.tmp,
+                progress=progress,
+                timeout=7200,
+                env=env,
             )
         order = {r: i for i, r in enumerate(target.regions)}
         amis = sorted(
             parse_manifest(stage / "packer-manifest.json"),
             key=lambda a: order.get(a.region, len(order)),
         )
-        notes = finish_amis(aws, spec, amis, run.started)
-        for note in notes:
-            progress.say(f"bake: {note}")
-        state = "baked"
-        verified = None
-        interrupted: BaseException | None = None
-        if options.verify:
-            try:
-                verified = verify_on_instance(
-                    project, spec, aws, amis[0], run, options.runner_cidr, progress, options.profile
-                )
-                state = "verified" if verified.ok else "failed"
-            except BaseException as exc:  # recorded as failed below, then raised again
-                state, interrupted = "failed", exc
-        try:
-            tag_state(aws, amis, state)
-        except AwsError:
-            if interrupted is None:
-                raise
-        record: Record = {
-            "kind": "image",
-            "id": f"{spec.name}-{variables['version']}",
-            "name": spec.name,
-            "version": variables["version"],
-            "target": "aws",
-            "created": now_iso(),
-            "run_id": run.id,
-            "by": getpass.getuser(),
-            "state": state,
-            "history": [{"state": state, "at": now_iso(), "note": f"run {run.id}"}],
-            "base": resolved.to_dict(),
-            "fingerprint": fp,
-            "git_commit": commit,
-            "amis": [{"region": a.region, "ami_id": a.ami_id} for a in amis],
-            "imds_guard": sorted(guard.done) if guard is not None else [],
-            "imds_account_default": imds_default,
-            "notes": notes,
-            "channels": [],
-            "artifacts": {},
-            "verify": {
-                "ok": bool(verified and verified.ok),
-                "summary": verified.summary if verified else {},
-                "failed": verified.failed_ids() if verified else [],
+        with progress.phase("ami", "IMDSv2 only, deprecation date"):
+            finish_amis(self.aws, spec, amis, run.started)
+        manifest_file = stage / "manifest.json"
+        manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
+        notes = []
+        if manifest is None:
+            notes.append("no package manifest: the build did not reach the instance")
+            progress.say(f"bake: {notes[-1]}; nightly will not trust this image's patch level")
+        return Baked(
+            version=run.version,
+            stage=stage,
+            fingerprint=fp,
+            git_commit=commit,
+            base=resolved.to_dict() | {"key": resolved.ami_id, "id": resolved.ami_id},
+            manifest=manifest,
+            artifacts={"manifest": describe(manifest_file)} if manifest else {},
+            timings=timings,
+            fields={
+                "amis": [{"region": a.region, "ami_id": a.ami_id} for a in amis],
+                "imds_guard": sorted(guard.done) if guard is not None else [],
+                "imds_account_default": imds_default,
+                "notes": notes,
             },
-        }
-        if interrupted is not None:
-            record["verify"]["error"] = str(interrupted) or type(interrupted).__name__
-            record["history"][0]["note"] += ": verification did not finish"
-        catalogue.add(record, stage)
-        if interrupted is not None:
-            raise interrupted
-        progress.say(
-            f"bake: {record['id']} {state}: " + ", ".join(f"{a.region} {a.ami_id}" for a in amis)
+            where=[f"{a.region}:{a.ami_id}" for a in amis],
+            context=amis,
         )
+
+    def verify(self, spec: ImageSpec, baked: Baked, run: Run, progress: Progress) -> Verified:
+        amis: list[RegionalAmi] = baked.context
+        return self.on_instance(self.with_settings(spec), amis[0], run, progress)
+
+    def on_instance(
+        self,
+        spec: ImageSpec | None,
+        ami: RegionalAmi,
+        run: Run,
+        progress: Progress,
+        spec_for: ImageSpec | None = None,
+    ) -> Verified:
+        """A fresh instance from ``ami``, the hardening suite over SSH (or SSM), nothing left."""
+        from bakehouse import debindex, suite, vm
+        from bakehouse.aws import ssm
+        from bakehouse.aws.instances import verify_instance
+
+        settings = spec_for or spec
+        assert settings is not None
+        folder = run.path("verify")
+        folder.mkdir()
+        target = settings.targets.aws
+        local = settings.base.local
+        indexes = debindex.IndexCache(self.project.state_dir / "cache" / "indexes").load(
+            debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
+        )
+        candidates = suite.write_candidates(indexes, folder / "candidates.json")
+        ctx = folder / "context.json"
+        # no verify key: over SSH it is an EC2 key pair, whose public half authorized_keys holds
+        ctx.write_text(json.dumps(suite.context(spec, "", candidates)))
+        via_ssm = target.verify_via == "ssm"
+        if not via_ssm and self.options.runner_cidr is None:
+            raise no_runner(self.name)
+        with (
+            progress.phase(
+                "verify",
+                f"fresh instance from {ami.ami_id} in {ami.region} ({target.verify_via.upper()})",
+            ),
+            verify_instance(
+                self.aws,
+                ami.region,
+                ami.ami_id,
+                settings.name,
+                run.id,
+                None if via_ssm else self.options.runner_cidr,
+                target.instance_type,
+                target.subnet_id,
+                folder,
+                instance_profile=target.instance_profile if via_ssm else None,
+            ) as inst,
+        ):
+            if via_ssm:
+                progress.say(
+                    f"verify: waiting for the SSM agent on {inst.instance_id} (up to 600 s)"
+                )
+                took = ssm.wait_until_managed(
+                    self.aws.client("ssm", ami.region), inst.instance_id, 600
+                )
+                progress.say(f"verify: {inst.instance_id} online in SSM after {took:.0f} s")
+                profile = self.options.profile
+                return suite.run_suite(
+                    self.project.root,
+                    folder,
+                    suite.over_ssm(inst.instance_id, ami.region),
+                    ctx,
+                    progress,
+                    took,
+                    env={"AWS_PROFILE": profile} if profile else None,
+                )
+            if not inst.address or not inst.key_file:
+                raise AwsError(
+                    f"instance {inst.instance_id} has no address to reach",
+                    "use a subnet that gives public addresses, or run from inside the VPC",
+                )
+            user = settings.base.aws.ssh_username
+            start = time.monotonic()
+            took = vm.wait_for_ssh(
+                22, inst.key_file, user, start + 600, None, None, host=inst.address
+            )
+            ssh_config = vm.write_ssh_config(
+                folder / "ssh_config", inst.address, 22, user, inst.key_file
+            )
+            return suite.run_suite(
+                self.project.root, folder, suite.over_ssh(ssh_config), ctx, progress, took
+            )
+
+    def record(self, spec: ImageSpec, record: Record, baked: Baked, progress: Progress) -> Record:
+        from bakehouse.aws.publish import tag_state
+
+        tag_state(self.aws, baked.context, record["state"])
+        where = self.catalogue.add(record, baked.stage)
+        progress.say(f"catalogue: {record['id']} recorded as {record['state']} ({where})")
         return record
 
+    def verify_recorded(
+        self, spec: ImageSpec, record: Record | None, run: Run, progress: Progress
+    ) -> Verified:
+        from bakehouse.aws.resolve import resolve
 
-def verify_on_instance(
-    project: Project,
-    spec: ImageSpec,
-    aws: Aws,
-    ami: RegionalAmi,
-    run: Run,
-    runner_cidr: str,
-    progress: Progress,
-    profile: str | None = None,
-) -> Any:
-    """A fresh instance from the new AMI, the hardening suite over SSH (or SSM), nothing left."""
-    import time
+        spec = self.with_settings(spec)
+        if record is None:
+            home = spec.targets.aws.regions[0]
+            resolved = resolve(self.aws, spec.base.aws, home)
+            return self.on_instance(None, RegionalAmi(home, resolved.ami_id), run, progress, spec)
+        return self.on_instance(spec, amis_of(record)[0], run, progress)
 
-    from bakehouse import debindex, vm
-    from bakehouse.aws import ssm
-    from bakehouse.aws.instances import verify_instance
-    from bakehouse.stages import verify as verify_stage
+    # ---- channels and states ------------------------------------------------------------------
+    def channels(self, spec: ImageSpec) -> dict[str, dict[str, Any]]:
+        from bakehouse.aws import publish as pub
 
-    folder = run.path("verify")
-    folder.mkdir()
-    target = spec.targets.aws
-    local = spec.base.local
-    indexes = debindex.IndexCache(project.state_dir / "cache" / "indexes").load(
-        debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
-    )
-    candidates = verify_stage.write_candidates(indexes, folder / "candidates.json")
-    ctx = folder / "context.json"
-    # no verify key: over SSH it is an EC2 key pair, whose public half authorized_keys holds
-    ctx.write_text(json.dumps(verify_stage.context(spec, "", candidates)))
-    via_ssm = target.verify_via == "ssm"
-    with (
-        progress.phase(
-            "verify",
-            f"fresh instance from {ami.ami_id} in {ami.region} ({target.verify_via.upper()})",
-        ),
-        verify_instance(
-            aws,
-            ami.region,
-            ami.ami_id,
-            spec.name,
-            run.id,
-            None if via_ssm else runner_cidr,
-            target.instance_type,
-            target.subnet_id,
-            folder,
-            instance_profile=target.instance_profile if via_ssm else None,
-        ) as inst,
-    ):
-        if via_ssm:
-            progress.say(f"verify: waiting for the SSM agent on {inst.instance_id} (up to 600 s)")
-            took = ssm.wait_until_managed(aws.client("ssm", ami.region), inst.instance_id, 600)
-            progress.say(f"verify: {inst.instance_id} online in SSM after {took:.0f} s")
-            return verify_stage.run_suite(
-                project.root,
-                folder,
-                verify_stage.over_ssm(inst.instance_id, ami.region),
-                ctx,
-                progress,
-                took,
-                env={"AWS_PROFILE": profile} if profile else None,
-            )
-        if not inst.address or not inst.key_file:
-            raise AwsError(
-                f"instance {inst.instance_id} has no address to reach",
-                "use a subnet that gives public addresses, or run from inside the VPC",
-            )
-        user = spec.base.aws.ssh_username
-        start = time.monotonic()
-        took = vm.wait_for_ssh(22, inst.key_file, user, start + 600, None, None, host=inst.address)
-        ssh_config = vm.write_ssh_config(
-            folder / "ssh_config", inst.address, 22, user, inst.key_file
+        home = self.settings(spec).regions[0]
+        versions = {
+            a["ami_id"]: r["version"]
+            for r in self.catalogue.images(spec.name)
+            for a in r.get("amis", [])
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for channel, ami in sorted(pub.channel_values(self.aws, spec.name, home).items()):
+            history = []
+            previous = None
+            for entry in pub.channel_history(self.aws, spec.name, channel, home):
+                version = versions.get(entry["Value"], entry["Value"])
+                history.append(
+                    {
+                        "version": version,
+                        "previous": previous,
+                        "at": str(entry.get("LastModifiedDate", "")),
+                        "by": str(entry.get("Description", "")).rpartition(" by ")[2] or "?",
+                    }
+                )
+                previous = version
+            out[channel] = {"current": versions.get(ami, ami), "history": history}
+        return out
+
+    def point(self, spec: ImageSpec, record: Record, channels: list[str], by: str) -> None:
+        from bakehouse.aws.publish import publish
+
+        share = self.settings(spec).share
+        publish(self.aws, spec.name, record["version"], amis_of(record), channels, share, by)
+
+    def unpoint(self, spec: ImageSpec, channels: list[str], by: str) -> None:
+        from bakehouse.aws.publish import remove_channels
+
+        remove_channels(self.aws, spec.name, channels, list(self.settings(spec).regions))
+
+    def revoked(self, spec: ImageSpec, record: Record, reason: str) -> list[str]:
+        from bakehouse.aws.publish import deprecate, next_minute, tag_state
+
+        amis = amis_of(record)
+        tag_state(self.aws, amis, "revoked", reason)
+        when = next_minute(dt.datetime.now(dt.UTC))
+        deprecate(self.aws, amis, when)
+        return [
+            f"{a.region} {a.ami_id}: tagged revoked, deprecated at {when:%Y-%m-%d %H:%M} UTC"
+            for a in amis
+        ]
+
+    # ---- nightly ------------------------------------------------------------------------------
+    def inputs(self, spec: ImageSpec) -> Inputs:
+        from bakehouse.aws.resolve import resolve
+
+        spec = self.with_settings(spec)
+        home = spec.targets.aws.regions[0]
+        source = (home, repr(spec.base.aws))
+        if source not in self._bases:
+            self._bases[source] = resolve(self.aws, spec.base.aws, home)
+        resolved = self._bases[source]
+        template = rnd.render(spec, "aws", self.project.packer_dir, packer.version())
+        fp = fingerprint(
+            spec, template, self.project.scripts_dir, resolved.ami_id, suite_hash(self.project.root)
         )
-        return verify_stage.run_suite(
-            project.root, folder, verify_stage.over_ssh(ssh_config), ctx, progress, took
+        return Inputs(fp, resolved.ami_id)
+
+    def base_revoked(self, record: Record) -> str | None:
+        """A base AMI that has been deregistered, or deprecated, must not be baked from again."""
+        base = record.get("base", {})
+        ami, region = base.get("ami_id"), base.get("region")
+        if not ami or not region:
+            return None
+        key = (region, ami)
+        if key not in self._base_images:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                found = self.aws.client("ec2", region).describe_images(ImageIds=[ami])["Images"]
+            except ClientError as exc:
+                if "NotFound" in str(exc.response.get("Error", {}).get("Code", "")):
+                    found = []
+                else:
+                    raise api_error(exc, f"reading the base AMI {ami}") from None
+            except BotoCoreError as exc:
+                raise api_error(exc, f"reading the base AMI {ami}") from None
+            self._base_images[key] = found[0] if found else None
+        image = self._base_images[key]
+        if image is None or image.get("State") not in (None, "available"):
+            return f"base AMI {ami} is gone from {region}"
+        when = image.get("DeprecationTime")
+        if when and dt.datetime.fromisoformat(str(when).replace("Z", "+00:00")) <= dt.datetime.now(
+            dt.UTC
+        ):
+            return f"base AMI {ami} is deprecated since {when}"
+        return None
+
+    # ---- fleets -------------------------------------------------------------------------------
+    def roll(
+        self, spec: ImageSpec, channel: str, record: Record, *, dry_run: bool, wait: bool, say: Say
+    ) -> RollOutcome:
+        from bakehouse.aws import roll as rl
+
+        spec = self.with_settings(spec)
+        regions = list(spec.targets.aws.regions)
+        images = rl.channel_images(self.aws, spec.name, channel, regions)
+        groups = rl.gather(self.aws, dict(spec.roll.selector), regions)
+        if not groups:
+            raise UsageError(
+                f"no auto-scaling group is tagged {dict(spec.roll.selector)} in "
+                f"{', '.join(regions)}",
+                "check roll.selector and the regions",
+            )
+        plans = rl.plan(groups, images, spec.roll)
+        if dry_run:
+            return RollOutcome(True, plans=[p.to_dict() for p in plans])
+        busy = rl.busy_groups(plans)
+        if busy and not wait:
+            raise UsageError(
+                "a refresh is already running on "
+                + ", ".join(f"{g.region}/{g.name}" for g in busy),
+                "wait for it, or pass --wait",
+            )
+        for g in busy:
+            rl.watch(self.aws, g, str(g.active_refresh), True, spec.roll.timeout, say=say)
+        results = rl.execute(self.aws, plans, spec.roll, spec.name, record["version"], say=say)
+        ok = all(g.get("outcome") == "updated" for g in results)
+        return RollOutcome(
+            ok, plans=[p.to_dict() for p in plans], groups=results, record={"images": images}
         )
 
+    # ---- housekeeping -------------------------------------------------------------------------
+    def prune_plan(self, spec: ImageSpec, now: dt.datetime) -> list[PruneItem]:
+        from bakehouse.aws import prune as aws_prune
 
-def amis_of(record: Record) -> list[RegionalAmi]:
-    return [RegionalAmi(a["region"], a["ami_id"]) for a in record.get("amis", [])]
+        spec = self.with_settings(spec)
+        amis, usage = aws_prune.gather(self.aws, spec.name, list(spec.targets.aws.regions))
+        decisions = aws_prune.plan(
+            amis, usage, spec.retention.keep, spec.retention.min_age_days, now
+        )
+        return [
+            PruneItem(
+                d.ami.region,
+                d.ami.ami_id,
+                d.ami.version,
+                d.ami.state,
+                d.ami.created,
+                d.action,
+                d.reason,
+                d,
+            )
+            for d in decisions
+        ]
+
+    def prune(self, items: list[PruneItem]) -> list[str]:
+        from bakehouse.aws import prune as aws_prune
+
+        return aws_prune.execute(self.aws, [i.detail for i in items])
+
+    def leftovers(self, specs: list[ImageSpec], older_than: dt.timedelta) -> list[Leftover]:
+        from bakehouse.aws import gc as aws_gc
+        from bakehouse.runs import dead
+
+        regions = list(self.options.regions) or sorted(
+            {r for s in specs for r in s.targets.aws.regions}
+        )
+        runs = self.project.state_dir / "runs"
+        active = {f.name for f in runs.glob("*")} - {x.run_id for x in dead(self.project.state_dir)}
+        return [
+            Leftover(x.region, x.kind, x.id, x.run_id, x.detail, 0, x)
+            for x in aws_gc.find(self.aws, regions, active, older_than)
+        ]
+
+    def collect(self, leftovers: list[Leftover]) -> None:
+        from bakehouse.aws import gc as aws_gc
+
+        aws_gc.remove(self.aws, [x.handle for x in leftovers])

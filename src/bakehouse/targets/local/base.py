@@ -9,6 +9,7 @@ every use, so a damaged or swapped base is never baked from.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -20,10 +21,11 @@ from typing import Any
 
 from bakehouse import proc
 from bakehouse.catalogue import Catalogue, Record, now_iso
-from bakehouse.errors import BakehouseError, ToolError
+from bakehouse.errors import BaseError, ToolError
 from bakehouse.files import describe, sha256
+from bakehouse.locks import held
 from bakehouse.progress import Progress
-from bakehouse.runs import Run, file_lock
+from bakehouse.runs import Run
 from bakehouse.spec import LocalBase
 
 BASE_FORMAT = 2
@@ -51,10 +53,6 @@ DPKG_FIELDS = (
     "${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t"
     "${source:Package}\\t${source:Version}\\n"
 )
-
-
-class BaseError(BakehouseError):
-    pass
 
 
 def sources(local: LocalBase) -> list[str]:
@@ -282,6 +280,12 @@ class BaseImage:
         return f"sha256:{self.record['artifacts']['disk']['sha256']}"
 
 
+@functools.lru_cache(maxsize=1)
+def tool_version() -> str:
+    """mmdebstrap's version (part of the base's content key), asked once per process."""
+    return mmdebstrap_version()
+
+
 def mmdebstrap_version() -> str:
     result = proc.run(["mmdebstrap", "--version"], timeout=60)
     if not result.ok:
@@ -317,9 +321,9 @@ def ensure(
 ) -> BaseImage:
     """The cached base for ``local`` (checked), or a new one built now."""
     customize, shared = base_scripts(project_packer)
-    data = inputs(local, customize, mmdebstrap_version(), shared)
+    data = inputs(local, customize, tool_version(), shared)
     key = content_key(data)
-    with file_lock(catalogue.root.parent / "locks" / f"base-{key}.lock"):
+    with held(run.state_dir / "locks" / f"base-{key}.lock"):
         return _ensure(local, data, key, customize, catalogue, run, progress, rebuild)
 
 
@@ -395,7 +399,7 @@ def build(
             "rootfs": describe(stage / "rootfs.tar.zst"),
         },
     }
-    dest = catalogue.add(record, stage)
+    dest = catalogue.add_base(record, stage)
     progress.say(
         f"base: {record['id']} with {record['packages']} packages, kernel {staged.kernel}, "
         f"{record['artifacts']['disk']['size'] / 2**20:.0f} MiB"

@@ -1,4 +1,4 @@
-"""What the command line does, as plain functions: the tasks only parse flags and call these."""
+"""Image definitions: select, show, render to Packer templates and validate them (every target)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bakehouse import render as rnd
+from bakehouse import targets as registry
 from bakehouse.errors import BakehouseError, SpecError, UsageError
 from bakehouse.project import Project
-from bakehouse.spec import REGION_RE, Catalog, ImageSpec
+from bakehouse.spec import Catalog, ImageSpec
 
 
 def catalog(project: Project) -> Catalog:
@@ -33,28 +34,7 @@ def select(project: Project, image: str | None) -> list[str]:
 
 
 def targets(target: str | None) -> list[str]:
-    if target is None:
-        return list(rnd.TARGETS)
-    if target not in rnd.TARGETS:
-        raise UsageError(f"unknown target {target!r}", f"targets: {', '.join(rnd.TARGETS)}")
-    return [target]
-
-
-def list_images(project: Project, today: dt.date | None = None) -> list[dict[str, Any]]:
-    cat = catalog(project)
-    rows: list[dict[str, Any]] = []
-    for name in cat.names():
-        spec = cat.load(name, today)
-        rows.append(
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "files": list(spec.files),
-                "packages": list(spec.packages),
-                "channels": list(spec.publish.channels),
-            }
-        )
-    return rows
+    return list(registry.names()) if target is None else [registry.check(target)]
 
 
 def show_image(project: Project, name: str, today: dt.date | None = None) -> ImageSpec:
@@ -68,15 +48,14 @@ class Rendered:
     target: str
     path: Path
     changed: bool
+    shown: str  # the path as the project names it
     problems: list[str] = field(default_factory=list)
 
-    def to_dict(self, root: Path) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "image": self.image,
             "target": self.target,
-            "path": str(self.path.relative_to(root))
-            if self.path.is_relative_to(root)
-            else str(self.path),
+            "path": self.shown,
             "changed": self.changed,
             "ok": not self.problems,
             "problems": self.problems,
@@ -103,19 +82,32 @@ def render_images(
         for tgt in tgts:
             text = rnd.render(spec, tgt, project.packer_dir, packer_version)
             path = rnd.output_path(project.build_dir, spec, tgt)
-            out.append(Rendered(name, tgt, path, rnd.write(text, path)))
+            shown = str(
+                path.relative_to(project.root) if path.is_relative_to(project.root) else path
+            )
+            out.append(Rendered(name, tgt, path, rnd.write(text, path), shown))
     return out
 
 
 @dataclass
 class Validation:
     image: str
+    checked: str  # what was checked: the schema, and Packer's own checks
     error: BakehouseError | None = None
     rendered: list[Rendered] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.error is None and all(not r.problems for r in self.rendered)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "ok": self.ok,
+            "error": self.error.message if self.error else None,
+            "hint": self.error.hint if self.error else None,
+            "rendered": [r.to_dict() for r in self.rendered],
+        }
 
 
 def validate_images(
@@ -130,8 +122,9 @@ def validate_images(
         from bakehouse import packer
 
         version = packer.version()
+    checked = "schema, packer validate, packer fmt" if with_packer else "schema"
     for name in names:
-        v = Validation(name)
+        v = Validation(name, checked)
         results.append(v)
         try:
             rendered = render_images(project, name, target, version or rnd.DEFAULT_PACKER)
@@ -145,15 +138,3 @@ def validate_images(
             for r in rendered:
                 r.problems = packer.validate(r.path, r.target, project.scripts_dir)
     return results
-
-
-def with_regions(spec: ImageSpec, regions: list[str]) -> ImageSpec:
-    """``spec`` with its AWS regions replaced (the --region flags), validated like the file."""
-    import dataclasses
-    import re
-
-    for region in regions:
-        if not re.fullmatch(REGION_RE, region):
-            raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
-    aws = dataclasses.replace(spec.targets.aws, regions=tuple(dict.fromkeys(regions)))
-    return dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, aws=aws))

@@ -1,10 +1,10 @@
-"""Verify: boot the artifact without changing it and prove it with the hardening suite over SSH.
+"""The hardening suite as a verifier: tests/hardening run with pytest-testinfra against a machine
+some target booted or launched, its JUnit turned into per-control results.
 
-The disk is opened with ``snapshot=on`` (writes go to a throwaway overlay), an ephemeral key is
-handed to the guest on the kernel command line, and tests/hardening runs with pytest-testinfra
-(paramiko backend) through a generated ssh_config (or, for an AWS instance configured so,
-through SSM Run Command: :func:`over_ssm`). Package indexes are checked on the host and
-passed in, so the guest downloads nothing. The VM is always stopped when verify ends.
+How the suite reaches the machine is a :class:`Connection`: paramiko through a generated
+ssh_config (:func:`over_ssh`), or SSM Run Command for an AWS instance without SSH
+(:func:`over_ssm`). Package indexes are checked on the host and passed in, so the machine
+downloads nothing. A suite that did not run is an error, never a pass.
 """
 
 from __future__ import annotations
@@ -13,24 +13,17 @@ import json
 import sys
 import time
 import xml.etree.ElementTree as ET  # nosec B405
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bakehouse import proc, vm
+from bakehouse import proc
 from bakehouse.debindex import Indexes
-from bakehouse.errors import BakehouseError
+from bakehouse.errors import VerifyError
 from bakehouse.progress import Progress
-from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
-from bakehouse.sshkeys import write_key
 
 SUITE = Path("tests") / "hardening"
-
-
-class VerifyError(BakehouseError):
-    pass
 
 
 @dataclass
@@ -42,6 +35,7 @@ class Verified:
     junit: Path
     log: Path
     summary: dict[str, int] = field(default_factory=dict)
+    evidence: list[Path] = field(default_factory=list)  # more files worth keeping (console)
 
     def failed_ids(self) -> list[str]:
         return [c["id"] for c in self.controls if c["outcome"] == "failed"]
@@ -139,51 +133,6 @@ def write_candidates(indexes: Indexes, path: Path) -> Path:
     return path
 
 
-def verify_local(
-    spec: ImageSpec | None,
-    root: Path,
-    run: Run,
-    disk: Path,
-    kernel: Path,
-    initrd: Path,
-    accelerator: str,
-    progress: Progress,
-    indexes: Indexes | None,
-    memory_mib: int = 1024,
-    cpus: int = 2,
-    boot_timeout: float = 600,
-    suite_timeout: float = 1800,
-    name: str = "verify",
-    connection: Callable[[Path], Connection] = over_ssh,
-) -> Verified:
-    """Boot ``disk`` in snapshot mode and run the suite over ``connection(ssh_config)``."""
-    folder = run.path(name)
-    folder.mkdir()
-    keys = folder / "keys"
-    keys.mkdir(mode=0o700)
-    key = write_key(keys, f"bakehouse-verify-{run.id}")
-    candidates = write_candidates(indexes, folder / "candidates.json") if indexes else None
-    ctx = folder / "context.json"
-    ctx.write_text(json.dumps(context(spec, key.public, candidates), indent=2))
-    cfg = vm.VmConfig(
-        name=f"bakehouse-{name}-{run.id}",
-        disk=disk,
-        kernel=kernel,
-        initrd=initrd,
-        append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
-        serial_log=folder / "console.log",
-        accelerator=accelerator,
-        memory_mib=memory_mib,
-        cpus=cpus,
-        snapshot=True,
-    )
-    with vm.boot(cfg, key.private, "admin", boot_timeout, progress, folder / "qemu.log") as booted:
-        ssh_config = booted.ssh_config(folder / "ssh_config")
-        return run_suite(
-            root, folder, connection(ssh_config), ctx, progress, booted.boot_seconds, suite_timeout
-        )
-
-
 def run_suite(
     root: Path,
     folder: Path,
@@ -216,3 +165,15 @@ def run_suite(
     }
     ok = code == 0 and summary["failed"] == 0 and summary["passed"] > 0
     return Verified(ok, controls, boot_seconds, suite_seconds, junit, log, summary)
+
+
+def summary_of(verified: Verified | None, error: BaseException | None = None) -> dict[str, Any]:
+    """What a record keeps of a verification (or of one that did not finish)."""
+    out: dict[str, Any] = {
+        "ok": bool(verified and verified.ok and error is None),
+        "summary": verified.summary if verified else {},
+        "failed": verified.failed_ids() if verified else [],
+    }
+    if error is not None:
+        out["error"] = str(error) or type(error).__name__
+    return out

@@ -22,17 +22,14 @@ from typing import Any
 from bakehouse import proc
 from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.debindex import Indexes
-from bakehouse.errors import BakehouseError
+from bakehouse.errors import BakehouseError, HostPatchError
 from bakehouse.files import sha256
+from bakehouse.locks import held
 from bakehouse.progress import Progress
-from bakehouse.runs import Run, file_lock
-from bakehouse.stages import base as base_stage
+from bakehouse.runs import Run
+from bakehouse.targets.local import base as base_stage
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-class HostPatchError(BakehouseError):
-    pass
 
 
 def inputs(
@@ -102,7 +99,7 @@ def ensure(
     script = scripts_dir / "patch.sh"
     data = inputs(parent, script, policy, indexes)
     key = base_stage.content_key(data)
-    with file_lock(catalogue.root.parent / "locks" / f"base-{key}.lock"):
+    with held(run.state_dir / "locks" / f"base-{key}.lock"):
         return _ensure(parent, script, policy, indexes, catalogue, run, progress, data, key)
 
 
@@ -184,6 +181,6 @@ def _ensure(
         "packages": len(staged.manifest["packages"]),
         "artifacts": staged.artifacts,
     }
-    dest = catalogue.add(record, stage)
+    dest = catalogue.add_base(record, stage)
     progress.say(f"host-patch: {record['id']} (from {parent.record['id']}), kernel {staged.kernel}")
     return base_stage.BaseImage(record, dest)

@@ -1,0 +1,195 @@
+"""What every task of the command layer shares: one description per flag (so ``--target`` or
+``--json`` mean the same everywhere), the ``@command`` decorator that makes a task from a
+function, and the one place errors are reported: a message and a hint, exit 2 for bad input
+and 1 for failed work, no traceback unless ``--debug`` (or INVOKE_DEBUG=1).
+
+Heavy modules (jinja2, yaml, boto3) load inside the helpers, so listing tasks stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from bakehouse.errors import EXIT_FAILED, EXIT_INTERRUPTED, BakehouseError
+
+if TYPE_CHECKING:
+    from bakehouse.project import Project
+    from bakehouse.spec import ImageSpec
+    from bakehouse.targets.base import Target
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# every flag, described once
+FLAGS = {
+    "image": "the image (a file stem in images/; `invoke images.list` shows them)",
+    "target": "local (default: qemu on this machine) or aws (AMIs; the account holds the state)",
+    "json": "print the result as JSON (for pipelines)",
+    "profile": "aws: the AWS profile (default: the standard credential chain)",
+    "region": "aws: these regions instead of the definition's targets.aws.regions "
+    "(repeatable; the first one builds)",
+    "runner_cidr": "aws: the address allowed to reach build and verify instances over SSH, "
+    "e.g. 203.0.113.7/32",
+    "version": "a version from `invoke images.history` (default: the newest verified)",
+    "channel": "a channel (repeatable where it says so)",
+    "dry_run": "say what would happen; change nothing",
+    "yes": "do it (default: only print the plan)",
+}
+
+# what a flag means for one task, where it differs from FLAGS
+HELP: dict[str, dict[str, str]] = {
+    "images_show": {
+        "json": "print JSON instead of YAML",
+    },
+    "images_diff": {
+        "old": "older version (default: the one before --new)",
+        "new": "newer version (default: the newest)",
+    },
+    "render": {
+        "image": "one image (default: every image)",
+        "target": "one target (default: every target)",
+    },
+    "validate": {
+        "image": "one image (default: every image)",
+        "target": "one target (default: every target)",
+        "packer": "also run `packer validate` and `packer fmt -check` "
+        "(default; --no-packer: schema only)",
+    },
+    "bake": {
+        "channel": "publish to this channel instead of the definition's publish.channels "
+        "(repeatable)",
+        "no_publish": "bake and verify, but do not move any channel",
+        "no_verify": "bake only: the image stays unverified and cannot be published",
+        "rebuild_base": "local: build the base image again even if the cached one is intact",
+        "keep_run": "keep the run's working folder (keys, logs, Packer output)",
+    },
+    "verify": {
+        "version": "a version from `invoke images.history` (default: the newest)",
+        "base": "verify the image's base instead: the unhardened starting point",
+    },
+    "publish": {
+        "channel": "channel to point at it (repeatable)",
+    },
+    "revoke": {
+        "version": "the version to take back",
+        "reason": "why: recorded with it (and on the AMIs)",
+    },
+    "roll": {
+        "channel": "the channel whose image to roll onto (default: the definition's first)",
+        "dry_run": "print the plan (groups, versions, images, preferences, waves); change nothing",
+        "wait": "wait for a refresh already running instead of refusing",
+    },
+    "deploy": {
+        "channel": "channel to publish to and roll from (default: the definition's first)",
+        "fresh": "bake a new image even if the newest one is up to date (local)",
+        "report": "folder for deploy.json, deploy.md and deploy.junit.xml",
+    },
+    "nightly": {
+        "image": "only these images (repeatable; default: every image)",
+        "force": "bake these images whatever the decision (repeatable)",
+        "dry_run": "decide and print; bake nothing",
+        "workers": "bakes at a time (default: one per two cores)",
+        "channel": "channel the nightly bakes publish to (repeatable; default: latest)",
+        "report": "folder for nightly.json, nightly.md and nightly.junit.xml",
+    },
+    "prune": {
+        "image": "the image whose old versions to remove",
+    },
+    "gc": {
+        "yes": "remove what was found (default: only list it)",
+        "older_than": "aws: hours after which a run that is not running here is over",
+    },
+    "base": {
+        "image": "image whose base to build or resolve (default: web)",
+        "rebuild": "local: build it again",
+    },
+}
+
+
+def command(name: str | None = None) -> Callable[[F], Any]:
+    """An invoke task from ``fn``: flags only (no positional arguments), one description per
+    flag (the task's own in HELP, else the shared one), repeatable list flags, errors reported
+    once."""
+
+    def wrap(fn: F) -> Any:
+        params = list(inspect.signature(fn).parameters)[1:]
+        own = HELP.get(fn.__name__, {})
+        texts = {p: own.get(p) or FLAGS.get(p, "") for p in params}
+        lists = [
+            p for p in params if "list[" in str(inspect.signature(fn).parameters[p].annotation)
+        ]
+        kwargs: dict[str, Any] = {"positional": [], "help": texts, "iterable": lists}
+        if name:
+            kwargs["name"] = name
+        return task(**kwargs)(reported(fn))
+
+    return wrap
+
+
+def _debugging() -> bool:
+    return os.environ.get("INVOKE_DEBUG") == "1" or logging.getLogger("invoke").isEnabledFor(
+        logging.DEBUG
+    )
+
+
+def reported(fn: F) -> F:
+    """Turn project errors into one message with a hint and the right exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BakehouseError as exc:
+            if _debugging():
+                raise
+            raise Exit(exc.render(), code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=EXIT_INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def project() -> Project:
+    from bakehouse.project import find_project
+
+    return find_project()
+
+
+def spec(where: Project, image: str | None) -> ImageSpec:
+    from bakehouse.errors import UsageError
+    from bakehouse.lifecycle.definitions import show_image
+
+    if not image:
+        raise UsageError("say which image: --image NAME", "invoke images.list shows them")
+    return show_image(where, image)
+
+
+def target(
+    where: Project,
+    name: str,
+    profile: str | None = None,
+    region: list[str] | None = None,
+    runner_cidr: str | None = None,
+) -> Target:
+    from bakehouse import targets
+    from bakehouse.targets.base import TargetOptions
+
+    return targets.get(name, where, TargetOptions(profile, tuple(region or ()), runner_cidr))
+
+
+def say(message: str) -> None:
+    """Progress for people, on stderr (stdout is for results)."""
+    print(message, file=sys.stderr)
+
+
+def fail_unless(ok: bool) -> None:
+    if not ok:
+        raise Exit(code=EXIT_FAILED)

@@ -1,0 +1,224 @@
+"""Patch-aware rebuilds on any target: gather the facts for every image, decide (plan.py), bake
+what needs it in parallel, write the reports.
+
+The decision needs no VM and no Packer: the inputs fingerprint and base key come from the
+target (rendering is pure; the aws target resolves the base AMI once per source), the newest
+record and its package manifest from the target's catalogue (for AMIs: S3 in the account, so a
+fresh CI runner decides like the machine that baked), and pending updates from comparing that
+manifest with the signed package indexes (fetched once per distribution, cached by content).
+A manifest that cannot be read, or does not match its recorded sha256, is "unknown": bake.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bakehouse import debindex, plan, proc, reports
+from bakehouse.catalogue import Record
+from bakehouse.errors import UsageError
+from bakehouse.lifecycle.bake import indexes_for
+from bakehouse.progress import Progress
+from bakehouse.project import Project
+from bakehouse.spec import ImageSpec
+from bakehouse.targets.base import BakeRequest, Say, Target
+
+
+@dataclass
+class Outcome:
+    decision: plan.Decision
+    ran: bool = False
+    ok: bool = True
+    seconds: float = 0.0
+    result: str = ""
+    log: str = ""
+
+    @property
+    def image(self) -> str:
+        return self.decision.image
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.decision.to_dict() | {
+            "ran": self.ran,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 1),
+            "result": self.result,
+            "log": self.log,
+        }
+
+
+@dataclass
+class NightlyResult:
+    target: str
+    outcomes: list[Outcome]
+    dry_run: bool
+    reports: Path | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(o.ran and not o.ok for o in self.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "images": [o.to_dict() for o in self.outcomes],
+            "reports": str(self.reports) if self.reports else None,
+        }
+
+
+def installed(target: Target, record: Record) -> dict[str, str] | None:
+    """The newest image's packages, from the manifest kept with it — None when it is missing
+    or does not match the sha256 its record names."""
+    raw = target.catalogue.artifact(record["name"], record["version"], "manifest.json")
+    want = record.get("artifacts", {}).get("manifest", {}).get("sha256")
+    if raw is None or want is None or hashlib.sha256(raw).hexdigest() != want:
+        return None
+    return debindex.installed_from_manifest(json.loads(raw))
+
+
+def decide(
+    project: Project,
+    target: Target,
+    specs: list[ImageSpec],
+    forced: set[str] | None = None,
+    now: dt.datetime | None = None,
+) -> list[plan.Decision]:
+    now = now or dt.datetime.now(dt.UTC)
+    forced = forced or set()
+    unknown = sorted(forced - {s.name for s in specs})
+    if unknown:
+        raise UsageError(
+            f"--force names no image in this run: {', '.join(unknown)}",
+            f"images: {', '.join(s.name for s in specs)}",
+        )
+    index_sets: dict[tuple[Any, ...], debindex.Indexes] = {}
+    out = []
+    for spec in specs:
+        local = spec.base.local
+        key = (local.mirror, local.security_mirror, local.suite, local.components)
+        if key not in index_sets:
+            index_sets[key] = indexes_for(project, spec)
+        ix = index_sets[key]
+        inputs = target.inputs(spec)
+        last = target.catalogue.latest(spec.name)
+        packages = installed(target, last) if last is not None else None
+        facts = plan.Facts(
+            spec.name,
+            inputs.fingerprint,
+            inputs.base_key,
+            spec.patch.rebuild_on,
+            spec.patch.max_age_days,
+            last,
+            tuple(debindex.pending(packages, ix)) if packages is not None else (),
+            ix.offline,
+            spec.name in forced,
+            manifest=packages is not None,
+            base_revoked=target.base_revoked(last) if last is not None else None,
+        )
+        out.append(plan.decide(facts, now))
+    return out
+
+
+def bake_argv(image: str, target: Target, channels: list[str]) -> list[str]:
+    """The bake of one image, as its own process: `bakehouse bake` with the target's flags."""
+    argv = [sys.executable, "-m", "bakehouse", "bake", "--image", image, "--target", target.name]
+    for channel in channels:
+        argv += ["--channel", channel]
+    options = target.options
+    if options.profile:
+        argv += ["--profile", options.profile]
+    if options.runner_cidr:
+        argv += ["--runner-cidr", options.runner_cidr]
+    for region in options.regions:
+        argv += ["--region", region]
+    return argv
+
+
+def run(
+    project: Project,
+    target: Target,
+    decisions: list[plan.Decision],
+    workers: int,
+    logs: Path,
+    channels: list[str],
+    say: Say,
+) -> list[Outcome]:
+    """Bake every image that needs it, ``workers`` at a time; one failing does not stop the
+    rest. Each bake is its own process, with its own log."""
+    logs.mkdir(parents=True, exist_ok=True)
+    outcomes = {d.image: Outcome(d) for d in decisions}
+    todo = [d.image for d in decisions if d.bake]
+    say(f"nightly: {len(todo)} of {len(decisions)} image(s) to bake, {workers} at a time")
+
+    def one(image: str) -> None:
+        out = outcomes[image]
+        log = logs / f"{image}.log"
+        out.log = str(log)
+        say(f"nightly: {image}: baking (log {log})")
+        start = time.monotonic()
+        code = proc.stream(
+            bake_argv(image, target, channels),
+            log=log,
+            cwd=project.root,
+            env={"BAKEHOUSE_STATE_DIR": str(project.state_dir)},
+            timeout=4 * 3600,
+        )
+        out.ran, out.ok, out.seconds = True, code == 0, time.monotonic() - start
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        out.result = tail[0][:200]
+        state = "ok" if out.ok else "FAILED"
+        say(f"nightly: {image}: {state} in {out.seconds:.0f}s — {out.result}")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(one, image) for image in todo]:
+            future.result()
+    return [outcomes[d.image] for d in decisions]
+
+
+def default_workers() -> int:
+    """Each local bake runs a 2-vCPU VM: one bake per two cores."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def nightly(
+    project: Project,
+    target: Target,
+    specs: list[ImageSpec],
+    *,
+    forced: set[str] | None = None,
+    dry_run: bool = False,
+    workers: int = 0,
+    channels: list[str] | None = None,
+    report: Path | None = None,
+    progress: Progress | None = None,
+) -> NightlyResult:
+    progress = progress or Progress()
+    now = dt.datetime.now(dt.UTC)
+    with progress.phase("decide", f"{len(specs)} image(s) on the {target.name} target"):
+        decisions = decide(project, target, specs, forced, now)
+    if dry_run:
+        return NightlyResult(target.name, [Outcome(d) for d in decisions], True)
+    for spec in specs:  # refuse missing flags before the first bake starts, not in its log
+        target.check(spec, BakeRequest())
+    folder = report or project.state_dir / "reports" / f"nightly-{target.name}-{now:%Y%m%dT%H%M%SZ}"
+    outcomes = run(
+        project,
+        target,
+        decisions,
+        workers or default_workers(),
+        folder / "logs",
+        list(channels or ["latest"]),
+        progress.say,
+    )
+    reports.write(reports.nightly([o.to_dict() for o in outcomes], target.name, now), folder)
+    return NightlyResult(target.name, outcomes, False, folder)

@@ -1,0 +1,349 @@
+"""The local target: a Debian base built with mmdebstrap, Packer's qemu builder, and a catalogue
+on this machine. Its bake is one declared sequence of small steps sharing a context:
+
+    base → accelerator → indexes → host-patch → packer
+
+and its verification boots the compressed disk in snapshot mode with an ephemeral key and runs
+tests/hardening over SSH.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bakehouse import catalogue as cat
+from bakehouse import debindex, vm
+from bakehouse.catalogue import USABLE, Catalogue, Record
+from bakehouse.progress import Progress
+from bakehouse.runs import Run
+from bakehouse.spec import ImageSpec
+from bakehouse.sshkeys import write_key
+from bakehouse.suite import Connection, Verified, context, over_ssh, run_suite, write_candidates
+from bakehouse.targets.base import (
+    Baked,
+    BakeRequest,
+    Inputs,
+    Leftover,
+    PruneItem,
+    Target,
+)
+from bakehouse.targets.local import base as base_stage
+from bakehouse.targets.local import build as build_stage
+from bakehouse.targets.local import hostpatch
+
+
+@dataclass
+class Context:
+    """What the steps of one local bake share (and verify reuses)."""
+
+    spec: ImageSpec
+    request: BakeRequest
+    run: Run
+    progress: Progress
+    base: base_stage.BaseImage | None = None
+    parent_base: base_stage.BaseImage | None = None  # before host patching
+    accelerator: dict[str, Any] = field(default_factory=dict)
+    indexes: debindex.Indexes | None = None
+    built: build_stage.Built | None = None
+
+
+Step = Callable[["LocalTarget", Context], None]
+
+
+class LocalTarget(Target):
+    name = "local"
+    summary = "qemu on this machine (mmdebstrap base, Packer's qemu builder)"
+    # boots a suite connection can be swapped for (tests play other transports over SSH)
+    connection: ClassVar[Callable[[Path], Connection]] = staticmethod(over_ssh)
+
+    def open_catalogue(self) -> Catalogue:
+        return cat.local(self.project.state_dir)
+
+    def where(self, record: Record) -> list[str]:
+        return [str(self.catalogue.image_dir(record["name"], record["version"]))]
+
+    def base(self, spec: ImageSpec, rebuild: bool, run: Run, progress: Progress) -> str:
+        ctx = Context(spec, BakeRequest(rebuild_base=rebuild), run, progress)
+        self.step_base(ctx)
+        assert ctx.base is not None
+        record = ctx.base.record
+        return (
+            f"{record['id']}: {record['packages']} packages, kernel {record['kernel']}, "
+            f"{ctx.base.dir}"
+        )
+
+    # ---- the bake sequence --------------------------------------------------------------------
+    def step_base(self, ctx: Context) -> None:
+        local = ctx.spec.base.local
+        tuning = ctx.request.tuning
+        if "include_updates" in tuning:
+            local = dataclasses.replace(local, include_updates=bool(tuning["include_updates"]))
+        if "initramfs" in tuning:
+            local = dataclasses.replace(local, initramfs=str(tuning["initramfs"]))
+        ctx.base = ctx.parent_base = base_stage.ensure(
+            local,
+            self.project.packer_dir,
+            self.catalogue,
+            ctx.run,
+            ctx.progress,
+            rebuild=ctx.request.rebuild_base,
+        )
+
+    def step_accelerator(self, ctx: Context) -> None:
+        assert ctx.base is not None
+        self.probe(ctx, ctx.base.file("kernel"), ctx.base.file("initrd"))
+
+    def probe(self, ctx: Context, kernel: Path, initrd: Path) -> None:
+        """KVM or TCG, probed by booting ``kernel`` (cached per host boot)."""
+        ctx.accelerator = vm.choose_accelerator(
+            ctx.spec.targets.local.accelerator,
+            kernel,
+            initrd,
+            ctx.run.path("probe"),
+            self.project.state_dir / "cache" / "accelerator.json",
+            ctx.progress,
+        )
+
+    def step_indexes(self, ctx: Context) -> None:
+        local = ctx.spec.base.local
+        with ctx.progress.phase(
+            "indexes", f"package indexes for {local.suite} from {local.mirror}"
+        ):
+            cache = debindex.IndexCache(self.project.state_dir / "cache" / "indexes")
+            ctx.indexes = cache.load(
+                debindex.suites_for(
+                    local.mirror, local.security_mirror, local.suite, local.components
+                )
+            )
+            for note in ctx.indexes.notes:
+                ctx.progress.say(f"indexes: {note}")
+
+    def step_host_patch(self, ctx: Context) -> None:
+        if not ctx.request.tuning.get("host_patch", True):
+            return
+        assert ctx.base is not None and ctx.indexes is not None
+        ctx.base = hostpatch.ensure(
+            ctx.base,
+            self.project.scripts_dir,
+            ctx.spec.patch.policy,
+            ctx.indexes,
+            self.catalogue,
+            ctx.run,
+            ctx.progress,
+        )
+
+    def step_packer(self, ctx: Context) -> None:
+        assert ctx.base is not None
+        with ctx.progress.phase("bake", "packer build (qemu)"):
+            ctx.built = build_stage.build(
+                ctx.spec,
+                self.project.root,
+                self.project.packer_dir,
+                self.project.scripts_dir,
+                ctx.run,
+                ctx.base,
+                str(ctx.accelerator["accelerator"]),
+                ctx.progress,
+                base_key=ctx.parent_base.key if ctx.parent_base else None,
+            )
+        for phase, seconds in ctx.built.timings.items():
+            ctx.progress.record(f"packer:{phase}", seconds)
+
+    SEQUENCE: ClassVar[tuple[tuple[str, Step], ...]] = (
+        ("base", step_base),
+        ("accelerator", step_accelerator),
+        ("indexes", step_indexes),
+        ("host-patch", step_host_patch),
+        ("packer", step_packer),
+    )
+
+    def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
+        ctx = Context(spec, request, run, progress)
+        for _name, step in self.SEQUENCE:
+            step(self, ctx)
+        assert ctx.built is not None and ctx.base is not None
+        built, base = ctx.built, ctx.base
+        return Baked(
+            version=built.version,
+            stage=built.stage,
+            fingerprint=built.fingerprint,
+            git_commit=built.git_commit,
+            base={
+                "id": base.record["id"],
+                "key": base.key,
+                "sha256": base.record["artifacts"]["disk"]["sha256"],
+                "kernel": base.record["kernel"],
+                "parent": base.record.get("parent"),
+            },
+            manifest=built.manifest,
+            artifacts=built.artifacts,
+            timings=built.timings,
+            fields={"accelerator": ctx.accelerator},
+            context=ctx,
+        )
+
+    def verify(self, spec: ImageSpec, baked: Baked, run: Run, progress: Progress) -> Verified:
+        ctx: Context = baked.context
+        stage = baked.stage
+        indexes = ctx.indexes if ctx.request.tuning.get("host_indexes", True) else None
+        with progress.phase("verify", "boot the image (snapshot) and run tests/hardening"):
+            return self.boot_and_check(
+                spec,
+                run,
+                stage / "disk.qcow2",
+                stage / "vmlinuz",
+                stage / "initrd.img",
+                ctx,
+                indexes,
+            )
+
+    def boot_and_check(
+        self,
+        spec: ImageSpec | None,
+        run: Run,
+        disk: Path,
+        kernel: Path,
+        initrd: Path,
+        ctx: Context,
+        indexes: debindex.Indexes | None,
+        name: str = "verify",
+    ) -> Verified:
+        """Boot ``disk`` in snapshot mode and run the suite over SSH; the VM always stops."""
+        local = ctx.spec.targets.local
+        folder = run.path(name)
+        folder.mkdir()
+        keys = folder / "keys"
+        keys.mkdir(mode=0o700)
+        key = write_key(keys, f"bakehouse-verify-{run.id}")
+        candidates = write_candidates(indexes, folder / "candidates.json") if indexes else None
+        context_file = folder / "context.json"
+        context_file.write_text(json.dumps(context(spec, key.public, candidates), indent=2))
+        cfg = vm.VmConfig(
+            name=f"bakehouse-{name}-{run.id}",
+            disk=disk,
+            kernel=kernel,
+            initrd=initrd,
+            append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
+            serial_log=folder / "console.log",
+            accelerator=str(ctx.accelerator["accelerator"]),
+            memory_mib=local.memory,
+            cpus=local.cpus,
+            snapshot=True,
+        )
+        with vm.boot(
+            cfg, key.private, "admin", local.ssh_timeout, ctx.progress, folder / "qemu.log"
+        ) as booted:
+            ssh_config = booted.ssh_config(folder / "ssh_config")
+            verified = run_suite(
+                self.project.root,
+                folder,
+                type(self).connection(ssh_config),
+                context_file,
+                ctx.progress,
+                booted.boot_seconds,
+            )
+        verified.evidence += [folder / "console.log", context_file]
+        return verified
+
+    def record(self, spec: ImageSpec, record: Record, baked: Baked, progress: Progress) -> Record:
+        dest = self.catalogue.add(record, baked.stage)
+        progress.say(f"catalogue: {record['id']} recorded as {record['state']} ({dest})")
+        return record
+
+    def verify_recorded(
+        self, spec: ImageSpec, record: Record | None, run: Run, progress: Progress
+    ) -> Verified:
+        ctx = Context(spec, BakeRequest(), run, progress)
+        if record is None:
+            self.step_base(ctx)
+            assert ctx.base is not None
+            disk, kernel, initrd = (
+                ctx.base.file("disk"),
+                ctx.base.file("kernel"),
+                ctx.base.file("initrd"),
+            )
+            label = ctx.base.record["id"]
+        else:
+            folder = self.catalogue.image_dir(spec.name, record["version"])
+            disk, kernel, initrd = folder / "disk.qcow2", folder / "vmlinuz", folder / "initrd.img"
+            label = record["id"]
+        self.probe(ctx, kernel, initrd)
+        self.step_indexes(ctx)
+        with progress.phase("verify", f"{label} (snapshot boot, tests/hardening)"):
+            return self.boot_and_check(spec, run, disk, kernel, initrd, ctx, ctx.indexes)
+
+    # ---- nightly ------------------------------------------------------------------------------
+    def inputs(self, spec: ImageSpec) -> Inputs:
+        from bakehouse import packer
+        from bakehouse import render as rnd
+        from bakehouse.inputs import fingerprint, suite_hash
+
+        template = rnd.render(spec, "local", self.project.packer_dir, packer.version())
+        customize, shared = base_stage.base_scripts(self.project.packer_dir)
+        base_key = base_stage.content_key(
+            base_stage.inputs(spec.base.local, customize, base_stage.tool_version(), shared)
+        )
+        fp = fingerprint(
+            spec, template, self.project.scripts_dir, base_key, suite_hash(self.project.root)
+        )
+        return Inputs(fp, base_key)
+
+    def base_revoked(self, record: Record) -> str | None:
+        for base in (record.get("base", {}).get("parent"), record.get("base")):
+            if not base or not base.get("key"):
+                continue
+            found = self.catalogue.base(base["key"])
+            if found is not None and found.get("revoked"):
+                return f"base {base['key']} revoked: {found['revoked'].get('reason', '')}"
+        return None
+
+    # ---- housekeeping -------------------------------------------------------------------------
+    def prune_plan(self, spec: ImageSpec, now: dt.datetime) -> list[PruneItem]:
+        """Keep the newest ``keep`` usable versions, every version a channel points at and
+        every version younger than ``min_age_days``; the rest goes (disk space)."""
+        pointed = {c["current"] for c in self.channels(spec).values() if c.get("current")}
+        items = []
+        kept = 0
+        for record in reversed(self.catalogue.images(spec.name)):
+            created = dt.datetime.fromisoformat(str(record["created"]))
+            age = now - created
+            version = record["version"]
+            if version in pointed:
+                action, why = "keep", "a channel points at it"
+            elif record["state"] in USABLE and kept < spec.retention.keep:
+                kept += 1
+                action, why = "keep", f"among the {spec.retention.keep} newest verified"
+            elif age < dt.timedelta(days=spec.retention.min_age_days):
+                action, why = "keep", f"younger than {spec.retention.min_age_days} days"
+            else:
+                action = "delete"
+                why = "older than retention" if record["state"] in USABLE else record["state"]
+            items.append(
+                PruneItem(
+                    "local", version, version, record["state"], created, action, why, spec.name
+                )
+            )
+        return items
+
+    def prune(self, items: list[PruneItem]) -> list[str]:
+        done = []
+        for item in items:
+            if item.action == "delete":
+                shutil.rmtree(self.catalogue.image_dir(str(item.detail), item.version))
+                done.append(item.version)
+        return done
+
+    def leftovers(self, specs: list[ImageSpec], older_than: dt.timedelta) -> list[Leftover]:
+        """Nothing beyond the dead runs' folders and processes, which gc finds for every
+        target."""
+        return []
+
+    def collect(self, leftovers: list[Leftover]) -> None:
+        return None

@@ -1,0 +1,109 @@
+"""The local build: render the template, `packer build` with the qemu builder (through the one
+Packer runner), compress the disk, collect the kernel, initrd and package manifest.
+
+Everything is built inside the run's private folder; nothing reaches the catalogue here.
+Packer runs in its own process group: on Ctrl-C or SIGTERM it is asked to stop first (it then
+halts its VM and removes its output), and killed if it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bakehouse import packer, proc
+from bakehouse import render as rnd
+from bakehouse.errors import PackerError
+from bakehouse.files import describe
+from bakehouse.inputs import fingerprint, git_commit, suite_hash
+from bakehouse.progress import Progress
+from bakehouse.runs import Run
+from bakehouse.spec import ImageSpec
+from bakehouse.sshkeys import write_key
+from bakehouse.targets.local.base import BaseImage, convert_argv
+
+
+@dataclass
+class Built:
+    stage: Path
+    version: str
+    fingerprint: str
+    git_commit: str
+    timings: dict[str, float]
+    manifest: dict[str, Any]
+    artifacts: dict[str, dict[str, Any]]
+
+
+def build(
+    spec: ImageSpec,
+    root: Path,
+    packer_dir: Path,
+    scripts_dir: Path,
+    run: Run,
+    base: BaseImage,
+    accelerator: str,
+    progress: Progress,
+    packer_timeout: float = 3600,
+    base_key: str | None = None,
+) -> Built:
+    """``base_key``: the base before host patching, which the fingerprint names."""
+    version = packer.version()
+    template = rnd.render(spec, "local", packer_dir, version)
+    template_path = run.path("build.pkr.hcl")
+    template_path.write_text(template)
+    stage = run.path("stage")
+    stage.mkdir()
+    keys = run.path("keys")
+    keys.mkdir(mode=0o700)
+    key = write_key(keys, f"bakehouse-build-{run.id}")
+    fp = fingerprint(spec, template, scripts_dir, base_key or base.key, suite_hash(root))
+    commit = git_commit(root)
+    variables = {
+        "run_id": run.id,
+        "version": run.version,
+        "artifacts_dir": str(stage),
+        "scripts_dir": str(scripts_dir),
+        "git_commit": commit,
+        "fingerprint": fp,
+        "output_dir": str(run.path("output")),
+        "base_image": str(base.file("disk")),
+        "base_checksum": base.checksum(),
+        "kernel": str(base.file("kernel")),
+        "initrd": str(base.file("initrd")),
+        "ssh_private_key_file": str(key.private),
+        "ssh_public_key_b64": key.public_b64,
+        "accelerator": accelerator,
+        "cpu_model": "host" if accelerator == "kvm" else "max",
+    }
+    log = stage / "packer.log"
+    progress.say(f"packer: build {spec.name} {run.version} (run {run.id}; log {log})")
+    timings = packer.build(
+        template_path,
+        variables,
+        log=log,
+        cwd=run.dir,
+        tmp=run.tmp,
+        progress=progress,
+        timeout=packer_timeout,
+    )
+    disk = run.path("output") / f"{spec.name}.qcow2"
+    if not disk.is_file():
+        raise PackerError(f"packer finished but {disk.name} is missing", f"see {log}")
+    # Packer leaves the disk uncompressed (its own compression is zlib, several times slower);
+    # zstd gives the same size in a fraction of the time
+    start = time.monotonic()
+    proc.run(convert_argv(disk, stage / "disk.qcow2", src_format="qcow2"), check=True, timeout=1800)
+    disk.unlink()
+    timings["compress"] = round(time.monotonic() - start, 1)
+    progress.say(f"bake: disk compressed (zstd) in {timings['compress']}s")
+    manifest = json.loads((stage / "manifest.json").read_text())
+    artifacts = {
+        "disk": describe(stage / "disk.qcow2"),
+        "kernel": describe(stage / "vmlinuz"),
+        "initrd": describe(stage / "initrd.img"),
+        "manifest": describe(stage / "manifest.json"),
+    }
+    return Built(stage, run.version, fp, commit, timings, manifest, artifacts)

@@ -1,0 +1,120 @@
+"""Recorded versions for lifecycle tests, made by the production record step.
+
+A version is recorded by ``bakehouse.lifecycle.bake.step_record`` itself (the report, the SBOM,
+the target's own marks — AMI state tags on aws — and the whole catalogue entry), from a staged
+folder holding a real package manifest. What stands in for the bake is only the artifact: an
+AMI made in moto, or a placeholder disk. A "verified" version then goes through the
+catalogue's state machine (and, on aws, gets its AMIs' tags) the way a passed verification
+leaves it; the verification itself is proven on real VMs in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from bakehouse.catalogue import Record
+from bakehouse.files import describe
+from bakehouse.lifecycle import bake as bake_step
+from bakehouse.progress import Progress
+from bakehouse.runs import Run
+from bakehouse.spec import ImageSpec
+from bakehouse.targets.base import Baked, BakeRequest, Target
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def manifest(**versions: str) -> dict[str, Any]:
+    """A package manifest: the real one of a baked web image, with some versions replaced."""
+    data: dict[str, Any] = json.loads((FIXTURES / "web-manifest.json").read_text())
+    for pkg in data["packages"]:
+        if pkg["name"] in versions:
+            pkg["version"] = versions[pkg["name"]]
+    return data
+
+
+def make_ami(region: str, image: str, version: str) -> str:
+    """An AMI in moto, tagged the way the amazon-ebs template tags a bake's AMI."""
+    from tests.aws.conftest import client
+
+    ec2 = client("ec2", region)
+    base = "ami-0d0000000000000a2" if region == "eu-west-1" else "ami-0d0000000000000a1"
+    inst = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1, InstanceType="t3.small")
+    iid = inst["Instances"][0]["InstanceId"]
+    tags = [
+        {"Key": "bakehouse:image", "Value": image},
+        {"Key": "bakehouse:version", "Value": version},
+        {"Key": "bakehouse:state", "Value": "baked"},
+    ]
+    ami = ec2.create_image(
+        InstanceId=iid,
+        Name=f"bakehouse-{image}-{version}",
+        TagSpecifications=[{"ResourceType": "image", "Tags": tags}],
+    )["ImageId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    return str(ami)
+
+
+def record_version(
+    target: Target,
+    spec: ImageSpec,
+    version: str,
+    work: Path,
+    *,
+    packages: dict[str, Any] | None = None,
+    verified: bool = True,
+    created: dt.datetime | None = None,
+) -> Record:
+    """Record ``version`` of ``spec`` on ``target`` through the production record step."""
+    stage = work / f"stage-{target.name}-{spec.name}-{version}"
+    stage.mkdir(parents=True)
+    data = packages if packages is not None else manifest()
+    (stage / "manifest.json").write_text(json.dumps(data))
+    inputs = target.inputs(spec)
+    fields: dict[str, Any] = {}
+    context: Any = None
+    if target.name == "aws":
+        from bakehouse.aws.publish import RegionalAmi
+
+        regions = list(target.settings(spec).regions)  # type: ignore[attr-defined]
+        amis = [RegionalAmi(r, make_ami(r, spec.name, version)) for r in regions]
+        fields = {"amis": [{"region": a.region, "ami_id": a.ami_id} for a in amis]}
+        context = amis
+        base = {"ami_id": inputs.base_key, "key": inputs.base_key, "region": regions[0]}
+    else:
+        (stage / "disk.qcow2").write_bytes(b"a disk")
+        base = {"id": f"base-{inputs.base_key}", "key": inputs.base_key}
+    baked = Baked(
+        version=version,
+        stage=stage,
+        fingerprint=inputs.fingerprint,
+        git_commit="test",
+        base=base,
+        manifest=data,
+        artifacts={"manifest": describe(stage / "manifest.json")},
+        fields=fields,
+        context=context,
+    )
+    started = created or dt.datetime.now(dt.UTC)
+    run = Run(f"test-{version}", work, spec.name, started, work)
+    ctx = bake_step.Context(
+        target.project,
+        spec,
+        target,
+        BakeRequest(verify=False, publish=False),
+        run,
+        Progress(quiet=True),
+        baked=baked,
+    )
+    bake_step.step_record(ctx)
+    if created is not None:
+        target.catalogue.update(spec.name, version, lambda r: r.update(created=created.isoformat()))
+    if not verified:
+        return target.catalogue.image(spec.name, version)
+    if target.name == "aws":
+        from bakehouse.aws.publish import tag_state
+
+        tag_state(target.aws, context, "verified")  # type: ignore[attr-defined]
+    return target.catalogue.transition(spec.name, version, "verified", "every control passed")
