@@ -1,0 +1,226 @@
+"""Each AWS-side guard on its own: a test here fails when that guard alone is removed, with
+its twin (the lifecycle's rule, the other owner check) still in place.
+
+Against the moto server where it can answer; where the point is the exact request AWS
+receives, or an answer moto cannot give (an API that returns someone else's AMI despite the
+owner filter), botocore's Stubber checks the request against the real service model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
+from botocore.stub import ANY, Stubber
+
+from bakehouse.aws import prune
+from bakehouse.aws import roll as rl
+from bakehouse.aws.publish import RegionalAmi, channel_parameter, tag_state
+from bakehouse.aws.resolve import resolve
+from bakehouse.aws.session import Aws
+from bakehouse.errors import AwsError, UsageError
+from bakehouse.lifecycle import channels
+from bakehouse.project import Project
+from bakehouse.spec import AmiFilter, AwsBase, Catalog
+from bakehouse.targets.aws import AwsTarget, amis_of
+from tests.aws.conftest import ATTACKER, DEBIAN_OWNER, REGIONS, client
+from tests.conftest import ROOT, TODAY
+from tests.recorded import make_ami, record_version
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+FILTER = AwsBase(None, AmiFilter("debian-12-amd64-*", (DEBIAN_OWNER,), "x86_64"), "admin")
+
+
+def web() -> Any:
+    return Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", TODAY)
+
+
+def image(ami: str, owner: str, created: str) -> dict[str, Any]:
+    return {"ImageId": ami, "OwnerId": owner, "Name": "debian-12-amd64-x", "CreationDate": created}
+
+
+# ---- base resolution: the two owner checks ------------------------------------------------------
+
+
+def test_the_owners_go_into_the_request() -> None:
+    """First check: DescribeImages asks AWS for the pinned owners' images only."""
+    aws = Aws()
+    with Stubber(aws.client("ec2", REGIONS[0])) as stub:
+        stub.add_response(
+            "describe_images",
+            {"Images": [image("ami-0d0000000000000a2", DEBIAN_OWNER, "2026-11-01T11:00:00.000Z")]},
+            {"Owners": [DEBIAN_OWNER], "Filters": ANY},
+        )
+        assert resolve(aws, FILTER, REGIONS[0]).ami_id == "ami-0d0000000000000a2"
+        stub.assert_no_pending_responses()
+
+
+def test_an_answer_from_another_owner_is_dropped() -> None:
+    """Second check, alone: even if the answer held a newer look-alike from another account
+    (a proxy, a bug, a changed API), it is never picked."""
+    aws = Aws()
+    with Stubber(aws.client("ec2", REGIONS[0])) as stub:
+        stub.add_response(
+            "describe_images",
+            {
+                "Images": [
+                    image("ami-0d0000000000000a2", DEBIAN_OWNER, "2026-11-01T11:00:00.000Z"),
+                    image("ami-0bad0000000000bad", ATTACKER, "2026-11-27T00:00:00.000Z"),
+                ]
+            },
+            {"Owners": [DEBIAN_OWNER], "Filters": ANY},
+        )
+        assert resolve(aws, FILTER, REGIONS[0]).ami_id == "ami-0d0000000000000a2"
+    with Stubber(aws.client("ec2", REGIONS[0])) as stub:
+        only_theirs = {"Images": [image("ami-0bad0000000000bad", ATTACKER, "2026-11-27T00:00Z")]}
+        stub.add_response(
+            "describe_images", only_theirs, {"Owners": [DEBIAN_OWNER], "Filters": ANY}
+        )
+        with pytest.raises(AwsError, match="no base AMI found"):
+            resolve(aws, FILTER, REGIONS[0])
+
+
+# ---- publish: the AMI's own state, and the lifecycle's rule -------------------------------------
+
+
+def recorded(tmp_path: Path, state: str = "verified") -> tuple[AwsTarget, Any, dict[str, Any]]:
+    target = AwsTarget(Project(ROOT))
+    spec = web()
+    record = record_version(target, spec, "20261101.000000", tmp_path)
+    if state != "verified":
+        tag_state(target.aws, amis_of(record), state)
+    return target, spec, record
+
+
+def channel_missing() -> bool:
+    try:
+        client("ssm").get_parameter(Name=channel_parameter("web", "latest"))
+    except client("ssm").exceptions.ParameterNotFound:
+        return True
+    return False
+
+
+def test_the_aws_path_refuses_an_ami_that_failed_whatever_the_record_says(tmp_path: Path) -> None:
+    """The record says verified (the lifecycle's rule lets it through); the AMI's own tag says
+    failed: publishing is refused on the AWS side, before any change."""
+    target, spec, record = recorded(tmp_path, state="failed")
+    assert record["state"] == "verified"
+    with pytest.raises(AwsError, match="is failed; only verified AMIs are published"):
+        channels.publish(target, spec, ["latest"])
+    assert channel_missing()
+
+
+def test_the_lifecycle_refuses_a_failed_record_whatever_the_tags_say(tmp_path: Path) -> None:
+    target, spec, record = recorded(tmp_path)
+    target.catalogue.transition("web", record["version"], "failed", "a late finding")
+    with pytest.raises(UsageError, match="is failed; only verified images are published"):
+        channels.publish(target, spec, ["latest"], version=record["version"])
+    assert channel_missing()
+
+
+def test_roll_refuses_an_ami_tagged_revoked_whatever_the_record_says(tmp_path: Path) -> None:
+    """The AWS-side roll guard alone: the record says published, the AMI says revoked."""
+    target, spec, record = recorded(tmp_path)
+    channels.publish(target, spec, ["latest"])
+    tag_state(target.aws, amis_of(record), "revoked", "found later")
+    with pytest.raises(AwsError, match="which is revoked"):
+        rl.channel_images(target.aws, "web", "latest", [REGIONS[0]])
+
+
+# ---- prune: every version of every launch template -----------------------------------------------
+
+
+def test_prune_sees_every_launch_template_version() -> None:
+    """An AMI only an older, non-default version of a launch template uses is in use: that
+    version can be made default again (or a group can name it) at any time."""
+    old, new, idle = (make_ami(REGIONS[0], "web", v) for v in ("1", "2", "3"))
+    tag_state(Aws(), [RegionalAmi(REGIONS[0], a) for a in (old, new, idle)], "verified")
+    ec2 = client("ec2")
+    lt = ec2.create_launch_template(LaunchTemplateName="web", LaunchTemplateData={"ImageId": old})
+    lt_id = lt["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(LaunchTemplateId=lt_id, LaunchTemplateData={"ImageId": new})
+    ec2.modify_launch_template(LaunchTemplateId=lt_id, DefaultVersion="2")
+    amis, usage = prune.gather(Aws(), "web", [REGIONS[0]])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=60)
+    decisions = {d.ami.ami_id: d for d in prune.plan(amis, usage, 0, 7, later)}
+    assert decisions[old].action == "keep" and "launch template web v1" in decisions[old].reason
+    assert decisions[new].action == "keep" and "launch template web v2" in decisions[new].reason
+    assert decisions[idle].action == "delete"
+
+
+# ---- roll: the exact refresh, and no silent "none running" ---------------------------------------
+
+
+def test_execute_pins_the_new_version_number(tmp_path: Path) -> None:
+    """The real path: a new launch template version in EC2 (moto), then StartInstanceRefresh
+    with exactly that version number and the definition's preferences (Stubber)."""
+    from tests.aws.test_roll import make_group, refresh, web_roll
+
+    make_group(REGIONS[0], "web-a", "ami-0d0000000000000a1")
+    aws = Aws()
+    (group,) = rl.gather(aws, {"bakehouse:role": "web"}, [REGIONS[0]])
+    (plan,) = rl.plan([group], {REGIONS[0]: "ami-0d0000000000000a2"}, web_roll())
+    with Stubber(aws.client("autoscaling", REGIONS[0])) as stub:
+        stub.add_response(
+            "start_instance_refresh",
+            {"InstanceRefreshId": "r-1"},
+            {
+                "AutoScalingGroupName": "web-a",
+                "Strategy": "Rolling",
+                "DesiredConfiguration": {
+                    "LaunchTemplate": {"LaunchTemplateId": group.template_id, "Version": "2"}
+                },
+                "Preferences": plan.preferences,
+            },
+        )
+        stub.add_response(
+            "describe_instance_refreshes",
+            refresh("Successful", 100),
+            {"AutoScalingGroupName": "web-a", "InstanceRefreshIds": ["r-1"]},
+        )
+        (result,) = rl.execute(
+            aws, [plan], web_roll(), "web", "20261101.000000", say=lambda m: None
+        )
+        stub.assert_no_pending_responses()
+    assert (result["before"], result["after"], result["outcome"]) == (1, 2, "updated")
+    data = client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=group.template_id, Versions=["2"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    assert data["ImageId"] == "ami-0d0000000000000a2"
+
+
+def test_a_refresh_listing_that_fails_is_an_error_not_none_running() -> None:
+    """An endpoint that answers DescribeInstanceRefreshes with a bare HTTP 500 (as an emulator
+    without the API does) must stop the roll, never read as "no refresh running"."""
+    asg = boto3.client(
+        "autoscaling",
+        region_name=REGIONS[0],
+        endpoint_url="https://autoscaling.invalid",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+    def html_500(**_: Any) -> AWSResponse:
+        return AWSResponse("https://autoscaling.invalid", 500, {}, _Raw(b"<html>500</html>"))
+
+    asg.meta.events.register("before-send.autoscaling.DescribeInstanceRefreshes", html_500)
+    with pytest.raises((ResponseParserError, ClientError)):
+        rl._active_refreshes(asg, ["web-a"])
+    aws = Aws()
+    with Stubber(aws.client("autoscaling", REGIONS[0])) as stub:
+        stub.add_client_error("describe_instance_refreshes", "AccessDenied")
+        with pytest.raises(ClientError, match="AccessDenied"):
+            rl._active_refreshes(aws.client("autoscaling", REGIONS[0]), ["web-a"])
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
