@@ -13,6 +13,7 @@ import inspect
 import logging
 import os
 import sys
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -121,17 +122,23 @@ def command(name: str | None = None) -> Callable[[F], Any]:
 
     def wrap(fn: F) -> Any:
         params = list(inspect.signature(fn).parameters)[1:]
+        hints = typing.get_type_hints(fn)
         own = HELP.get(fn.__name__, {})
         texts = {p: own.get(p) or FLAGS.get(p, "") for p in params}
-        lists = [
-            p for p in params if "list[" in str(inspect.signature(fn).parameters[p].annotation)
-        ]
+        lists = [p for p in params if _is_list(hints.get(p))]
         kwargs: dict[str, Any] = {"positional": [], "help": texts, "iterable": lists}
         if name:
             kwargs["name"] = name
         return task(**kwargs)(reported(fn))
 
     return wrap
+
+
+def _is_list(hint: Any) -> bool:
+    """``list[str]`` or ``list[str] | None``: a flag that may be given several times."""
+    return typing.get_origin(hint) is list or any(
+        typing.get_origin(a) is list for a in typing.get_args(hint)
+    )
 
 
 def _debugging() -> bool:
