@@ -269,7 +269,8 @@ def pending(installed: dict[str, str], indexes: Indexes) -> list[Pending]:
     out = []
     for name, version in sorted(installed.items()):
         cand = cands.get(name)
-        if cand is not None and version_compare(cand[0], version) > 0:
+        # most packages are at the candidate: equal strings need no Debian version compare
+        if cand is not None and cand[0] != version and version_compare(cand[0], version) > 0:
             out.append(Pending(name, version, cand[0], cand[1]))
     return out
 

@@ -276,3 +276,22 @@ def test_iam_policy_is_exactly_what_is_used() -> None:
         s["Condition"] == {"StringEquals": {"ssm:resourceTag/bakehouse:role": "verify"}}
         for s in instances
     )
+
+
+def test_nightly_jobs_bake_amis_and_need_no_cache() -> None:
+    """The nightly jobs run on the aws target (the fleet's images) and keep nothing between
+    runs: what they compare against lives in the account."""
+    nightlies = []
+    for path in ALL:
+        for line in path.read_text().splitlines():
+            if "./run invoke nightly" in line:
+                nightlies.append((path.name, shlex.split(line.split("./run invoke ", 1)[1])))
+    assert {name for name, _ in nightlies} == {"nightly.yml", ".gitlab-ci.yml", "buildspec.yml"}
+    for name, words in nightlies:
+        assert words[words.index("--target") + 1] == "aws", name
+        assert "--runner-cidr" in words, name
+    github = yaml.safe_load((PIPELINES / "github" / "nightly.yml").read_text())
+    steps = github["jobs"]["nightly"]["steps"]
+    assert not any("actions/cache" in str(s.get("uses", "")) for s in steps)
+    gitlab = yaml.safe_load(GITLAB.read_text())
+    assert "cache" not in gitlab["nightly"] and "id_tokens" in gitlab["nightly"]

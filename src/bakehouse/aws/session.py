@@ -7,6 +7,7 @@ benchmarks use to show that planning is O(images), not O(images × something).
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,15 @@ class Aws:
     _session: Any = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _account: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def session(self) -> Any:
+        with self._lock:  # a boto3 session must not make clients in two threads at once
+            return self._open()
+
+    def _open(self) -> Any:
         if self._session is None:
             import boto3
             import botocore.exceptions
@@ -50,22 +57,27 @@ class Aws:
         if not region:
             raise AwsError("no AWS region given", "pass --region or set AWS_REGION")
         key = (service, region)
-        if key not in self._clients:
-            from botocore.config import Config
-
-            client = self.session.client(
-                service,
-                region_name=region,
-                endpoint_url=self.endpoint,
-                config=Config(
-                    retries={"max_attempts": 8, "mode": "adaptive"},
-                    # an endpoint override serves every bucket under one host name
-                    s3={"addressing_style": "path" if self.endpoint else "auto"},
-                ),
-            )
-            client.meta.events.register("before-call.*.*", self._count)
-            self._clients[key] = client
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._make(service, region)
         return self._clients[key]
+
+    def _make(self, service: str, region: str) -> Any:
+        from botocore.config import Config
+
+        client = self._open().client(
+            service,
+            region_name=region,
+            endpoint_url=self.endpoint,
+            config=Config(
+                retries={"max_attempts": 8, "mode": "adaptive"},
+                # an endpoint override serves every bucket under one host name
+                s3={"addressing_style": "path" if self.endpoint else "auto"},
+                max_pool_connections=16,
+            ),
+        )
+        client.meta.events.register("before-call.*.*", self._count)
+        return client
 
     def account(self) -> str:
         """The caller's account id (asked once)."""
@@ -73,13 +85,17 @@ class Aws:
             from botocore.exceptions import BotoCoreError, ClientError
 
             try:
-                self._account = str(self.client("sts").get_caller_identity()["Account"])
+                # STS answers in every region: any will do when none is configured
+                region = self.region or self.session.region_name or "us-east-1"
+                sts = self.client("sts", region)
+                self._account = str(sts.get_caller_identity()["Account"])
             except (ClientError, BotoCoreError) as exc:
                 raise api_error(exc, "asking STS who the caller is") from None
         return self._account
 
     def _count(self, model: Any, **_: Any) -> None:
-        self.calls[(model.service_model.service_name, model.name)] += 1
+        with self._count_lock:
+            self.calls[(model.service_model.service_name, model.name)] += 1
 
     def total_calls(self) -> int:
         return sum(self.calls.values())

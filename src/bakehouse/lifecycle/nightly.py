@@ -76,6 +76,9 @@ class NightlyResult:
         }
 
 
+READERS = 8  # images whose records are read at once
+
+
 def installed(target: Target, record: Record) -> dict[str, str] | None:
     """The newest image's packages, from the manifest kept with it — None when it is missing
     or does not match the sha256 its record names."""
@@ -101,18 +104,17 @@ def decide(
             f"--force names no image in this run: {', '.join(unknown)}",
             f"images: {', '.join(s.name for s in specs)}",
         )
-    index_sets: dict[tuple[Any, ...], debindex.Indexes] = {}
-    out = []
-    for spec in specs:
-        local = spec.base.local
-        key = (local.mirror, local.security_mirror, local.suite, local.components)
-        if key not in index_sets:
-            index_sets[key] = indexes_for(project, spec)
-        ix = index_sets[key]
+    # the indexes once per distribution, then each image's facts; reading records and
+    # manifests waits on the network (S3 for AMIs), so several images are read at once
+    indexes = {id(s): indexes_for(project, s) for s in specs}
+    target.catalogue  # opened before the threads share it  # noqa: B018
+
+    def facts(spec: ImageSpec) -> plan.Facts:
+        ix = indexes[id(spec)]
         inputs = target.inputs(spec)
         last = target.catalogue.latest(spec.name)
         packages = installed(target, last) if last is not None else None
-        facts = plan.Facts(
+        return plan.Facts(
             spec.name,
             inputs.fingerprint,
             inputs.base_key,
@@ -125,8 +127,9 @@ def decide(
             manifest=packages is not None,
             base_revoked=target.base_revoked(last) if last is not None else None,
         )
-        out.append(plan.decide(facts, now))
-    return out
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
+        return [plan.decide(f, now) for f in pool.map(facts, specs)]
 
 
 def bake_argv(image: str, target: Target, channels: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ class AwsTarget(Target):
         self.aws = Aws(profile=self.options.profile)
         self._bases: dict[tuple[str, str], Any] = {}
         self._base_images: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._lock = threading.Lock()  # nightly reads several images at once
 
     # ---- settings -----------------------------------------------------------------------------
     def settings(self, spec: ImageSpec) -> Any:
@@ -412,9 +414,10 @@ class AwsTarget(Target):
         spec = self.with_settings(spec)
         home = spec.targets.aws.regions[0]
         source = (home, repr(spec.base.aws))
-        if source not in self._bases:
-            self._bases[source] = resolve(self.aws, spec.base.aws, home)
-        resolved = self._bases[source]
+        with self._lock:  # one resolution per base source, whichever image asks first
+            if source not in self._bases:
+                self._bases[source] = resolve(self.aws, spec.base.aws, home)
+            resolved = self._bases[source]
         template = rnd.render(spec, "aws", self.project.packer_dir, packer.version())
         fp = fingerprint(
             spec, template, self.project.scripts_dir, resolved.ami_id, suite_hash(self.project.root)
@@ -428,6 +431,10 @@ class AwsTarget(Target):
         if not ami or not region:
             return None
         key = (region, ami)
+        with self._lock:
+            return self._base_state(key, ami, region)
+
+    def _base_state(self, key: tuple[str, str], ami: str, region: str) -> str | None:
         if key not in self._base_images:
             from botocore.exceptions import BotoCoreError, ClientError
 
