@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import ssl
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,59 +86,26 @@ PUBLIC_PARAMETERS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The server, over TLS with a CA made for the run (its path: ``<folder>/tls/ca.pem``)."""
-    folder = tmp_path_factory.mktemp("moto")
+def server_env(folder: Path) -> dict[str, str]:
+    """The seeds and dummy credentials a test server starts with."""
     (folder / "public-parameters.json").write_text(json.dumps(PUBLIC_PARAMETERS))
-    port = _free_port()
-    env = {
-        **os.environ,
+    return {
         "MOTO_AMIS_PATH": str(_seed_file(folder)),
         "BAKEHOUSE_MOTO_PUBLIC_PARAMETERS": str(folder / "public-parameters.json"),
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
-    server = Path(__file__).with_name("moto_ext.py")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(server),
-            "--tls",
-            str(folder / "tls"),
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=(folder / "moto.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"https://127.0.0.1:{port}"
-    TLS["ca"] = str(folder / "tls" / "ca.pem")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            context = ssl.create_default_context(cafile=TLS["ca"])
-            urllib.request.urlopen(url + "/moto-api/", timeout=1, context=context)
-            break
-        except (OSError, ssl.SSLError) as exc:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(
-                    f"moto server did not start: {(folder / 'moto.log').read_text()}"
-                ) from exc
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server, over TLS with a CA made for the run (its path: ``TLS["ca"]``)."""
+    from tests.aws.moto_ext import running
+
+    folder = tmp_path_factory.mktemp("moto")
+    with running(folder, server_env(folder)) as (url, ca):
+        TLS["ca"] = ca
+        yield url
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@ implement: image deprecation, an AMI's ImdsSupport, the account's instance metad
 public parameters other than Amazon's (Debian's ``/aws/service/debian/…``, seeded from the file
 named by BAKEHOUSE_MOTO_PUBLIC_PARAMETERS, like MOTO_AMIS_PATH seeds the AMIs), and listing an
 auto-scaling group's instance refreshes (there are none: moto cannot start one;
-the refresh state machine is tested with botocore's Stubber). Test infrastructure only:
+the refresh state machine is tested with botocore's Stubber). With BAKEHOUSE_MOTO_SSM_AGENT
+naming an ssh_config, an SSM agent answers for the instances that have an instance profile:
+Run Command scripts run as root on the real VM that config reaches (tests/agent.py), so the
+hardening suite judges a real image through the whole AWS-side path. Test infrastructure only:
 production code talks to it exactly as to AWS.
 
 Each call keeps the state it changes on moto's own image objects, so a test reads it back
@@ -27,6 +30,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from moto.ec2.responses import EC2Response
 from moto.s3.models import FakeBucket
 from moto.server import DomainDispatcherApplication, main
 from moto.ssm.models import Parameter, ParameterDict
+from moto.ssm.responses import SimpleSystemManagerResponse
 from werkzeug.serving import WSGIRequestHandler
 
 
@@ -152,6 +157,101 @@ def _check_loading_status(self: Any, key: str) -> None:
 
 
 ParameterDict._check_loading_status = _check_loading_status  # type: ignore[method-assign]
+
+
+# ---- an SSM agent, when the tests give one -------------------------------------------------------
+
+AGENT_ENV = "BAKEHOUSE_MOTO_SSM_AGENT"
+_agents: dict[str, Any] = {}
+_results: dict[str, dict[str, Any]] = {}
+_send_command = SimpleSystemManagerResponse.send_command
+_get_invocation = SimpleSystemManagerResponse.get_command_invocation
+
+
+def _agent() -> Any:
+    config = os.environ.get(AGENT_ENV)
+    if not config:
+        return None
+    if config not in _agents:
+        from tests.agent import SshAsAgent
+
+        _agents[config] = SshAsAgent(config, forget_key=True)
+    return _agents[config]
+
+
+def _managed(self: Any, instance_id: str) -> bool:
+    from moto.ec2.models import ec2_backends
+
+    try:
+        inst = ec2_backends[self.current_account][self.region].get_instance(instance_id)
+    except Exception:
+        return False
+    return bool(inst.state == "running" and inst.iam_instance_profile)
+
+
+def describe_instance_information(self: Any) -> Any:
+    if _agent() is None:
+        raise NotImplementedError(
+            "The describe_instance_information action has not been implemented"
+        )
+    ids = [
+        v for f in self._get_param("Filters", []) if f["Key"] == "InstanceIds" for v in f["Values"]
+    ]
+    found = [i for i in ids if _managed(self, i)]
+    return ActionResult(
+        {
+            "InstanceInformationList": [
+                {"InstanceId": i, "PingStatus": "Online", "PlatformType": "Linux"} for i in found
+            ]
+        }
+    )
+
+
+def send_command(self: Any) -> Any:
+    agent = _agent()
+    reply = _send_command(self)
+    if agent is None:
+        return reply
+    command = reply.result["Command"] if hasattr(reply, "result") else None
+    command_id = command["CommandId"] if command else None
+    script = "\n".join(self._get_param("Parameters", {}).get("commands", []))
+    for instance_id in self._get_param("InstanceIds", []):
+        if not _managed(self, instance_id):
+            continue
+        status, code, out, err = agent.run(script)
+        _results[f"{command_id}/{instance_id}"] = {
+            "CommandId": command_id,
+            "InstanceId": instance_id,
+            "DocumentName": self._get_param("DocumentName"),
+            "PluginName": "aws:runShellScript",
+            "Status": status,
+            "StatusDetails": status,
+            "ResponseCode": code,
+            "StandardOutputContent": out,
+            "StandardErrorContent": err,
+        }
+    return reply
+
+
+def get_command_invocation(self: Any) -> Any:
+    key = f"{self._get_param('CommandId')}/{self._get_param('InstanceId')}"
+    if key in _results:
+        return ActionResult(_results[key])
+    return _get_invocation(self)
+
+
+def cancel_command(self: Any) -> Any:
+    return ActionResult({})
+
+
+if os.environ.get(AGENT_ENV):
+    for _name, _fn in {
+        "describe_instance_information": describe_instance_information,
+        "send_command": send_command,
+        "get_command_invocation": get_command_invocation,
+        "cancel_command": cancel_command,
+    }.items():
+        setattr(SimpleSystemManagerResponse, _name, _fn)
 
 
 # ---- TLS and the aws:SecureTransport condition ---------------------------------------------------
@@ -283,7 +383,58 @@ _setup = WSGIRequestHandler.setup
 WSGIRequestHandler.setup = _no_delay  # type: ignore[method-assign]
 
 
+@contextlib.contextmanager
+def running(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """This server as a process over TLS: yields its URL and the CA that signs it."""
+    import socket
+    import ssl
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (folder / "moto.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--tls",
+            str(folder / "tls"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url, ca = f"https://127.0.0.1:{port}", str(folder / "tls" / "ca.pem")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            context = ssl.create_default_context(cafile=ca)
+            urllib.request.urlopen(url + "/moto-api/", timeout=1, context=context)
+            break
+        except (OSError, ssl.SSLError) as exc:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(
+                    f"moto did not start: {(folder / 'moto.log').read_text()}"
+                ) from exc
+            time.sleep(0.2)
+    try:
+        yield url, ca
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.agent
     args = sys.argv[1:]
     if args[:1] == ["--tls"]:
         cert, key = make_tls(Path(args[1]))

@@ -15,59 +15,35 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from typing import Any
 
-import paramiko
 import testinfra.backend
 
 from bakehouse.aws import ssm
+from tests.agent import SshAsAgent
 
 STATS_ENV = "BAKEHOUSE_SSM_RELAY_STATS"  # write invocation counts here when the run ends
 
 
-class SshAsAgent:
-    def __init__(self, ssh_config: str, host: str = "bakehouse-vm"):
-        cfg = paramiko.SSHConfig.from_path(ssh_config).lookup(host)
-        self.client = paramiko.SSHClient()
-        # a VM booted for this run: its host keys are new every boot (as in the ssh_config)
-        self.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-        self.client.connect(
-            cfg["hostname"],
-            port=int(cfg.get("port", 22)),
-            username=cfg["user"],
-            key_filename=cfg["identityfile"][0],
-            look_for_keys=False,
-            allow_agent=False,
-        )
-        self.invocations = 0
-        self.reply_chars = 0
-        self.largest_script = 0
+class Relay(SshAsAgent):
+    def __init__(self, ssh_config: str):
+        super().__init__(ssh_config)
         _AGENTS.append(self)
 
     def __call__(self, script: str) -> ssm.Invocation:
-        self.invocations += 1
-        self.largest_script = max(self.largest_script, len(script))
-        _, stdout, stderr = self.client.exec_command(
-            "sudo /bin/sh -c " + shlex.quote(script), timeout=600
-        )
-        out = stdout.read().decode("utf-8", "replace")
-        err = stderr.read().decode("utf-8", "replace")
-        code = stdout.channel.recv_exit_status()
-        self.reply_chars += min(len(out), 24_000)
-        return ssm.Invocation("Success" if code == 0 else "Failed", code, out[:24_000], err[:8_000])
+        return ssm.Invocation(*self.run(script))
 
 
 class RelayBackend(ssm.SsmBackend):
     NAME = "ssm-relay"
 
     def __init__(self, hostname: str, *args: Any, ssh_config: str, **kwargs: Any):
-        self.agent = SshAsAgent(ssh_config)
+        self.agent = Relay(ssh_config)
         super().__init__(hostname, *args, transport=self.agent, **kwargs)
 
 
 testinfra.backend.BACKENDS["ssm-relay"] = f"{__name__}.RelayBackend"
-_AGENTS: list[SshAsAgent] = []
+_AGENTS: list[Relay] = []
 
 
 def pytest_unconfigure() -> None:
@@ -82,4 +58,4 @@ def pytest_unconfigure() -> None:
             with open(path, "w") as fh:
                 json.dump(totals, fh)
     for agent in _AGENTS:
-        agent.client.close()
+        agent.close()

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.e2e
 INVOKE = str(Path(sys.executable).parent / "invoke")
 
 
-@pytest.fixture(scope="session")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bakehouse-state")
-
-
 def env(state: Path) -> dict[str, str]:
     return {**os.environ, "BAKEHOUSE_STATE_DIR": str(state)}
 
