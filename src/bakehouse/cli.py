@@ -204,6 +204,7 @@ def revoke(
     version: str | None = None,
     reason: str = "",
     dry_run: bool = False,
+    base: bool = False,
     target: str = "local",
     json: bool = False,
     profile: str | None = None,
@@ -211,15 +212,16 @@ def revoke(
 ) -> None:
     """Take a bad image back: mark it revoked, move its channels back, never roll it again.
 
-    Each channel on it moves back to the newest earlier verified version (or is removed when
-    there is none); aws: the AMIs are tagged revoked and deprecated now. Nightly rebakes an
-    image whose newest version is revoked."""
+    Each channel on it moves back to the newest earlier verified version (or goes); aws: the
+    AMIs are tagged revoked and deprecated now. Nightly rebakes what is revoked."""
     from bakehouse import output as out
     from bakehouse.lifecycle.channels import revoke as run
 
     project = cmd.project()
     chosen = cmd.target(project, target, profile, region)
-    out.show(run(chosen, cmd.spec(project, image), version, reason, dry_run), json, out.revoke)
+    out.show(
+        run(chosen, cmd.spec(project, image), version, reason, dry_run, base), json, out.revoke
+    )
 
 
 @command()
@@ -236,10 +238,9 @@ def roll(
 ) -> None:
     """Move the image's fleet onto a published image; roll back on failure.
 
-    aws: a new launch template version (the current data, only ImageId changed, IMDSv2 kept),
-    an instance refresh pinned to that version number, a canary group first, a watch with
-    backoff and deadline, a rollback on failure, timeout or Ctrl-C. A revoked or unpublished
-    image is never rolled out."""
+    aws: a new launch template version (only ImageId changed, IMDSv2 kept), an instance refresh
+    pinned to it, a canary group first, a watch with a deadline, a rollback on failure,
+    timeout or Ctrl-C. A revoked or unpublished image is never rolled out."""
     from bakehouse import output as out
     from bakehouse.lifecycle.roll import roll as run
 
@@ -357,9 +358,8 @@ def gc(
 ) -> None:
     """Find what killed runs left behind; --yes removes it.
 
-    Every target: working folders, Packer and VMs of runs whose process is gone. aws: also
-    instances, key pairs, security groups, volumes, snapshots and unverified AMIs tagged with
-    a finished run."""
+    Every target: folders, Packer and VMs of runs whose process is gone. aws: also instances,
+    key pairs, groups, volumes, snapshots and unverified AMIs of finished runs."""
     from bakehouse import output as out
     from bakehouse.lifecycle import definitions
     from bakehouse.lifecycle.housekeeping import gc as run

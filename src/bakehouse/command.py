@@ -80,6 +80,8 @@ HELP: dict[str, dict[str, str]] = {
         "channel": "channel to point at it (repeatable)",
     },
     "revoke": {
+        "base": "local: revoke the base the version (default: the newest) was baked from; "
+        "the next bake builds a new one and nightly rebakes what used it",
         "version": "the version to take back",
         "reason": "why: recorded with it (and on the AMIs)",
     },

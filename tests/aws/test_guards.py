@@ -224,3 +224,23 @@ class _Raw:
 
     def stream(self, **_: Any) -> Any:
         yield self.body
+
+
+# ---- a base AMI that must not be baked from again ------------------------------------------------
+
+
+def test_a_deprecated_or_deregistered_base_ami_is_revoked() -> None:
+    """The publisher's own withdrawal of a base (deprecation, deregistration) makes nightly
+    rebake; the times come from EC2 (Stubber: moto cannot hold a past deprecation)."""
+    record = {"base": {"ami_id": "ami-0d0000000000000a2", "region": REGIONS[0]}}
+    past = {"ImageId": "ami-0d0000000000000a2", "State": "available"}
+    for answer, expected in (
+        ({"Images": [past | {"DeprecationTime": "2026-01-01T00:00:00.000Z"}]}, "deprecated since"),
+        ({"Images": []}, "is gone from eu-west-1"),
+        ({"Images": [past | {"DeprecationTime": "2999-01-01T00:00:00.000Z"}]}, None),
+    ):
+        target = AwsTarget(Project(ROOT))
+        with Stubber(target.aws.client("ec2", REGIONS[0])) as stub:
+            stub.add_response("describe_images", answer, {"ImageIds": ["ami-0d0000000000000a2"]})
+            reason = target.base_revoked(record)
+        assert (reason is None) if expected is None else (expected in str(reason)), reason

@@ -8,6 +8,7 @@ tests/e2e (local) and test_aws_target.py (Packer against moto)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,3 +240,26 @@ def test_both_targets_decide_the_same(
         record_version(target, spec, V1, tmp_path / name, packages=manifest(openssl="3.0.0-1"))
         decisions[name] = nightly.decide(target.project, target, [spec])[0].to_dict()
     assert len({str(d) for d in decisions.values()}) == 1, decisions
+
+
+def test_revoking_a_base(world: World) -> None:
+    """local: the base a version was baked from is revoked, built anew for the next bake, and
+    nightly rebakes what used it. aws: the bases are AWS's images, not bakehouse's to revoke."""
+    world.record(V1)
+    record = world.target.catalogue.image("web", V1)
+    if world.target.name == "aws":
+        with pytest.raises(UsageError, match="does not build its bases"):
+            channels.revoke(world.target, world.spec, V1, "bad kernel", base=True)
+        return
+    key = record["base"]["key"]
+    folder = world.target.catalogue.base_dir(key)  # the base as the catalogue holds it
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps({"kind": "base", "key": key}))
+    done = channels.revoke(world.target, world.spec, None, "bad kernel", base=True)
+    assert done.notes[0].startswith(f"base-{key} revoked")
+    assert world.target.catalogue.base(key)["revoked"]["reason"] == "bad kernel"  # type: ignore[index]
+    assert world.target.inputs(world.spec).base_key != key  # never reused: a new one is built
+    (d,) = nightly.decide(world.target.project, world.target, [world.spec])
+    assert (d.bake, d.reason) == (True, f"base {key} revoked: bad kernel")
+    with pytest.raises(UsageError, match="revoked already"):
+        channels.revoke(world.target, world.spec, V1, "again", base=True)

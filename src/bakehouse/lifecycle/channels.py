@@ -127,14 +127,22 @@ def point(target: Target, spec: ImageSpec, record: Record, channels: list[str]) 
 
 
 def revoke(
-    target: Target, spec: ImageSpec, version: str | None, reason: str, dry_run: bool = False
+    target: Target,
+    spec: ImageSpec,
+    version: str | None,
+    reason: str,
+    dry_run: bool = False,
+    base: bool = False,
 ) -> RevokeResult:
-    """Take ``version`` back: channels first (so nothing new picks it up), then the marks."""
-    if not version:
-        raise UsageError("say which version: --version V", "invoke images.history lists them")
+    """Take ``version`` back: channels first (so nothing new picks it up), then the marks.
+    With ``base``: the base ``version`` (default: the newest) was baked from instead."""
     reason = " ".join(reason.split())
     if not reason:
         raise UsageError("say why the image is revoked: --reason '…'", "it is recorded with it")
+    if base:
+        return revoke_base(target, spec, version, reason, dry_run)
+    if not version:
+        raise UsageError("say which version: --version V", "invoke images.history lists them")
     catalogue = target.catalogue
     record = catalogue.image(spec.name, version)
     if record["state"] == "revoked":
@@ -167,3 +175,20 @@ def revoke(
         channels=[],
     )
     return RevokeResult(record, target.name, reason, moves, notes)
+
+
+def revoke_base(
+    target: Target, spec: ImageSpec, version: str | None, reason: str, dry_run: bool
+) -> RevokeResult:
+    record = (
+        target.catalogue.image(spec.name, version)
+        if version
+        else target.catalogue.latest(spec.name)
+    )
+    if record is None:
+        raise UsageError(f"no baked version of {spec.name} on the {target.name} target")
+    if dry_run:
+        return RevokeResult(record, target.name, reason, [], ["its base would be revoked"], True)
+    which = target.revoke_base(spec, record, reason, who())
+    notes = [f"{which} revoked: the next bake builds a new base; nightly rebakes what used it"]
+    return RevokeResult(record, target.name, reason, [], notes)

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 
 from bakehouse import catalogue as cat
 from bakehouse import debindex, vm
-from bakehouse.catalogue import USABLE, Catalogue, Record
+from bakehouse.catalogue import USABLE, Catalogue, Record, now_iso
+from bakehouse.errors import UsageError
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
@@ -286,14 +287,27 @@ class LocalTarget(Target):
         from bakehouse.inputs import fingerprint, suite_hash
 
         template = rnd.render(spec, "local", self.project.packer_dir, packer.version())
-        customize, shared = base_stage.base_scripts(self.project.packer_dir)
-        base_key = base_stage.content_key(
-            base_stage.inputs(spec.base.local, customize, base_stage.tool_version(), shared)
-        )
+        _, base_key = base_stage.current(spec.base.local, self.project.packer_dir, self.catalogue)
         fp = fingerprint(
             spec, template, self.project.scripts_dir, base_key, suite_hash(self.project.root)
         )
         return Inputs(fp, base_key)
+
+    def revoke_base(self, spec: ImageSpec, record: Record, reason: str, by: str) -> str:
+        """Mark the base ``record`` was baked from revoked: it is built anew for the next bake,
+        and nightly rebakes every image baked from it."""
+        base = record.get("base", {})
+        key = str((base.get("parent") or base).get("key", ""))
+        if not key or self.catalogue.base(key) is None:
+            raise UsageError(f"{record['id']} names no local base in the catalogue ({key})")
+
+        def mark(found: Record) -> None:
+            if found.get("revoked"):
+                raise UsageError(f"base {key} is revoked already ({found['revoked']['reason']})")
+            found["revoked"] = {"at": now_iso(), "by": by, "reason": reason}
+
+        self.catalogue.update_base(key, mark)
+        return f"base-{key}"
 
     def base_revoked(self, record: Record) -> str | None:
         for base in (record.get("base", {}).get("parent"), record.get("base")):

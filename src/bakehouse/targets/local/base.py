@@ -311,6 +311,20 @@ def verify(base: BaseImage, roles: tuple[str, ...] = ("disk", "kernel", "initrd"
             )
 
 
+def current(
+    local: LocalBase, project_packer: Path, catalogue: Catalogue
+) -> tuple[dict[str, Any], str]:
+    """The inputs and content key of the base ``local`` asks for now. A revoked base is never
+    used again: its replacement's key names the one it replaces, so it is built anew."""
+    customize, shared = base_scripts(project_packer)
+    data = inputs(local, customize, tool_version(), shared)
+    key = content_key(data)
+    while (found := catalogue.base(key)) is not None and found.get("revoked"):
+        data = {**data, "replaces": key}
+        key = content_key(data)
+    return data, key
+
+
 def ensure(
     local: LocalBase,
     project_packer: Path,
@@ -320,9 +334,8 @@ def ensure(
     rebuild: bool = False,
 ) -> BaseImage:
     """The cached base for ``local`` (checked), or a new one built now."""
-    customize, shared = base_scripts(project_packer)
-    data = inputs(local, customize, tool_version(), shared)
-    key = content_key(data)
+    customize, _ = base_scripts(project_packer)
+    data, key = current(local, project_packer, catalogue)
     with held(run.state_dir / "locks" / f"base-{key}.lock"):
         return _ensure(local, data, key, customize, catalogue, run, progress, rebuild)
 
