@@ -263,3 +263,29 @@ def test_revoking_a_base(world: World) -> None:
     assert (d.bake, d.reason) == (True, f"base {key} revoked: bad kernel")
     with pytest.raises(UsageError, match="revoked already"):
         channels.revoke(world.target, world.spec, V1, "again", base=True)
+
+
+def test_an_image_that_cannot_be_judged_is_baked_and_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_cache: Path
+) -> None:
+    import dataclasses
+
+    from bakehouse.spec import AmiFilter
+
+    state = tmp_path / "state"
+    (state / "cache").mkdir(parents=True)
+    (state / "cache" / "indexes").symlink_to(index_cache)
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(state))
+    target = targets.get("aws", Project(ROOT))
+    catalog = Catalog(ROOT / "images", ROOT / "packer" / "scripts")
+    web, worker = catalog.load("web", TODAY), catalog.load("worker", TODAY)
+    lost = AmiFilter("no-such-image-*", ("136693071363",), "x86_64")
+    worker = dataclasses.replace(
+        worker,
+        base=dataclasses.replace(
+            worker.base, aws=dataclasses.replace(worker.base.aws, filter=lost)
+        ),
+    )
+    decisions = {d.image: d for d in nightly.decide(target.project, target, [web, worker])}
+    assert decisions["web"].reason == "never baked"
+    assert decisions["worker"].bake and "no base AMI found" in decisions["worker"].reason

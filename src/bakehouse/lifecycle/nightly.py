@@ -24,7 +24,7 @@ from typing import Any
 
 from bakehouse import debindex, plan, proc, reports
 from bakehouse.catalogue import Record
-from bakehouse.errors import UsageError
+from bakehouse.errors import BakehouseError, UsageError
 from bakehouse.lifecycle.bake import indexes_for
 from bakehouse.progress import Progress
 from bakehouse.project import Project
@@ -128,8 +128,18 @@ def decide(
             base_revoked=target.base_revoked(last) if last is not None else None,
         )
 
+    def judged(spec: ImageSpec) -> plan.Decision:
+        """One image whose facts cannot be read does not stop the others' decisions: it is
+        baked (fail closed), and its bake says what is wrong."""
+        try:
+            return plan.decide(facts(spec), now)
+        except UsageError:
+            raise
+        except BakehouseError as exc:
+            return plan.Decision(spec.name, True, f"could not decide: {exc.message}")
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
-        return [plan.decide(f, now) for f in pool.map(facts, specs)]
+        return list(pool.map(judged, specs))
 
 
 def bake_argv(image: str, target: Target, channels: list[str]) -> list[str]:
