@@ -379,8 +379,7 @@ def base(
     target: str = "local",
     profile: str | None = None,
 ) -> None:
-    """The base an image bakes from: local: build (or check) it, cached by content key; aws:
-    the owner-pinned AMI a bake would start from now."""
+    """Build (local: mmdebstrap, cached) or resolve (aws: owner-pinned AMI) an image's base."""
     from bakehouse.lifecycle.base import base as run
 
     project = cmd.project()
