@@ -137,11 +137,11 @@ def publish(r: PublishResult) -> str:
 
 def revoke(r: RevokeResult) -> str:
     head = "would revoke" if r.dry_run else "revoked"
-    lines = [f"{head} {r.record['id']} on {r.target}: {r.reason}"]
+    lines = [f"{head} {r.subject or r.record['id']} on {r.target}: {r.reason}"]
     for m in r.moves:
         after = m.after or "removed (no earlier verified version)"
         lines.append(f"  channel {m.channel}: {m.before} → {after}")
-    if not r.moves:
+    if not r.moves and not r.subject:
         lines.append("  no channel points at it")
     lines += [f"  {n}" for n in r.notes]
     if r.dry_run:

@@ -255,6 +255,10 @@ def test_revoking_a_base(world: World) -> None:
     folder = world.target.catalogue.base_dir(key)  # the base as the catalogue holds it
     folder.mkdir(parents=True)
     (folder / "record.json").write_text(json.dumps({"kind": "base", "key": key}))
+    dry = channels.revoke(world.target, world.spec, None, "bad kernel", base=True, dry_run=True)
+    assert dry.subject.startswith(f"base-{key}") and "revoked" not in world.target.catalogue.base(
+        key
+    )  # type: ignore[operator]
     done = channels.revoke(world.target, world.spec, None, "bad kernel", base=True)
     assert done.notes[0].startswith(f"base-{key} revoked")
     assert world.target.catalogue.base(key)["revoked"]["reason"] == "bad kernel"  # type: ignore[index]

@@ -54,11 +54,13 @@ class RevokeResult:
     moves: list[Move]
     notes: list[str] = field(default_factory=list)
     dry_run: bool = False
+    subject: str = ""  # what is revoked: the image version, or its base
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "image": self.record["name"],
             "version": self.record["version"],
+            "revoked": self.subject or self.record["id"],
             "target": self.target,
             "state": self.record["state"],
             "reason": self.reason,
@@ -187,8 +189,9 @@ def revoke_base(
     )
     if record is None:
         raise UsageError(f"no baked version of {spec.name} on the {target.name} target")
+    which = target.revoke_base(spec, record, reason, who(), dry_run)
+    subject = f"{which} (the base of {record['id']})"
     if dry_run:
-        return RevokeResult(record, target.name, reason, [], ["its base would be revoked"], True)
-    which = target.revoke_base(spec, record, reason, who())
+        return RevokeResult(record, target.name, reason, [], [], True, subject)
     notes = [f"{which} revoked: the next bake builds a new base; nightly rebakes what used it"]
-    return RevokeResult(record, target.name, reason, [], notes)
+    return RevokeResult(record, target.name, reason, [], notes, False, subject)

@@ -184,8 +184,11 @@ class Target(ABC):
         """The platform's own marks of a revocation (tags, deprecation); returns notes."""
         return []
 
-    def revoke_base(self, spec: ImageSpec, record: Record, reason: str, by: str) -> str:
-        """Mark the base ``record`` was baked from as not to be used again; returns its id."""
+    def revoke_base(
+        self, spec: ImageSpec, record: Record, reason: str, by: str, dry_run: bool = False
+    ) -> str:
+        """Mark the base ``record`` was baked from as not to be used again (``dry_run``: only
+        name it); returns its id."""
         raise UsageError(
             f"the {self.name} target does not build its bases, so it cannot revoke them",
             "pin another base in the definition, or revoke the image versions baked from it",

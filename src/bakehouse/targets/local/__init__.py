@@ -293,7 +293,9 @@ class LocalTarget(Target):
         )
         return Inputs(fp, base_key)
 
-    def revoke_base(self, spec: ImageSpec, record: Record, reason: str, by: str) -> str:
+    def revoke_base(
+        self, spec: ImageSpec, record: Record, reason: str, by: str, dry_run: bool = False
+    ) -> str:
         """Mark the base ``record`` was baked from revoked: it is built anew for the next bake,
         and nightly rebakes every image baked from it."""
         base = record.get("base", {})
@@ -306,7 +308,10 @@ class LocalTarget(Target):
                 raise UsageError(f"base {key} is revoked already ({found['revoked']['reason']})")
             found["revoked"] = {"at": now_iso(), "by": by, "reason": reason}
 
-        self.catalogue.update_base(key, mark)
+        if dry_run:
+            mark(dict(self.catalogue.base(key) or {}))  # the same refusals, nothing written
+        else:
+            self.catalogue.update_base(key, mark)
         return f"base-{key}"
 
     def base_revoked(self, record: Record) -> str | None:
