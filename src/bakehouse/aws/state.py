@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from bakehouse.catalogue import Store
 from bakehouse.errors import AwsError, CatalogueError
 from bakehouse.files import dumps
 
-RETRIES = 5
+RETRIES = 10
 
 
 def default_bucket(account: str) -> str:
@@ -90,7 +92,7 @@ class S3Store(Store):
                 raise AwsError(
                     f"the state bucket {self.bucket} is not this account's ({self.owner}), "
                     "or this role may not use it",
-                    "name a bucket of your own in targets.aws.state_bucket",
+                    "name a bucket of your own with BAKEHOUSE_AWS_STATE_BUCKET",
                 ) from None
             raise api_error(exc, f"checking the state bucket {self.bucket}") from None
         return True
@@ -189,6 +191,8 @@ class S3Store(Store):
 
     def add_entry(self, prefix: str, staged: Path, record: bytes) -> str:
         self.ensure()
+        if self._get(f"{prefix}/record.json") is not None:  # before a file of it is replaced
+            raise CatalogueError(f"{self.location}/{prefix} exists already")
         for path in sorted(p for p in staged.rglob("*") if p.is_file()):
             key = f"{prefix}/{path.relative_to(staged).as_posix()}"
             with path.open("rb") as body, self._errors(f"storing {key}"):
@@ -224,7 +228,9 @@ class S3Store(Store):
 
     def update(self, key: str, change: Callable[[Any], Any]) -> Any:
         self.ensure()
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
+            if attempt:  # another writer changed it in between: read again, a moment later
+                time.sleep(random.uniform(0, 0.05 * attempt))  # noqa: S311  # nosec B311
             got = self._get(key)
             current = json.loads(got[0]) if got else None
             new = change(current)
