@@ -35,6 +35,17 @@ def manifest(**versions: str) -> dict[str, Any]:
     return data
 
 
+def current_manifest(target: Target, spec: ImageSpec) -> dict[str, Any]:
+    """The web manifest with every package at the version the signed indexes offer now: an
+    image recorded with it has nothing pending."""
+    offered = bake_step.indexes_for(target.project, spec).candidates()
+    data = manifest()
+    for pkg in data["packages"]:
+        if pkg["name"] in offered:
+            pkg["version"] = offered[pkg["name"]][0]
+    return data
+
+
 def make_ami(region: str, image: str, version: str) -> str:
     """An AMI in moto, tagged the way the amazon-ebs template tags a bake's AMI."""
     from tests.aws.conftest import client

@@ -16,13 +16,13 @@ import pytest
 
 from bakehouse import targets
 from bakehouse.errors import UsageError
-from bakehouse.lifecycle import channels, history, housekeeping, nightly, roll
+from bakehouse.lifecycle import channels, deploy, history, housekeeping, nightly, roll
 from bakehouse.project import Project
 from bakehouse.spec import Catalog, ImageSpec
 from bakehouse.targets.base import Target, TargetOptions
 from tests.aws.conftest import client
 from tests.conftest import ROOT, TODAY
-from tests.recorded import manifest, record_version
+from tests.recorded import current_manifest, manifest, record_version
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 V1, V2, V3 = "20261101.010000", "20261102.020000", "20261103.030000"
@@ -293,3 +293,54 @@ def test_an_image_that_cannot_be_judged_is_baked_and_does_not_stop_the_others(
     decisions = {d.image: d for d in nightly.decide(target.project, target, [web, worker])}
     assert decisions["web"].reason == "never baked"
     assert decisions["worker"].bake and "no base AMI found" in decisions["worker"].reason
+
+
+def test_deploy_is_one_declared_sequence(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """decide → bake, verify, publish → roll, with a report whatever happens. local: nothing
+    new, so the newest verified image is published and there is no fleet. aws: every deploy
+    bakes (Packer against moto); the verification cannot pass on an emulator (no SSM agent), so
+    the deploy stops there, the AMI recorded as failed and the report saying so."""
+    import dataclasses
+
+    from bakehouse.targets.aws import COMMUNICATOR_ENV
+
+    assert [name for name, _ in deploy.SEQUENCE] == ["decide", "bake+verify+publish", "roll"]
+    report = world.work / "report"
+    if world.target.name == "local":
+        world.record(V1, packages=current_manifest(world.target, world.spec))
+        done = deploy.deploy(
+            world.target.project, world.target, world.spec, "stable", report=report
+        )
+        assert [(s["step"], s["ok"]) for s in done.steps] == [
+            ("decide", True),
+            ("bake+verify+publish", True),
+            ("roll", True),
+        ]
+        assert done.steps[0]["detail"] == "skip: up to date"
+        assert world.current() == {"stable": V1}
+    else:
+        monkeypatch.setenv(COMMUNICATOR_ENV, "none")
+        iam = client("iam")
+        iam.create_role(RoleName="bakehouse-verify", AssumeRolePolicyDocument="{}")
+        iam.create_instance_profile(InstanceProfileName="bakehouse-verify")
+        iam.add_role_to_instance_profile(
+            InstanceProfileName="bakehouse-verify", RoleName="bakehouse-verify"
+        )
+        aws = dataclasses.replace(
+            world.spec.targets.aws, verify_via="ssm", instance_profile="bakehouse-verify"
+        )
+        spec = dataclasses.replace(
+            world.spec, targets=dataclasses.replace(world.spec.targets, aws=aws)
+        )
+        with pytest.raises(Exception, match="DescribeInstanceInformation"):
+            deploy.deploy(world.target.project, world.target, spec, "stable", report=report)
+        (failed,) = world.target.catalogue.images("web")
+        assert failed["state"] == "failed" and world.current() == {}
+    data = json.loads((report / "deploy.json").read_text())
+    assert data["steps"][0]["step"] == "decide" and (report / "deploy.junit.xml").is_file()
+    if world.target.name == "aws":
+        assert data["steps"][0]["detail"].startswith("bake: every deploy on the aws target")
+        assert (data["steps"][-1]["step"], data["steps"][-1]["ok"]) == (
+            "bake+verify+publish",
+            False,
+        )
