@@ -57,6 +57,7 @@ def make_ami(region: str, image: str, version: str) -> str:
     tags = [
         {"Key": "bakehouse:image", "Value": image},
         {"Key": "bakehouse:version", "Value": version},
+        {"Key": "bakehouse:run-id", "Value": f"20260101T000000Z-{version[-6:]}"},  # long over
         {"Key": "bakehouse:state", "Value": "baked"},
     ]
     ami = ec2.create_image(

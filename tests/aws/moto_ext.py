@@ -46,7 +46,12 @@ from werkzeug.serving import WSGIRequestHandler
 
 
 def _image(self: Any, ami_id: str) -> Any:
-    return self.ec2_backend.describe_images(ami_ids=[ami_id])[0]
+    found = self.ec2_backend.describe_images(ami_ids=[ami_id])
+    if not found:  # deregistered: EC2 says it does not exist
+        from moto.ec2.exceptions import InvalidAMIIdError
+
+        raise InvalidAMIIdError(ami_id)
+    return found[0]
 
 
 def _when(value: Any) -> dt.datetime:

@@ -244,3 +244,55 @@ def test_a_deprecated_or_deregistered_base_ami_is_revoked() -> None:
             stub.add_response("describe_images", answer, {"ImageIds": ["ami-0d0000000000000a2"]})
             reason = target.base_revoked(record)
         assert (reason is None) if expected is None else (expected in str(reason)), reason
+
+
+# ---- revoke: nothing revoked stays deliverable ---------------------------------------------------
+
+
+def test_revoke_clears_every_region_whatever_regions_the_command_names(tmp_path: Path) -> None:
+    """Published in both of worker's regions; revoked by a command that names one region (as
+    --region does): the other region's channel must not keep delivering it either."""
+    from bakehouse.targets.base import TargetOptions
+
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("worker", TODAY)
+    full = AwsTarget(Project(ROOT))
+    record = record_version(full, spec, "20261101.000000", tmp_path)
+    channels.publish(full, spec, ["latest"])
+    narrow = AwsTarget(Project(ROOT), TargetOptions(regions=(REGIONS[0],)))
+    done = channels.revoke(narrow, spec, record["version"], "bad")
+    for region in REGIONS:
+        with pytest.raises(ClientError, match="ParameterNotFound"):
+            client("ssm", region).get_parameter(Name=channel_parameter("worker", "latest"))
+    assert len(done.moves) == 1
+
+
+def test_revoke_falls_back_only_to_an_image_still_there(tmp_path: Path) -> None:
+    """The newest earlier verified version whose AMIs were pruned cannot take the channel:
+    the one before it does, and when none is left the channel goes."""
+    target = AwsTarget(Project(ROOT))
+    spec = web()
+    v1, v2, v3 = (record_version(target, spec, f"2026110{i}.000000", tmp_path) for i in (1, 2, 3))
+    channels.publish(target, spec, ["latest"])
+    client("ec2").deregister_image(ImageId=v2["amis"][0]["ami_id"])  # pruned meanwhile
+    done = channels.revoke(target, spec, v3["version"], "bad")
+    assert [(m.channel, m.after) for m in done.moves] == [("latest", v1["version"])]
+    latest = client("ssm").get_parameter(Name=channel_parameter("web", "latest"))["Parameter"]
+    assert latest["Value"] == v1["amis"][0]["ami_id"]
+    client("ec2").deregister_image(ImageId=v1["amis"][0]["ami_id"])
+    done = channels.revoke(target, spec, v1["version"], "worse")
+    assert [(m.channel, m.after) for m in done.moves] == [("latest", None)]
+    assert channel_missing()
+
+
+def test_revoking_an_older_version_never_moves_a_channel_forward(tmp_path: Path) -> None:
+    """stable on v1, latest on v2: revoking v1 removes stable (nothing earlier), it does not
+    hand stable the newer, unpromoted v2."""
+    target = AwsTarget(Project(ROOT))
+    spec = web()
+    v1 = record_version(target, spec, "20261101.000000", tmp_path)
+    record_version(target, spec, "20261102.000000", tmp_path)
+    channels.publish(target, spec, ["stable"], version=v1["version"])
+    channels.publish(target, spec, ["latest"])
+    done = channels.revoke(target, spec, v1["version"], "bad")
+    assert [(m.channel, m.after) for m in done.moves] == [("stable", None)]
+    assert target.channels(spec)["latest"]["current"] == "20261102.000000"

@@ -2,8 +2,10 @@
 
 A run is over when it is not running on this machine and its id (which starts with its UTC start
 time) is older than ``older_than``. Found: instances, volumes, key pairs, security groups,
-AMIs that never passed verification, and snapshots no registered AMI uses. Removal goes in
-dependency order. Verified or published AMIs are never gc's business (that is prune).
+AMIs that never passed verification (baked and left, or failed), and snapshots no registered
+AMI uses. Removal goes in dependency order. Verified, published and revoked AMIs are never gc's
+business: a revoked AMI may still run in a fleet (a launch template names it); prune, which
+checks what uses an AMI, decides about those.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bakehouse.aws.session import Aws, api_error
 
 TAG = "bakehouse:run-id"
 ORDER = ("instance", "volume", "key-pair", "security-group", "image", "snapshot")
+KEPT = ("verified", "published", "revoked")  # AMI states that are prune's business, not gc's
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def find(
                         for b in img.get("BlockDeviceMappings", [])
                         if b.get("Ebs", {}).get("SnapshotId")
                     }
-                    if TAG in tags and tags.get("bakehouse:state") not in ("verified", "published"):
+                    if TAG in tags and tags.get("bakehouse:state") not in KEPT:
                         add(
                             region,
                             "image",

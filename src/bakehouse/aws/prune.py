@@ -29,6 +29,7 @@ class Ami:
     state: str
     snapshots: tuple[str, ...]
     version: str = ""
+    image: str = ""
 
 
 @dataclass
@@ -111,6 +112,7 @@ def gather(aws: Aws, image: str, regions: list[str]) -> tuple[list[Ami], dict[st
                             tags.get("bakehouse:state", "baked"),
                             snaps,
                             tags.get("bakehouse:version", ""),
+                            image,
                         )
                     )
             usage[region] = _usage(aws, region)

@@ -54,7 +54,11 @@ def ami_state(aws: Aws, ami: RegionalAmi) -> str:
 
     try:
         found = aws.client("ec2", ami.region).describe_images(ImageIds=[ami.ami_id])["Images"]
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if "NotFound" in str(exc.response.get("Error", {}).get("Code", "")):
+            return "missing"
+        raise api_error(exc, f"reading {ami.ami_id} in {ami.region}") from None
+    except BotoCoreError as exc:
         raise api_error(exc, f"reading {ami.ami_id} in {ami.region}") from None
     return tags_of(found[0]).get(TAG_STATE, "untagged") if found else "missing"
 

@@ -153,7 +153,8 @@ def revoke(
     earlier = [
         r for r in catalogue.images(spec.name) if r["state"] in USABLE and r["version"] < version
     ]
-    fallback = earlier[-1] if earlier else None
+    # the newest earlier verified version whose artifact is still there (a pruned one is not)
+    fallback = next((r for r in reversed(earlier) if target.deliverable(r)), None)
     moves = [
         Move(channel, version, fallback["version"] if fallback else None)
         for channel, entry in sorted(target.channels(spec).items())

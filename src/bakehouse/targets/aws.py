@@ -357,6 +357,10 @@ class AwsTarget(Target):
         return self.on_instance(spec, amis_of(record)[0], run, progress)
 
     # ---- channels and states ------------------------------------------------------------------
+    def all_regions(self, spec: ImageSpec) -> list[str]:
+        """The definition's regions and --region's: where channels may exist."""
+        return list(dict.fromkeys([*spec.targets.aws.regions, *self.options.regions]))
+
     def channels(self, spec: ImageSpec) -> dict[str, dict[str, Any]]:
         from bakehouse.aws import publish as pub
 
@@ -393,19 +397,52 @@ class AwsTarget(Target):
     def unpoint(self, spec: ImageSpec, channels: list[str], by: str) -> None:
         from bakehouse.aws.publish import remove_channels
 
-        remove_channels(self.aws, spec.name, channels, list(self.settings(spec).regions))
+        remove_channels(self.aws, spec.name, channels, self.all_regions(spec))
 
-    def revoked(self, spec: ImageSpec, record: Record, reason: str) -> list[str]:
-        from bakehouse.aws.publish import deprecate, next_minute, tag_state
+    def deliverable(self, record: Record) -> bool:
+        """Every AMI of the version still exists and its own tag allows publishing."""
+        from bakehouse.aws.publish import PUBLISHABLE, ami_state
 
         amis = amis_of(record)
+        return bool(amis) and all(ami_state(self.aws, a) in PUBLISHABLE for a in amis)
+
+    def revoked(self, spec: ImageSpec, record: Record, reason: str) -> list[str]:
+        """Tag and deprecate every AMI of the version; then, in every region it is in, no
+        channel parameter may still deliver it (one published with --region, or left by a run
+        stopped half-way, is removed)."""
+        from bakehouse.aws.publish import (
+            ami_state,
+            channel_values,
+            deprecate,
+            next_minute,
+            remove_channels,
+            tag_state,
+        )
+
+        everywhere = amis_of(record)
+        amis = [a for a in everywhere if ami_state(self.aws, a) != "missing"]
         tag_state(self.aws, amis, "revoked", reason)
         when = next_minute(dt.datetime.now(dt.UTC))
         deprecate(self.aws, amis, when)
-        return [
+        notes = [
             f"{a.region} {a.ami_id}: tagged revoked, deprecated at {when:%Y-%m-%d %H:%M} UTC"
             for a in amis
         ]
+        notes += [
+            f"{a.region} {a.ami_id}: deregistered already" for a in everywhere if a not in amis
+        ]
+        for ami in everywhere:
+            still = [
+                c
+                for c, v in channel_values(self.aws, spec.name, ami.region).items()
+                if v == ami.ami_id
+            ]
+            if still:
+                remove_channels(self.aws, spec.name, still, [ami.region])
+                notes.append(
+                    f"{ami.region}: channel(s) {', '.join(still)} still delivered it: removed"
+                )
+        return notes
 
     # ---- nightly ------------------------------------------------------------------------------
     def inputs(self, spec: ImageSpec) -> Inputs:
@@ -516,9 +553,24 @@ class AwsTarget(Target):
         ]
 
     def prune(self, items: list[PruneItem]) -> list[str]:
+        """Deregister what the plan says; each version's record keeps which AMIs went."""
         from bakehouse.aws import prune as aws_prune
+        from bakehouse.catalogue import now_iso
 
-        return aws_prune.execute(self.aws, [i.detail for i in items])
+        gone = aws_prune.execute(self.aws, [i.detail for i in items])
+        for item in items:
+            if item.action != "delete" or not item.version:
+                continue
+            name = item.detail.ami.image
+            if item.version not in self.catalogue.versions(name):
+                continue
+            entry = {"region": item.where, "ami_id": item.ident, "at": now_iso()}
+
+            def note(record: Record, entry: dict[str, str] = entry) -> None:
+                record.setdefault("pruned", []).append(entry)
+
+            self.catalogue.update(name, item.version, note)
+        return gone
 
     def leftovers(self, specs: list[ImageSpec], older_than: dt.timedelta) -> list[Leftover]:
         from bakehouse.aws import gc as aws_gc

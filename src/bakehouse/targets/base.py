@@ -176,6 +176,10 @@ class Target(ABC):
         """Make ``channels`` deliver ``record`` (the lifecycle has checked its state)."""
         self.catalogue.set_channels(spec.name, record["version"], channels, by)
 
+    def deliverable(self, record: Record) -> bool:
+        """Whether a usable record's artifact is still there to be delivered."""
+        return True
+
     def unpoint(self, spec: ImageSpec, channels: list[str], by: str) -> None:
         """Remove ``channels``: nothing earlier may be delivered in their place."""
         self.catalogue.set_channels(spec.name, None, channels, by)

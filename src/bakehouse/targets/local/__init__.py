@@ -258,6 +258,11 @@ class LocalTarget(Target):
         progress.say(f"catalogue: {record['id']} recorded as {record['state']} ({dest})")
         return record
 
+    def deliverable(self, record: Record) -> bool:
+        return (
+            self.catalogue.image_dir(record["name"], record["version"]) / "disk.qcow2"
+        ).is_file()
+
     def verify_recorded(
         self, spec: ImageSpec, record: Record | None, run: Run, progress: Progress
     ) -> Verified:
