@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import textwrap
 from collections.abc import Callable
@@ -23,6 +24,18 @@ base:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def index_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One download cache of Debian's signed package indexes for the whole run, shared by the
+    parallel workers (entries are content-addressed and written atomically), so the ~10 MB
+    are fetched once; every use still fetches and checks the signed InRelease."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "debian-indexes"
+        shared.mkdir(exist_ok=True)
+        return shared
+    return tmp_path_factory.mktemp("debian-indexes")
 
 
 class TmpImages:

@@ -109,8 +109,15 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Credentials and endpoint for boto3 (and Packer) pointed at a freshly reset moto."""
+def aws_env(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, index_cache: Path
+) -> str:
+    """Credentials and endpoint for boto3 (and Packer) pointed at a freshly reset moto, and a
+    state folder of the test's own (sharing the session's package indexes)."""
+    state = tmp_path / "aws-env-state"
+    (state / "cache").mkdir(parents=True)
+    (state / "cache" / "indexes").symlink_to(index_cache)
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(state))
     req = urllib.request.Request(moto_server + "/moto-api/reset", method="POST")
     urllib.request.urlopen(req, timeout=10, context=ssl.create_default_context(cafile=TLS["ca"]))
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from pathlib import Path
 
 import boto3
@@ -311,6 +312,8 @@ def test_verify_instance_for_ssm_has_no_key_and_no_inbound_rule(tmp_path: Path) 
     iam.add_role_to_instance_profile(
         InstanceProfileName="bakehouse-verify", RoleName="bakehouse-verify"
     )
+    run = tmp_path / "run"
+    run.mkdir()
     seen = {}
     with (
         pytest.raises(KeyboardInterrupt),
@@ -323,7 +326,7 @@ def test_verify_instance_for_ssm_has_no_key_and_no_inbound_rule(tmp_path: Path) 
             None,
             "t3.small",
             None,
-            tmp_path,
+            run,
             instance_profile="bakehouse-verify",
         ) as inst,
     ):
@@ -340,7 +343,7 @@ def test_verify_instance_for_ssm_has_no_key_and_no_inbound_rule(tmp_path: Path) 
     assert instance["IamInstanceProfile"]["Arn"].endswith(":instance-profile/bakehouse-verify")
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert seen["group"]["IpPermissions"] == []
-    assert list(tmp_path.iterdir()) == []
+    assert list(run.iterdir()) == []
     state = ec2().describe_instances(InstanceIds=[instance["InstanceId"]])
     assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "terminated"
     groups = ec2().describe_security_groups(
@@ -506,6 +509,9 @@ def test_manifest_parsing(tmp_path: Path) -> None:
         RegionalAmi("eu-west-1", "ami-0123456789abcdef0"),
         RegionalAmi("us-east-1", "ami-0fedcba9876543210"),
     ]
+    path.write_text('{"builds": [{"artifact_id": "eu-west-1:snap-0123"}]}')
+    with pytest.raises(AwsError, match="cannot read the artifact id"):
+        aws_target.parse_manifest(path)
 
 
 def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
@@ -561,3 +567,20 @@ def test_imds_account_default_from_the_server() -> None:
     assert imds_account_default(Aws(), REGIONS[0]) == "no-preference"
     ec2().modify_instance_metadata_defaults(HttpTokens="required")
     assert imds_account_default(Aws(), REGIONS[0]) == "required"
+
+
+def test_the_test_switches_only_work_against_an_emulated_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipping provisioning (communicator none) is for builds against the test server: with
+    no endpoint override, a build always provisions over SSH."""
+    from bakehouse.runs import run_dir
+
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    with run_dir(tmp_path, "web", "t") as run:
+        emulated = target().packer_variables(run, tmp_path, "fp", "c", "ami-1")
+        monkeypatch.delenv("BAKEHOUSE_AWS_ENDPOINT")
+        real = target().packer_variables(run, tmp_path, "fp", "c", "ami-1")
+    assert emulated["communicator"] == "none" and emulated["ec2_endpoint"].startswith("https://")
+    assert "communicator" not in real and "ec2_endpoint" not in real
+    assert json.loads(real["runner_cidrs"]) == ["192.0.2.10/32"]

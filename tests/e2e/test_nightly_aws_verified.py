@@ -22,7 +22,6 @@ from bakehouse import catalogue, vm
 from bakehouse.progress import Progress
 from bakehouse.sshkeys import write_key
 from tests.aws.conftest import server_env
-from tests.aws.moto_ext import AGENT_ENV, running
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +52,8 @@ def booted_web(state: Path, work: Path) -> tuple[vm.VmConfig, Path]:
 
 
 def test_nightly_on_aws_bakes_verifies_and_publishes(state: Path, tmp_path: Path) -> None:
+    from tests.aws.moto_ext import AGENT_ENV, running  # moto: only when this test runs
+
     cfg, private = booted_web(state, tmp_path)
     project = tmp_path / "project"
     for sub in ("images", "packer", "tests/hardening"):
