@@ -76,6 +76,10 @@ class Store(ABC):
         """Read the JSON document at ``key``, apply ``change`` and write the result, with no
         other writer in between; returns the new document."""
 
+    def ensure(self) -> None:
+        """Make sure the store can take writes (a bucket that exists, set up as it must be)."""
+        return None
+
     def remove(self, prefix: str) -> None:  # pragma: no cover - only stores that hold bases
         raise CatalogueError(f"{self.location} cannot remove {prefix}")
 

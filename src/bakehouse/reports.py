@@ -36,6 +36,14 @@ class Report:
     cases: list[Case] = field(default_factory=list)
 
 
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10, 13))
+
+
+def _xml_text(text: str) -> str:
+    """Characters XML 1.0 cannot hold (terminal colour codes in a log tail) dropped."""
+    return text.translate(_CONTROL)
+
+
 def junit(suite: str, cases: list[Case]) -> str:
     failures = sum(c.outcome == "failed" for c in cases)
     skipped = sum(c.outcome == "skipped" for c in cases)
@@ -43,11 +51,12 @@ def junit(suite: str, cases: list[Case]) -> str:
     for c in cases:
         inner = ""
         if c.outcome == "failed":
-            inner = f"<failure message={quoteattr(c.message)}/>"
+            inner = f"<failure message={quoteattr(_xml_text(c.message))}/>"
         elif c.outcome == "skipped":
-            inner = f"<skipped message={quoteattr(c.message)}/>"
+            inner = f"<skipped message={quoteattr(_xml_text(c.message))}/>"
         body.append(
-            f"<testcase classname={quoteattr(c.classname)} name={quoteattr(c.name)} "
+            f"<testcase classname={quoteattr(_xml_text(c.classname))} "
+            f"name={quoteattr(_xml_text(c.name))} "
             f'time="{c.seconds:.1f}">{inner}</testcase>'
         )
     return (

@@ -26,6 +26,7 @@ from bakehouse.aws.resolve import resolve
 from bakehouse.aws.session import Aws
 from bakehouse.errors import AwsError, UsageError
 from bakehouse.lifecycle import channels
+from bakehouse.progress import Progress
 from bakehouse.project import Project
 from bakehouse.spec import AmiFilter, AwsBase, Catalog
 from bakehouse.targets.aws import AwsTarget, amis_of
@@ -237,6 +238,7 @@ def test_a_deprecated_or_deregistered_base_ami_is_revoked() -> None:
     for answer, expected in (
         ({"Images": [past | {"DeprecationTime": "2026-01-01T00:00:00.000Z"}]}, "deprecated since"),
         ({"Images": []}, "is gone from eu-west-1"),
+        ({"Images": [past | {"State": "deregistered"}]}, "is gone from eu-west-1"),
         ({"Images": [past | {"DeprecationTime": "2999-01-01T00:00:00.000Z"}]}, None),
     ):
         target = AwsTarget(Project(ROOT))
@@ -296,3 +298,77 @@ def test_revoking_an_older_version_never_moves_a_channel_forward(tmp_path: Path)
     done = channels.revoke(target, spec, v1["version"], "bad")
     assert [(m.channel, m.after) for m in done.moves] == [("stable", None)]
     assert target.channels(spec)["latest"]["current"] == "20261102.000000"
+
+
+# ---- the aws target's own refusals --------------------------------------------------------------
+
+
+def test_verifying_over_ssh_needs_the_runner_address(tmp_path: Path) -> None:
+    from bakehouse.runs import run_dir
+
+    target = AwsTarget(Project(ROOT))
+    spec = web()
+    record = record_version(target, spec, "20261101.000000", tmp_path)
+    with run_dir(tmp_path, "web", "test") as run, pytest.raises(UsageError, match="--runner-cidr"):
+        target.verify_recorded(spec, record, run, Progress(quiet=True))
+    assert (
+        client("ec2").describe_instances(
+            Filters=[{"Name": "tag:bakehouse:role", "Values": ["verify"]}]
+        )["Reservations"]
+        == []
+    )  # nothing was launched
+
+
+def test_roll_refuses_when_no_group_carries_the_selector(tmp_path: Path) -> None:
+    target = AwsTarget(Project(ROOT))
+    spec = web()
+    record = record_version(target, spec, "20261101.000000", tmp_path)
+    channels.publish(target, spec, ["latest"])
+    with pytest.raises(UsageError, match="no auto-scaling group is tagged"):
+        target.roll(spec, "latest", record, dry_run=True, wait=False, say=lambda m: None)
+
+
+def test_roll_refuses_a_group_whose_refresh_is_running(tmp_path: Path) -> None:
+    """Auto Scaling reports a refresh in progress (Stubber: moto cannot start one): the roll
+    stops before it creates anything, unless told to wait."""
+    from tests.aws.test_roll import make_group, refresh
+
+    target = AwsTarget(Project(ROOT))
+    spec = web()
+    record = record_version(target, spec, "20261101.000000", tmp_path)
+    channels.publish(target, spec, ["latest"])
+    lt_id = make_group(REGIONS[0], "web-a", "ami-0d0000000000000a1")
+    group = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web-a"])
+    asg = target.aws.client("autoscaling", REGIONS[0])
+    with Stubber(asg) as stub:
+        stub.add_response("describe_auto_scaling_groups", group, {"Filters": ANY})
+        stub.add_response(
+            "describe_instance_refreshes",
+            refresh("InProgress", 40),
+            {"AutoScalingGroupName": "web-a", "MaxRecords": 5},
+        )
+        with pytest.raises(UsageError, match="a refresh is already running on eu-west-1/web-a"):
+            target.roll(spec, "latest", record, dry_run=False, wait=False, say=lambda m: None)
+    versions = client("ec2").describe_launch_template_versions(LaunchTemplateId=lt_id)
+    assert len(versions["LaunchTemplateVersions"]) == 1  # nothing created
+
+
+def test_a_region_the_fallback_is_not_in_stops_delivering_the_revoked_image(
+    tmp_path: Path,
+) -> None:
+    """v1 was baked for one region, v2 for both; latest points at v2 everywhere. Revoking v2
+    moves latest back to v1 where v1 exists — and the other region's latest, which v1 cannot
+    take, must not go on delivering v2."""
+    from bakehouse.targets.base import TargetOptions
+
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("worker", TODAY)
+    one = AwsTarget(Project(ROOT), TargetOptions(regions=(REGIONS[0],)))
+    record_version(one, spec, "20261101.000000", tmp_path)
+    both = AwsTarget(Project(ROOT))
+    v2 = record_version(both, spec, "20261102.000000", tmp_path)
+    channels.publish(both, spec, ["latest"])
+    done = channels.revoke(both, spec, v2["version"], "bad")
+    assert [(m.channel, m.after) for m in done.moves] == [("latest", "20261101.000000")]
+    with pytest.raises(ClientError, match="ParameterNotFound"):
+        client("ssm", REGIONS[1]).get_parameter(Name=channel_parameter("worker", "latest"))
+    assert any("still delivered it: removed" in n for n in done.notes)

@@ -41,12 +41,6 @@ class World:
         return {c: e["current"] for c, e in self.target.channels(self.spec).items()}
 
 
-@pytest.fixture(scope="session")
-def index_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One package-index cache for the session: the signed indexes are fetched once."""
-    return tmp_path_factory.mktemp("indexes")
-
-
 @pytest.fixture(params=targets.names())
 def world(
     request: pytest.FixtureRequest,
@@ -91,6 +85,8 @@ def test_publish_refuses_a_bad_channel_name(world: World) -> None:
     world.record(V1)
     with pytest.raises(UsageError, match="'Bad_Name' is not a channel name"):
         channels.publish(world.target, world.spec, ["Bad_Name"])
+    with pytest.raises(UsageError, match="say which channel"):
+        channels.publish(world.target, world.spec, [])
 
 
 def test_revoke_moves_every_channel_back(world: World) -> None:
@@ -122,6 +118,17 @@ def test_revoke_moves_every_channel_back(world: World) -> None:
             when = dt.datetime.fromisoformat(image["DeprecationTime"].replace("Z", "+00:00"))
             assert when - dt.datetime.now(dt.UTC) < dt.timedelta(minutes=2)
         assert any("deprecated" in n for n in done.notes)
+
+
+def test_revoke_falls_back_past_versions_that_failed(world: World) -> None:
+    world.record(V1)
+    world.record(V2, verified=False)
+    world.target.catalogue.transition("web", V2, "failed", "controls failed")
+    world.record(V3)
+    channels.publish(world.target, world.spec, ["latest"])
+    done = channels.revoke(world.target, world.spec, V3, "bad")
+    assert [(m.channel, m.after) for m in done.moves] == [("latest", V1)]
+    assert world.current() == {"latest": V1}
 
 
 def test_revoke_without_an_earlier_version_removes_the_channel(world: World) -> None:
@@ -184,14 +191,28 @@ def test_diff_between_versions(world: World) -> None:
 
 
 def test_prune_keeps_what_a_channel_delivers(world: World) -> None:
+    """keep 1, no minimum age: the newest verified stays, and so does the version a channel
+    delivers; the one between goes (local: its folder; aws: its AMI, noted in its record)."""
+    import dataclasses
+
+    spec = dataclasses.replace(
+        world.spec, retention=dataclasses.replace(world.spec.retention, keep=1, min_age_days=0)
+    )
     old = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for i, version in enumerate((V1, V2, V3)):
         world.record(version, created=old + dt.timedelta(days=i))
-    channels.publish(world.target, world.spec, ["stable"], version=V1)
-    result = housekeeping.prune(world.target, world.spec, execute=False)
-    keep = {i.version for i in result.items if i.action == "keep"}
-    assert V1 in keep and V3 in keep  # the channel's, and the newest verified
-    assert result.removed == []
+    channels.publish(world.target, spec, ["stable"], version=V1)
+    plan = housekeeping.prune(world.target, spec, execute=False)
+    actions = {i.version: (i.action, i.reason) for i in plan.items}
+    assert actions[V3] == ("keep", "among the 1 newest verified")
+    assert actions[V1][0] == "keep" and actions[V2][0] == "delete"
+    assert "channel" in actions[V1][1] or "SSM /bakehouse/web/stable" in actions[V1][1]
+    done = housekeeping.prune(world.target, spec, execute=True)
+    assert len(done.removed) == 1 and world.current() == {"stable": V1}
+    if world.target.name == "local":
+        assert V2 not in world.target.catalogue.versions("web")
+    else:
+        assert world.target.catalogue.image("web", V2)["pruned"][0]["ami_id"] == plan.items[1].ident
 
 
 def test_gc_takes_only_what_never_passed_verification(world: World) -> None:
@@ -263,6 +284,8 @@ def test_revoking_a_base(world: World) -> None:
             channels.revoke(world.target, world.spec, V1, "bad kernel", base=True)
         return
     key = record["base"]["key"]
+    with pytest.raises(UsageError, match="names no local base in the catalogue"):
+        channels.revoke(world.target, world.spec, None, "bad kernel", base=True)
     folder = world.target.catalogue.base_dir(key)  # the base as the catalogue holds it
     folder.mkdir(parents=True)
     (folder / "record.json").write_text(json.dumps({"kind": "base", "key": key}))

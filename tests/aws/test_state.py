@@ -106,3 +106,43 @@ def test_concurrent_updates_lose_nothing() -> None:
     for t in threads:
         t.join()
     assert json.loads(s.read("aws/channels.json") or b"{}") == {f"w{i}": i for i in range(6)}
+
+
+def test_records_from_before_the_account_held_them_are_uploaded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An AWS bake recorded by an older bakehouse in the local catalogue is not lost: the local
+    catalogue's migration sets it aside, and the aws target's first bake uploads it."""
+    from bakehouse.project import Project
+    from bakehouse.spec import Catalog
+    from bakehouse.targets.aws import AwsTarget
+    from bakehouse.targets.base import BakeRequest, TargetOptions
+    from tests.conftest import ROOT, TODAY
+
+    state = tmp_path / "state"
+    old = state / "catalogue" / "images" / "web" / "20260101.000000"
+    old.mkdir(parents=True)
+    legacy = {"name": "web", "version": "20260101.000000", "target": "aws", "state": "published"}
+    (old / "record.json").write_text(json.dumps(legacy | {"amis": [], "history": []}))
+    (old / "report.md").write_text("# web")
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(state))
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", TODAY)
+    options = TargetOptions(runner_cidr="192.0.2.1/32")
+    AwsTarget(Project(ROOT), options).check(spec, BakeRequest())
+    target = AwsTarget(Project(ROOT), options)
+    assert target.catalogue.image("web", "20260101.000000")["state"] == "published"
+    assert target.catalogue.artifact("web", "20260101.000000", "report.md") == b"# web"
+    assert not (state / "catalogue" / "aws" / "images").exists()
+    assert list((state / "catalogue" / "aws").glob("images.uploaded-*"))
+    target.check(spec, BakeRequest())  # a second bake has nothing left to upload
+
+
+def test_an_entry_never_replaces_a_file_another_writer_put_first(tmp_path: Path) -> None:
+    """Two runners recording the same version at once: whoever is second fails on the first
+    file the other already wrote, and replaces nothing."""
+    cat = Catalogue(store(), "aws")
+    cat.store.write("aws/images/web/1/manifest.json", b"theirs")  # the other runner, mid-add
+    record = {"name": "web", "version": "1", "target": "aws", "state": "baked", "history": []}
+    with pytest.raises(CatalogueError, match=r"manifest\.json exists already"):
+        cat.add(record, staged(tmp_path / "s", "mine"))
+    assert cat.artifact("web", "1", "manifest.json") == b"theirs"

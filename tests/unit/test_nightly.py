@@ -93,3 +93,12 @@ def test_bake_argv_is_the_bake_task_with_the_target_and_its_flags() -> None:
         "--region",
         "eu-west-1",
     ]
+
+
+def test_force_must_name_an_image_of_the_run() -> None:
+    from bakehouse.errors import UsageError
+    from bakehouse.spec import Catalog
+
+    web = Catalog(ROOT / "images").load("web")
+    with pytest.raises(UsageError, match="--force names no image in this run: nosuch"):
+        nightly.decide(PROJECT, get("local", PROJECT), [web], forced={"nosuch"})

@@ -84,3 +84,109 @@ def test_a_third_target_is_a_module_and_a_registry_entry(
     assert run("verify", "--image", "web", "--target", "toy")[0] == 0
     assert run("gc", "--target", "toy")[1].strip() == "nothing to collect"
     assert sys.modules["tests.unit.toy_target"]  # loaded only through the registry
+
+
+@pytest.fixture
+def toys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, cls in (
+        ("toy", "ToyTarget"),
+        ("toy-failing", "FailingToyTarget"),
+        ("toy-fleet", "FleetToyTarget"),
+    ):
+        monkeypatch.setitem(targets.REGISTRY, name, f"tests.unit.toy_target:{cls}")
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path))
+    monkeypatch.chdir(ROOT)
+    return tmp_path
+
+
+def history(target: str) -> dict:  # type: ignore[type-arg]
+    code, out, err = run("images.history", "--image", "web", "--target", target, "--json")
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_an_image_that_fails_verification_is_recorded_failed_and_never_published(
+    toys: Path,
+) -> None:
+    code, out, err = run("bake", "--image", "web", "--target", "toy-failing")
+    assert code == 1, out + err
+    assert "failed verification: 1 control(s) failed: toy-01" in err and "not published" in err
+    h = history("toy-failing")
+    assert [r["state"] for r in h["images"]] == ["failed"] and h["channels"] == {}
+    assert h["images"][0]["verify"] == {"ok": False, "summary": ANY_SUMMARY, "failed": ["toy-01"]}
+    code, _, err = run("publish", "--image", "web", "--target", "toy-failing", "--channel", "x")
+    assert code == 2 and "no verified version of web" in err
+
+
+class _AnyDict:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+ANY_SUMMARY = _AnyDict()
+
+
+def test_refused_before_anything_starts(toys: Path) -> None:
+    """Bad input costs nothing: no run folder, no record."""
+    for argv, message in (
+        (["bake", "--image", "web", "--target", "toy", "--channel", "Bad_Name"], "not a channel"),
+        (["bake", "--image", "web", "--target", "aws"], "--runner-cidr"),
+        (
+            ["bake", "--image", "web", "--target", "aws", "--runner-cidr", "203.0.113.0/33"],
+            "is not an address range",
+        ),
+        (["bake", "--image", "web", "--target", "aws", "--region", "mars-1"], "not an AWS region"),
+        (["verify", "--image", "web", "--target", "toy", "--base", "--version", "1"], "exclude"),
+        (["verify", "--image", "web", "--target", "toy"], "no baked version of web"),
+        (["deploy", "--image", "web", "--target", "toy", "--channel", "Bad"], "not a channel"),
+    ):
+        code, _, err = run(*argv)
+        assert code == 2 and message in err, (argv, err)
+    assert not (toys / "runs").exists() or not any((toys / "runs").iterdir())
+    assert not (toys / "toy").exists()
+
+
+def test_a_second_bake_of_the_same_image_is_refused_while_one_runs(toys: Path) -> None:
+    from bakehouse.runs import image_lock
+
+    with image_lock(toys, "web", "toy"):
+        code, _, err = run("bake", "--image", "web", "--target", "toy")
+    assert code == 2 and "image 'web' is already being baked on the toy target" in err
+    assert run("bake", "--image", "web", "--target", "toy")[0] == 0  # released
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code", "outcome"),
+    [
+        ("ok", 0, "success"),
+        ("failed", 1, "failed"),
+        ("error", 1, "error: the refresh could not start"),
+    ],
+)
+def test_every_roll_that_changes_something_is_recorded(
+    toys: Path, monkeypatch: pytest.MonkeyPatch, behaviour: str, code: int, outcome: str
+) -> None:
+    from tests.unit.toy_target import FleetToyTarget
+
+    monkeypatch.setattr(FleetToyTarget, "behaviour", behaviour)
+    assert run("bake", "--image", "web", "--target", "toy-fleet", "--channel", "stable")[0] == 0
+    got, _, err = run("roll", "--image", "web", "--target", "toy-fleet", "--channel", "stable")
+    assert got == code, err
+    (roll,) = history("toy-fleet")["rolls"]
+    assert roll["outcome"] == outcome and roll["by"] and roll["channel"] == "stable"
+    dry = ("roll", "--image", "web", "--target", "toy-fleet", "--channel", "stable", "--dry-run")
+    assert run(*dry)[0] == code
+    assert len(history("toy-fleet")["rolls"]) == 1  # a dry run records nothing
+
+
+def test_an_interrupted_roll_is_recorded(toys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.toy_target import FleetToyTarget
+
+    monkeypatch.setattr(FleetToyTarget, "behaviour", "interrupt")
+    assert run("bake", "--image", "web", "--target", "toy-fleet", "--channel", "stable")[0] == 0
+    code, _, _ = run("roll", "--image", "web", "--target", "toy-fleet", "--channel", "stable")
+    assert code == 130
+    assert [r["outcome"] for r in history("toy-fleet")["rolls"]] == ["interrupted"]

@@ -8,14 +8,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import ClassVar
 
 from bakehouse.catalogue import Catalogue, DirStore, Record
+from bakehouse.errors import AwsError
 from bakehouse.files import describe
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
 from bakehouse.suite import Verified
-from bakehouse.targets.base import Baked, BakeRequest, Inputs, Leftover, PruneItem, Target
+from bakehouse.targets.base import (
+    Baked,
+    BakeRequest,
+    Inputs,
+    Leftover,
+    PruneItem,
+    RollOutcome,
+    Say,
+    Target,
+)
 
 MANIFEST = Path(__file__).parents[1] / "fixtures" / "web-manifest.json"
 
@@ -23,6 +34,7 @@ MANIFEST = Path(__file__).parents[1] / "fixtures" / "web-manifest.json"
 class ToyTarget(Target):
     name = "toy"
     summary = "a file per image, in a folder"
+    passes: ClassVar[bool] = True  # what its verification says
 
     def open_catalogue(self) -> Catalogue:
         return Catalogue(DirStore(self.project.state_dir / "toy"), self.name)
@@ -49,9 +61,10 @@ class ToyTarget(Target):
     def verify(self, spec: ImageSpec, baked: Baked, run: Run, progress: Progress) -> Verified:
         junit = run.path("junit.xml")
         junit.write_text("<testsuite/>")
-        control = {"id": "toy-01", "title": "", "reference": "", "test": "", "outcome": "passed"}
-        summary = {"passed": 1, "failed": 0, "waived": 0, "skipped": 0}
-        return Verified(True, [control | {"message": ""}], 0, 0, junit, junit, summary)
+        outcome = "passed" if self.passes else "failed"
+        control = {"id": "toy-01", "title": "", "reference": "", "test": "", "outcome": outcome}
+        summary = {"passed": int(self.passes), "failed": int(not self.passes), "waived": 0}
+        return Verified(self.passes, [control | {"message": ""}], 0, 0, junit, junit, summary)
 
     def record(self, spec: ImageSpec, record: Record, baked: Baked, progress: Progress) -> Record:
         self.catalogue.add(record, baked.stage)
@@ -76,3 +89,28 @@ class ToyTarget(Target):
 
     def collect(self, leftovers: list[Leftover]) -> None:
         return None
+
+
+class FailingToyTarget(ToyTarget):
+    """Its verification finds a failing control."""
+
+    name = "toy-failing"
+    passes = False
+
+
+class FleetToyTarget(ToyTarget):
+    """A toy with a fleet: its roll succeeds, fails, errs or is interrupted, as told."""
+
+    name = "toy-fleet"
+    behaviour: ClassVar[str] = "ok"
+
+    def roll(
+        self, spec: ImageSpec, channel: str, record: Record, *, dry_run: bool, wait: bool, say: Say
+    ) -> RollOutcome:
+        if self.behaviour == "error":
+            raise AwsError("the refresh could not start")
+        if self.behaviour == "interrupt":
+            raise KeyboardInterrupt
+        group = {"region": "here", "group": "g", "before": 1, "after": 2}
+        outcome = "updated" if self.behaviour == "ok" else "Failed: back on v1"
+        return RollOutcome(self.behaviour == "ok", groups=[group | {"outcome": outcome}])

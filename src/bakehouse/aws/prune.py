@@ -56,13 +56,14 @@ def _parse_time(text: str) -> dt.datetime:
 def plan(
     amis: list[Ami], usage: dict[str, Usage], keep: int, min_age_days: int, now: dt.datetime
 ) -> list[Decision]:
-    """Pure: what goes and what stays, and why (per region, newest first)."""
+    """Pure: what goes and what stays, and why (per region, newest first: by bakehouse
+    version, then creation time)."""
     decisions: list[Decision] = []
     by_region: dict[str, list[Ami]] = defaultdict(list)
     for ami in amis:
         by_region[ami.region].append(ami)
     for region, items in sorted(by_region.items()):
-        items.sort(key=lambda a: (a.created, a.ami_id), reverse=True)
+        items.sort(key=lambda a: (a.version, a.created, a.ami_id), reverse=True)
         kept_verified = 0
         users = usage.get(region, Usage()).users
         for ami in items:

@@ -10,6 +10,7 @@ what reaches a fleet is the AMI.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,17 @@ class RegionalAmi:
 
 def channel_parameter(image: str, channel: str) -> str:
     return f"{PREFIX}/{image}/{channel}"
+
+
+def channel_description(image: str, version: str, channel: str, by: str) -> str:
+    """What publish writes with a channel's value: the image version and who (pure)."""
+    return f"bakehouse {image} {version} ({channel}) by {by}"[:1024]
+
+
+def describe_channel(text: str) -> tuple[str, str] | None:
+    """(version, by) from a description :func:`channel_description` wrote, else None."""
+    m = re.fullmatch(r"bakehouse \S+ (\S+) \(\S+\) by (.*)", text)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def launch_permission(share: Share) -> dict[str, Any]:
@@ -97,7 +109,7 @@ def publish(
                     Type="String",
                     DataType="aws:ec2:image",
                     Overwrite=True,
-                    Description=f"bakehouse {image} {version} ({channel}) by {by}"[:1024],
+                    Description=channel_description(image, version, channel, by),
                 )
             ec2.create_tags(
                 Resources=[ami.ami_id],

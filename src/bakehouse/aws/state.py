@@ -98,44 +98,45 @@ class S3Store(Store):
         return True
 
     def ensure(self) -> None:
-        """Create the bucket if it is missing: private, encrypted, versioned, TLS-only."""
+        """Create the bucket if it is missing, and make it private, encrypted, versioned and
+        TLS-only — every time a process first writes (the calls are idempotent), so a set-up
+        interrupted half-way is finished by the next run."""
         if self._ready:
             return
+        owner = {"Bucket": self.bucket, "ExpectedBucketOwner": self.owner}
         if not self.exists():
             config = (
                 {}
                 if self.region == "us-east-1"
                 else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
             )
-            owner = {"Bucket": self.bucket, "ExpectedBucketOwner": self.owner}
             with self._errors("creating the state bucket"):
                 self.s3.create_bucket(
                     Bucket=self.bucket, ObjectOwnership="BucketOwnerEnforced", **config
                 )
-                self.s3.put_public_access_block(
-                    **owner,
-                    PublicAccessBlockConfiguration={
-                        "BlockPublicAcls": True,
-                        "IgnorePublicAcls": True,
-                        "BlockPublicPolicy": True,
-                        "RestrictPublicBuckets": True,
-                    },
-                )
-                self.s3.put_bucket_encryption(
-                    **owner,
-                    ServerSideEncryptionConfiguration={
-                        "Rules": [
-                            {
-                                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
-                                "BucketKeyEnabled": True,
-                            }
-                        ]
-                    },
-                )
-                self.s3.put_bucket_versioning(
-                    **owner, VersioningConfiguration={"Status": "Enabled"}
-                )
-                self.s3.put_bucket_policy(**owner, Policy=json.dumps(bucket_policy(self.bucket)))
+        with self._errors("securing the state bucket"):
+            self.s3.put_public_access_block(
+                **owner,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            )
+            self.s3.put_bucket_encryption(
+                **owner,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {
+                            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"},
+                            "BucketKeyEnabled": True,
+                        }
+                    ]
+                },
+            )
+            self.s3.put_bucket_versioning(**owner, VersioningConfiguration={"Status": "Enabled"})
+            self.s3.put_bucket_policy(**owner, Policy=json.dumps(bucket_policy(self.bucket)))
         self._ready = True
 
     # ---- documents ----------------------------------------------------------------------------
@@ -193,12 +194,11 @@ class S3Store(Store):
         self.ensure()
         if self._get(f"{prefix}/record.json") is not None:  # before a file of it is replaced
             raise CatalogueError(f"{self.location}/{prefix} exists already")
-        for path in sorted(p for p in staged.rglob("*") if p.is_file()):
+        for path in sorted(p for p in staged.rglob("*") if p.is_file() and p.name != "record.json"):
             key = f"{prefix}/{path.relative_to(staged).as_posix()}"
-            with path.open("rb") as body, self._errors(f"storing {key}"):
-                self.s3.put_object(
-                    Bucket=self.bucket, ExpectedBucketOwner=self.owner, Key=key, Body=body
-                )
+            # create-only, each file: a writer racing for the same version never replaces one
+            if not self._put_conditional(key, path.read_bytes(), None):
+                raise CatalogueError(f"{self.location}/{key} exists already")
         self._put_conditional(f"{prefix}/record.json", record, None)
         return f"{self.location}/{prefix}"
 
@@ -232,7 +232,13 @@ class S3Store(Store):
             if attempt:  # another writer changed it in between: read again, a moment later
                 time.sleep(random.uniform(0, 0.05 * attempt))  # noqa: S311  # nosec B311
             got = self._get(key)
-            current = json.loads(got[0]) if got else None
+            try:
+                current = json.loads(got[0]) if got else None
+            except ValueError as exc:
+                raise CatalogueError(
+                    f"cannot read {self.location}/{key}: {exc}",
+                    "the catalogue is damaged; restore the object from its versions",
+                ) from None
             new = change(current)
             if self._put_conditional(key, dumps(new).encode(), got[1] if got else None):
                 return new

@@ -152,7 +152,7 @@ def step_record(ctx: Context) -> None:
             "error": record["verify"].get("error"),
         },
         "definition": spec.to_dict(),
-        "diff": image_diff(ctx, baked),
+        "diff": best_effort_diff(ctx, baked),
         "elapsed": round(ctx.progress.elapsed(), 1),
         **baked.fields,
     }
@@ -172,6 +172,15 @@ def keep_evidence(verified: Verified | None, baked: Baked) -> None:
     for src in (verified.junit, verified.log, *verified.evidence):
         if src.is_file():
             shutil.copy2(src, folder / src.name)
+
+
+def best_effort_diff(ctx: Context, baked: Baked) -> dict[str, Any]:
+    """The diff is a convenience of the report: when it cannot be made (the previous record or
+    its manifest unreadable), the bake is still recorded, and the report says why."""
+    try:
+        return image_diff(ctx, baked)
+    except (BakehouseError, ValueError, KeyError, TypeError) as exc:
+        return {"against": None, "changes": [], "error": str(exc) or type(exc).__name__}
 
 
 def image_diff(ctx: Context, baked: Baked) -> dict[str, Any]:

@@ -137,6 +137,8 @@ def decide(
             raise
         except BakehouseError as exc:
             return plan.Decision(spec.name, True, f"could not decide: {exc.message}")
+        except (ValueError, KeyError, TypeError) as exc:  # a record that does not read right
+            return plan.Decision(spec.name, True, f"could not decide: unreadable record ({exc})")
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=READERS) as pool:
         return list(pool.map(judged, specs))
@@ -179,16 +181,20 @@ def run(
         out.log = str(log)
         say(f"nightly: {image}: baking (log {log})")
         start = time.monotonic()
-        code = proc.stream(
-            bake_argv(image, target, channels),
-            log=log,
-            cwd=project.root,
-            env={"BAKEHOUSE_STATE_DIR": str(project.state_dir)},
-            timeout=4 * 3600,
-        )
+        try:
+            code = proc.stream(
+                bake_argv(image, target, channels),
+                log=log,
+                cwd=project.root,
+                env={"BAKEHOUSE_STATE_DIR": str(project.state_dir)},
+                timeout=4 * 3600,
+            )
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            result = tail[0][:200]
+        except BakehouseError as exc:  # the bake could not run, or ran out of time
+            code, result = 1, exc.message[:200]
         out.ran, out.ok, out.seconds = True, code == 0, time.monotonic() - start
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        out.result = tail[0][:200]
+        out.result = result
         state = "ok" if out.ok else "FAILED"
         say(f"nightly: {image}: {state} in {out.seconds:.0f}s — {out.result}")
 

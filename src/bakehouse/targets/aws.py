@@ -50,7 +50,8 @@ from bakehouse.targets.base import (
     no_runner,
 )
 
-# Test-only switch: tests run the very same template against a moto server, without SSH.
+# Test-only switch: tests run the very same template against a moto server, without SSH. It
+# is ignored unless BAKEHOUSE_AWS_ENDPOINT points the build at such an endpoint.
 COMMUNICATOR_ENV = "BAKEHOUSE_PACKER_COMMUNICATOR"
 STATE_BUCKET_ENV = "BAKEHOUSE_AWS_STATE_BUCKET"
 STATE_REGION_ENV = "BAKEHOUSE_AWS_STATE_REGION"
@@ -155,6 +156,31 @@ class AwsTarget(Target):
             raise UsageError(
                 f"--runner-cidr {cidr!r} is not an address range", "e.g. 203.0.113.7/32"
             ) from None
+        # the catalogue must be able to take this bake's record: find out now, not after it
+        self.catalogue.store.ensure()
+        self.adopt_legacy()
+
+    def adopt_legacy(self) -> list[str]:
+        """Records of AWS bakes made before the account held them sit in the local catalogue
+        (moved there by its one-time migration): upload them once, create-only, then rename the
+        folder so nothing is uploaded twice. Returns the versions uploaded."""
+        from bakehouse.catalogue import migrate
+
+        root = self.project.state_dir / "catalogue"
+        migrate(root)
+        folder = root / "aws" / "images"
+        if not folder.is_dir():
+            return []
+        done = []
+        for record_file in sorted(folder.glob("*/*/record.json")):
+            entry = record_file.parent
+            prefix = self.catalogue.entry_key(entry.parent.name, entry.name)
+            if self.catalogue.store.read(f"{prefix}/record.json") is None:
+                self.catalogue.store.add_entry(prefix, entry, record_file.read_bytes())
+                done.append(f"{entry.parent.name} {entry.name}")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        folder.rename(root / "aws" / f"images.uploaded-{stamp}")
+        return done
 
     def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
         from bakehouse.aws.instances import ImdsGuard, imds_account_default
@@ -180,20 +206,7 @@ class AwsTarget(Target):
             spec, template, self.project.scripts_dir, resolved.ami_id, suite_hash(root)
         )
         commit = git_commit(root)
-        variables = {
-            "run_id": run.id,
-            "version": run.version,
-            "artifacts_dir": str(stage),
-            "scripts_dir": str(self.project.scripts_dir),
-            "git_commit": commit,
-            "fingerprint": fp,
-            "source_ami": resolved.ami_id,
-            "runner_cidrs": json.dumps([self.options.runner_cidr]),
-        }
-        if os.environ.get(COMMUNICATOR_ENV):
-            variables["communicator"] = os.environ[COMMUNICATOR_ENV]
-        if self.aws.endpoint:
-            variables["ec2_endpoint"] = self.aws.endpoint
+        variables = self.packer_variables(run, stage, fp, commit, resolved.ami_id)
         env = {"AWS_PROFILE": self.options.profile} if self.options.profile else {}
         # Packer >= 1.7 requires IMDSv2 itself (metadata_options in the template)
         guard = ImdsGuard(self.aws, home, run.id) if not version.plugins else None
@@ -249,6 +262,26 @@ class AwsTarget(Target):
             where=[f"{a.region}:{a.ami_id}" for a in amis],
             context=amis,
         )
+
+    def packer_variables(
+        self, run: Run, stage: Path, fp: str, commit: str, source_ami: str
+    ) -> dict[str, str]:
+        """The template's run-specific values."""
+        variables = {
+            "run_id": run.id,
+            "version": run.version,
+            "artifacts_dir": str(stage),
+            "scripts_dir": str(self.project.scripts_dir),
+            "git_commit": commit,
+            "fingerprint": fp,
+            "source_ami": source_ami,
+            "runner_cidrs": json.dumps([self.options.runner_cidr]),
+        }
+        if self.aws.endpoint:  # an emulated endpoint (tests): never against AWS itself
+            variables["ec2_endpoint"] = self.aws.endpoint
+            if os.environ.get(COMMUNICATOR_ENV):
+                variables["communicator"] = os.environ[COMMUNICATOR_ENV]
+        return variables
 
     def verify(self, spec: ImageSpec, baked: Baked, run: Run, progress: Progress) -> Verified:
         amis: list[RegionalAmi] = baked.context
@@ -362,30 +395,31 @@ class AwsTarget(Target):
         return list(dict.fromkeys([*spec.targets.aws.regions, *self.options.regions]))
 
     def channels(self, spec: ImageSpec) -> dict[str, dict[str, Any]]:
+        """Each channel's version in the home region, and its history: the SSM parameter's
+        own versions, each written by publish with the image version and who in its
+        description (one call per channel; a value someone else wrote shows as the AMI id)."""
         from bakehouse.aws import publish as pub
 
         home = self.settings(spec).regions[0]
-        versions = {
-            a["ami_id"]: r["version"]
-            for r in self.catalogue.images(spec.name)
-            for a in r.get("amis", [])
-        }
         out: dict[str, dict[str, Any]] = {}
         for channel, ami in sorted(pub.channel_values(self.aws, spec.name, home).items()):
             history = []
             previous = None
             for entry in pub.channel_history(self.aws, spec.name, channel, home):
-                version = versions.get(entry["Value"], entry["Value"])
+                written = pub.describe_channel(str(entry.get("Description", "")))
+                version = written[0] if written else entry["Value"]
                 history.append(
                     {
                         "version": version,
                         "previous": previous,
                         "at": str(entry.get("LastModifiedDate", "")),
-                        "by": str(entry.get("Description", "")).rpartition(" by ")[2] or "?",
+                        "by": written[1] if written else "?",
+                        "ami": entry["Value"],
                     }
                 )
                 previous = version
-            out[channel] = {"current": versions.get(ami, ami), "history": history}
+            current = history[-1]["version"] if history and history[-1]["ami"] == ami else ami
+            out[channel] = {"current": current, "history": history}
         return out
 
     def point(self, spec: ImageSpec, record: Record, channels: list[str], by: str) -> None:
