@@ -11,13 +11,16 @@ Versions are compared with Debian's ordering (python-debian).
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import hashlib
 import json
 import lzma
 import os
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,28 +160,120 @@ class Indexes:
         return best
 
 
+def release_fields(text: str) -> dict[str, str]:
+    """The single-line header fields of a Release file (Suite, Codename, Date, Valid-Until…)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line or line[0].isspace():
+            continue
+        key, sep, value = line.partition(":")
+        if sep and key not in out:
+            out[key] = value.strip()
+    return out
+
+
+def _when(fields: dict[str, str], key: str, where: str) -> dt.datetime | None:
+    if key not in fields:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(fields[key])
+    except (TypeError, ValueError):
+        when = None
+    if when is None or when.tzinfo is None:
+        raise IndexError_(f"{where}: cannot read its {key} field ({fields[key]!r})")
+    return when.astimezone(dt.UTC)
+
+
+def check_release(
+    text: str, suite: Suite, now: dt.datetime, seen: dt.datetime | None, where: str
+) -> dt.datetime:
+    """Refuse a signed Release that is not for ``suite``, has expired, or is older than one
+    already seen for this mirror and suite (a replay hiding newer updates); returns its Date."""
+    fields = release_fields(text)
+    names = {fields.get("Suite"), fields.get("Codename")} - {None}
+    if suite.name not in names:
+        raise IndexError_(
+            f"{where} is for {fields.get('Codename') or fields.get('Suite') or 'no suite'}, "
+            f"not {suite.name}",
+            "the mirror serves another suite's signed index under this name: "
+            "check the mirror (or a proxy between) before trusting it",
+        )
+    date = _when(fields, "Date", where)
+    if date is None:
+        raise IndexError_(f"{where} has no Date field", "a Debian Release file always has one")
+    until = _when(fields, "Valid-Until", where)
+    if until is not None and now > until:
+        raise IndexError_(
+            f"{where} expired on {until:%Y-%m-%d %H:%M} UTC",
+            "the mirror serves a stale signed index: use an up-to-date mirror",
+        )
+    if seen is not None and date < seen:
+        raise IndexError_(
+            f"{where} is dated {date:%Y-%m-%d %H:%M:%S} UTC, older than the one seen before "
+            f"({seen:%Y-%m-%d %H:%M:%S} UTC)",
+            "the mirror went back in time (a replay would hide updates): use another mirror",
+        )
+    return date
+
+
 class IndexCache:
-    def __init__(self, folder: Path, keyring: Path = KEYRING):
+    """Signed indexes fetched and checked, with the last good copy of each kept for offline use.
+
+    Per mirror and suite the cache keeps the signed ``InRelease`` as fetched (checked again,
+    signature included, whenever it is used offline) and the newest ``Date`` ever accepted."""
+
+    def __init__(
+        self,
+        folder: Path,
+        keyring: Path = KEYRING,
+        now: Callable[[], dt.datetime] | None = None,
+    ):
         self.folder = folder
         self.keyring = keyring
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))
 
-    def _release(self, suite: Suite) -> tuple[str, bool]:
-        """The verified Release text of ``suite``, fetched now or (offline) from the cache."""
-        cached = self.folder / "releases" / f"{suite.mirror.replace('/', '_')}_{suite.name}"
+    def stored(self, suite: Suite) -> Path:
+        """Where the last accepted signed InRelease of ``suite`` is kept."""
+        return self.folder / "releases" / f"{suite.mirror.replace('/', '_')}_{suite.name}.InRelease"
+
+    def seen(self, suite: Suite) -> Path:
+        """The newest Date accepted for ``suite`` on its mirror (never goes back)."""
+        return self.stored(suite).with_suffix(".date")
+
+    def _seen(self, suite: Suite) -> dt.datetime | None:
+        path = self.seen(suite)
+        if not path.is_file():
+            return None
         try:
-            raw = _fetch(suite.url("InRelease"))
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            if cached.is_file():
-                return cached.read_text(), True
+            return dt.datetime.fromisoformat(path.read_text().strip()).astimezone(dt.UTC)
+        except ValueError:
             raise IndexError_(
-                f"cannot fetch {suite.url('InRelease')}: {exc}",
-                "check the mirror and the network; nothing is cached yet",
+                f"cannot read {path}", "remove it to accept the mirror's current index"
             ) from None
+
+    def release(self, suite: Suite) -> tuple[str, bool]:
+        """The verified Release text of ``suite``, fetched now or (offline) from the cache, and
+        whether it came from the cache."""
+        where = suite.url("InRelease")
+        stored = self.stored(suite)
+        try:
+            raw = _fetch(where)
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            if not stored.is_file():
+                raise IndexError_(
+                    f"cannot fetch {where}: {exc}",
+                    "check the mirror and the network; nothing is cached yet",
+                ) from None
+            text = self._verify(stored.read_bytes(), suite)
+            check_release(text, suite, self.now(), None, f"the cached copy of {where}")
+            return text, True
         text = self._verify(raw, suite)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(cached)
+        date = check_release(text, suite, self.now(), self._seen(suite), where)
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        for path, data in ((stored, raw), (self.seen(suite), date.isoformat().encode())):
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
         return text, False
 
     def _verify(self, raw: bytes, suite: Suite) -> str:
@@ -189,7 +284,7 @@ class IndexCache:
             )
         work = self.folder / "tmp"
         work.mkdir(parents=True, exist_ok=True)
-        signed = work / f"{suite.name}.{os.getpid()}.InRelease"
+        signed = work / f"{suite.name}.{os.getpid()}.{threading.get_ident()}.InRelease"
         signed.write_bytes(raw)
         try:
             result = proc.run(
@@ -232,7 +327,7 @@ class IndexCache:
     def load(self, suites: Iterable[Suite]) -> Indexes:
         out = Indexes()
         for suite in suites:
-            text, offline = self._release(suite)
+            text, offline = self.release(suite)
             if offline:
                 out.offline = True
                 out.notes.append(f"{suite.name}: mirror unreachable, using the cached index")

@@ -1,0 +1,108 @@
+"""A signed index is only believed for the suite it names, while it is valid, and never older
+than one already seen: replayed or swapped InRelease files are refused.
+
+The fixtures are Debian's own signed InRelease files, served by a local HTTP mirror."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import http.server
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bakehouse import debindex
+from bakehouse.debindex import IndexCache, Suite
+from bakehouse.errors import IndexError_
+
+FIX = Path(__file__).parents[1] / "fixtures" / "inrelease"
+SECURITY = FIX / "bookworm-security.InRelease"  # Date: Sat, 28 Nov 2026 02:53:00 UTC
+UPDATES = FIX / "bookworm-updates.InRelease"  # Date: Sat, 28 Nov 2026 02:15:35 UTC, no Valid-Until
+SIGNED_AT = dt.datetime(2026, 11, 28, 2, 53, tzinfo=dt.UTC)
+VALID_UNTIL = dt.datetime(2026, 12, 5, 2, 53, tzinfo=dt.UTC)
+
+pytestmark = pytest.mark.skipif(not debindex.KEYRING.is_file(), reason="needs Debian's keyring")
+
+
+class Mirror:
+    def __init__(self, root: Path, url: str):
+        self.root, self.url = root, url
+
+    def serve(self, suite: str, fixture: Path) -> None:
+        folder = self.root / "debian" / "dists" / suite
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(fixture, folder / "InRelease")
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[Mirror]:
+    root = tmp_path / "mirror"
+    root.mkdir()
+    handler = functools.partial(Quiet, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield Mirror(root, f"http://127.0.0.1:{server.server_address[1]}/debian")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def cache(tmp_path: Path, now: dt.datetime = SIGNED_AT + dt.timedelta(hours=1)) -> IndexCache:
+    return IndexCache(tmp_path / "cache", now=lambda: now)
+
+
+def test_the_right_file_is_accepted(mirror: Mirror, tmp_path: Path) -> None:
+    mirror.serve("bookworm-security", SECURITY)
+    text, offline = cache(tmp_path).release(Suite(mirror.url, "bookworm-security", ("main",)))
+    assert "Codename: bookworm-security" in text and not offline
+
+
+def test_a_file_for_another_suite_is_refused(mirror: Mirror, tmp_path: Path) -> None:
+    # Debian's genuine, signed bookworm-updates file served as bookworm-security
+    mirror.serve("bookworm-security", UPDATES)
+    with pytest.raises(IndexError_, match="is for bookworm-updates, not bookworm-security"):
+        cache(tmp_path).release(Suite(mirror.url, "bookworm-security", ("main",)))
+
+
+def test_an_expired_file_is_refused(mirror: Mirror, tmp_path: Path) -> None:
+    mirror.serve("bookworm-security", SECURITY)
+    late = cache(tmp_path, VALID_UNTIL + dt.timedelta(seconds=1))
+    with pytest.raises(IndexError_, match="expired on 2026-12-05"):
+        late.release(Suite(mirror.url, "bookworm-security", ("main",)))
+
+
+def test_a_file_older_than_one_seen_before_is_refused(mirror: Mirror, tmp_path: Path) -> None:
+    mirror.serve("bookworm-security", SECURITY)
+    suite = Suite(mirror.url, "bookworm-security", ("main",))
+    index = cache(tmp_path)
+    index.release(suite)  # seen: 28 Nov 02:53
+    # a mirror replaying an older signed state: the high-water mark is later than what it serves
+    index.seen(suite).write_text((SIGNED_AT + dt.timedelta(days=1)).isoformat())
+    with pytest.raises(IndexError_, match="older than the one seen before"):
+        index.release(suite)
+
+
+def test_the_offline_copy_is_checked_again(mirror: Mirror, tmp_path: Path) -> None:
+    mirror.serve("bookworm-security", SECURITY)
+    suite = Suite(mirror.url, "bookworm-security", ("main",))
+    cache(tmp_path).release(suite)
+    shutil.rmtree(mirror.root / "debian")  # the mirror fails: the cached copy is used...
+    assert cache(tmp_path, SIGNED_AT + dt.timedelta(days=2)).release(suite)[1] is True
+    # ...but only while it is valid, and only while its signature holds
+    with pytest.raises(IndexError_, match="expired"):
+        cache(tmp_path, VALID_UNTIL + dt.timedelta(days=1)).release(suite)
+    stored = cache(tmp_path).stored(suite)
+    later = stored.read_bytes().replace(b"Valid-Until: Sat, 05", b"Valid-Until: Sat, 26")
+    stored.write_bytes(later)
+    with pytest.raises(IndexError_, match="signature"):
+        cache(tmp_path).release(suite)
