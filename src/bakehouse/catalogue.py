@@ -101,25 +101,28 @@ class DirStore(Store):
             yield
 
     def path(self, key: str) -> Path:
+        parts = key.split("/")
+        if key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise CatalogueError(f"refusing the catalogue key {key!r}: it leaves {self.root}")
         return self.root / key
 
     def read(self, key: str) -> bytes | None:
         try:
-            return (self.root / key).read_bytes()
+            return self.path(key).read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise CatalogueError(f"cannot read {self.root / key}: {exc}") from None
+            raise CatalogueError(f"cannot read {self.path(key)}: {exc}") from None
 
     def write(self, key: str, data: bytes) -> None:
-        write_bytes(self.root / key, data)
+        write_bytes(self.path(key), data)
 
     def children(self, prefix: str) -> list[str]:
-        folder = self.root / prefix
+        folder = self.path(prefix)
         return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
     def add_entry(self, prefix: str, staged: Path, record: bytes) -> str:
-        dest = self.root / prefix
+        dest = self.path(prefix)
         write_bytes(staged / "record.json", record)
         with self.locked():
             if dest.exists():
@@ -131,13 +134,13 @@ class DirStore(Store):
     def update(self, key: str, change: Callable[[Any], Any]) -> Any:
         with self.locked():
             raw = self.read(key)
-            new = change(_parse(raw, self.root / key) if raw is not None else None)
+            new = change(_parse(raw, self.path(key)) if raw is not None else None)
             self.write(key, dumps(new).encode())
             return new
 
     def remove(self, prefix: str) -> None:
         with self.locked():
-            shutil.rmtree(self.root / prefix, ignore_errors=True)
+            shutil.rmtree(self.path(prefix), ignore_errors=True)
 
 
 def _parse(raw: bytes, where: object) -> Any:

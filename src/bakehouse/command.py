@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from bakehouse.errors import EXIT_FAILED, EXIT_INTERRUPTED, BakehouseError
+from bakehouse.errors import EXIT_FAILED, EXIT_INTERRUPTED, BakehouseError, printable
 
 if TYPE_CHECKING:
     from bakehouse.project import Project
@@ -155,6 +155,7 @@ def reported(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_flags(kwargs)
             return fn(*args, **kwargs)
         except BakehouseError as exc:
             if _debugging():
@@ -164,6 +165,18 @@ def reported(fn: F) -> F:
             raise Exit("interrupted", code=EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_flags(flags: dict[str, Any]) -> None:
+    """Every flag value checked at the edge, against the same shapes as in definitions: an
+    image, channel or version name reaches paths and parameter names only once it is one."""
+    from bakehouse.errors import UsageError
+    from bakehouse.names import bad_flag
+
+    for flag, value in flags.items():
+        bad = bad_flag(flag, value)
+        if bad:
+            raise UsageError(*bad)
 
 
 def project() -> Project:
@@ -196,7 +209,7 @@ def target(
 
 def say(message: str) -> None:
     """Progress for people, on stderr (stdout is for results)."""
-    print(message, file=sys.stderr)
+    print(printable(message), file=sys.stderr)
 
 
 def fail_unless(ok: bool) -> None:

@@ -13,6 +13,15 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(0x7F, 0xA0)] if c not in (9, 10)}
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences from a tag, an SSM
+    description or a mirror) shown as ``\\x1b``, never sent raw; newlines and tabs kept."""
+    return text.translate(_CONTROL)
+
+
 class BakehouseError(Exception):
     """An error meant for the user: a message, a hint and an exit status."""
 
@@ -29,7 +38,7 @@ class BakehouseError(Exception):
         text = f"error: {self.message}"
         if self.hint:
             text += f"\nhint: {self.hint}"
-        return text
+        return printable(text)
 
 
 # ---- bad input (exit 2) -------------------------------------------------------------------------

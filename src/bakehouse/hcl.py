@@ -2,7 +2,8 @@
 
 ``literal`` turns any user value into an HCL expression that can only ever be a value: strings
 are quoted with every quote, backslash, control character and template sequence (``${``, ``%{``)
-escaped, so no input can end the string, open an interpolation or add an attribute. Output of
+escaped, so no input can end the string, open an interpolation or add an attribute; ``{{``,
+which Packer's own template engine would run, is refused. Output of
 these functions is marked :class:`Hcl`; the template environment refuses anything else.
 
 ``align`` lays attributes out the way ``packer fmt`` does (``=`` aligned within a run of
@@ -15,6 +16,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from bakehouse.errors import RenderError
 
 
 class Hcl(str):
@@ -32,6 +35,14 @@ _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def quote(text: str) -> Hcl:
+    if "{{" in text:
+        # Packer runs its own template engine over plugin settings: ``{{ env "X" }}`` or
+        # ``{{ pwd }}`` would be run, not printed. Definitions refuse it; this is the backstop.
+        raise RenderError(
+            f"refusing to render {text[:80]!r}: '{{{{' would be read as a Packer template "
+            "expression",
+            "remove the braces from the value",
+        )
     out = []
     for ch in text:
         if ch in _ESCAPES:

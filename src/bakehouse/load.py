@@ -9,6 +9,7 @@ here: ``_defaults.yaml`` first, then each parent, then the image itself.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from bakehouse.errors import SpecError
+from bakehouse.names import NAME_RE
 
 try:  # the C loader is several times faster; fall back quietly where libyaml is missing
     from yaml import CSafeLoader as _Loader
@@ -286,6 +288,15 @@ class ImageFiles:
                 raise SpecError(
                     f"cycle in extends: {cycle}",
                     "an image cannot extend itself",
+                    file=self.display(name),
+                    line=line,
+                    key="extends",
+                )
+            if not re.fullmatch(NAME_RE, parent) and parent != DEFAULTS:
+                raise SpecError(
+                    f"{parent!r} is not an image name",
+                    "an image name is lower-case a-z, 0-9 and -, e.g. `extends: base`; "
+                    "definitions are read from the images folder only",
                     file=self.display(name),
                     line=line,
                     key="extends",

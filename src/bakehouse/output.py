@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bakehouse.errors import printable
+
 if TYPE_CHECKING:
     from bakehouse.lifecycle.bake import BakeResult
     from bakehouse.lifecycle.channels import PublishResult, RevokeResult
@@ -35,7 +37,7 @@ def show(result: R, as_json: bool, text: Callable[[R], str]) -> None:
     if as_json:
         emit_json([_data(r) for r in result] if isinstance(result, list) else _data(result))
     else:
-        sys.stdout.write(text(result).rstrip("\n") + "\n")
+        sys.stdout.write(printable(text(result).rstrip("\n")) + "\n")
 
 
 def _data(result: Any) -> Any:
@@ -90,7 +92,7 @@ def validation(results: list[Validation]) -> str:
             else:
                 lines.append(f"ok   {v.image}/{r.target} ({v.checked})")
     if errors:
-        print("\n".join(errors), file=sys.stderr)
+        print(printable("\n".join(errors)), file=sys.stderr)
     return "\n".join(lines)
 
 

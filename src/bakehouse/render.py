@@ -85,7 +85,6 @@ def environment(packer_dir: Path) -> jinja2.Environment:
 
 def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, Any]:
     """Everything a template may use, already shaped for HCL."""
-    steps = [*PRE_STEPS, *(s.script for s in spec.provision), *POST_STEPS]
     env_vars = [
         f"BAKEHOUSE_IMAGE={spec.name}",
         f"BAKEHOUSE_TARGET={target}",
@@ -94,7 +93,19 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         f"BAKEHOUSE_SUITE={spec.base.local.suite}",
         f"BAKEHOUSE_MANIFEST={MANIFEST_PATH}",
     ]
-    step_env = sorted({f"{k}={v}" for step in spec.provision for k, v in step.env})
+    # each provision step runs on its own with bakehouse's variables and its own env only;
+    # bakehouse's steps never see a definition's env
+    groups: list[tuple[list[str], list[str]]] = [(list(PRE_STEPS), env_vars)]
+    for step in spec.provision:
+        own = [*env_vars, *(f"{k}={v}" for k, v in sorted(step.env))]
+        if groups[-1][1] == own:
+            groups[-1][0].append(step.script)
+        else:
+            groups.append(([step.script], own))
+    if groups[-1][1] == env_vars:
+        groups[-1][0].extend(POST_STEPS)
+    else:
+        groups.append((list(POST_STEPS), env_vars))
     aws = spec.targets.aws
     run_tags = {
         "Name": f"bakehouse-build-{spec.name}",
@@ -121,9 +132,9 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         "spec": spec,
         "target": target,
         "packer": packer,
-        "steps": steps,
+        "provisioners": [{"scripts": scripts, "env": env} for scripts, env in groups],
         "final_steps": list(FINAL_STEPS),
-        "env_vars": env_vars + step_env,
+        "env_vars": env_vars,
         "manifest_path": MANIFEST_PATH,
     }
 

@@ -59,6 +59,10 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def string(
     pattern: str | None = None,
     *,
@@ -66,8 +70,12 @@ def string(
     hint: str | None = None,
     max_len: int = 256,
     allow_empty: bool = False,
+    multiline: bool = False,
 ) -> Parser[str]:
+    """Text; never with control characters (terminal escapes; newlines unless ``multiline``)
+    nor ``{{``, which Packer would run as a template expression wherever the value lands."""
     rx = re.compile(pattern) if pattern else None
+    unsafe = _CONTROL_MULTILINE if multiline else _CONTROL
 
     def parse(value: Any, path: Path_, ctx: Ctx) -> str:
         if not isinstance(value, str):
@@ -76,6 +84,21 @@ def string(
             ctx.fail(path, "must not be empty", hint)
         if len(value) > max_len:
             ctx.fail(path, f"must be at most {max_len} characters (got {len(value)})", hint)
+        if "{{" in value:
+            ctx.fail(
+                path,
+                "must not contain '{{' (Packer would run it as a template expression)",
+                "remove the braces, or write them apart: { {",
+            )
+        bad = unsafe.search(value)
+        if bad:
+            ctx.fail(
+                path,
+                f"must not contain control characters (found {bad.group()!r})",
+                "write the value on one line, without escape sequences"
+                if not multiline
+                else "remove escape sequences from the text",
+            )
         if rx is not None and not rx.fullmatch(value):
             ctx.fail(path, f"must be {what} (got {value!r})", hint)
         return value
@@ -129,7 +152,7 @@ def date(value: Any, path: Path_, ctx: Ctx) -> dt.date:
     return value
 
 
-_SIZE = re.compile(r"(?P<n>[0-9]+)\s*(?P<u>[KMGT]i?B?|)", re.IGNORECASE)
+_SIZE = re.compile(r"(?P<n>[0-9]{1,9})\s*(?P<u>[KMGT]i?B?|)", re.IGNORECASE)
 _MIB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 

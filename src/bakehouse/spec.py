@@ -8,6 +8,7 @@ immutable. ``load_image`` is the one entry point: YAML (with ``extends:``) → I
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,11 @@ from typing import Any
 from bakehouse import schema as s
 from bakehouse.errors import SpecError
 from bakehouse.load import ImageFiles, Path_
+from bakehouse.names import CHANNEL_RE, NAME_RE, REGION_RE
 from bakehouse.schema import F
 
-NAME_RE = r"[a-z][a-z0-9-]{0,39}"
 PACKAGE_RE = r"[a-z0-9][a-z0-9+.-]{1,62}"
 SCRIPT_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\.sh"
-REGION_RE = r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]"
-CHANNEL_RE = r"[a-z][a-z0-9-]{0,31}"
 ACCOUNT_RE = r"[0-9]{12}"
 SUITES = ("bookworm",)
 ROLE_CHECKS = ("nginx",)
@@ -276,7 +275,36 @@ _url = s.string(
 )
 _package = s.string(PACKAGE_RE, what="a Debian package name", hint="e.g. nginx")
 _seconds = s.integer(0, 86_400, unit="seconds")
-_env_key = s.string(r"[A-Z_][A-Z0-9_]{0,63}", what="an environment variable name (A-Z, 0-9, _)")
+_env_name = s.string(r"[A-Z_][A-Z0-9_]{0,63}", what="an environment variable name (A-Z, 0-9, _)")
+
+# Names a step's env may not set: bakehouse's own variables, and those that change what the
+# shell, the dynamic loader, apt/dpkg, sudo or an interpreter runs.
+RESERVED_ENV = re.compile(
+    r"(BAKEHOUSE_|LD_|APT_|DPKG_|DEBIAN_|DEBCONF_|BASH_FUNC_|SUDO_|SSH_|PYTHON|PERL|RUBY|"
+    r"NODE_|GCONV_|MALLOC_|GLIBC_|LC_).*"
+    r"|PATH|IFS|ENV|BASH_ENV|SHELLOPTS|BASHOPTS|PS4|PROMPT_COMMAND|CDPATH|GLOBIGNORE|HOME|"
+    r"SHELL|USER|LOGNAME|TMPDIR|LANG|LANGUAGE|LOCPATH|NLSPATH|HOSTALIASES|LOCALDOMAIN|"
+    r"RES_OPTIONS|RESOLV_HOST_CONF|TZ|TZDIR|POSIXLY_CORRECT|HTTP_PROXY|HTTPS_PROXY|FTP_PROXY|"
+    r"ALL_PROXY|NO_PROXY|UMASK"
+)
+
+
+def _env_key(value: Any, path: Path_, ctx: s.Ctx) -> str:
+    name = _env_name(value, path, ctx)
+    if RESERVED_ENV.fullmatch(name):
+        ctx.fail(
+            path,
+            f"{name} is reserved: bakehouse, the shell, apt or the loader rely on it",
+            f"use a name of your own, e.g. {_free_name(name)}",
+        )
+    return name
+
+
+def _free_name(name: str) -> str:
+    """A free name to suggest instead of a reserved one (pure)."""
+    stem = name.removeprefix("BAKEHOUSE_").strip("_") or "SETTING"
+    return f"APP_{stem}"
+
 
 LOCAL_BASE = s.record(
     LocalBase,
@@ -380,7 +408,12 @@ WAIVER = s.record(
             help="the control id, e.g. sshd-48",
         ),
         "reason": F(
-            s.string(r"(?s).{10,}", what="a reason of at least 10 characters", max_len=500),
+            s.string(
+                r"(?s).{10,}",
+                what="a reason of at least 10 characters",
+                max_len=500,
+                multiline=True,
+            ),
             help="why the control cannot pass, for the auditor",
         ),
         "expires": F(s.date, help="a date YYYY-MM-DD: waivers must expire"),

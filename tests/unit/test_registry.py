@@ -139,7 +139,19 @@ def test_refused_before_anything_starts(toys: Path) -> None:
             "is not an address range",
         ),
         (["bake", "--image", "web", "--target", "aws", "--region", "mars-1"], "not an AWS region"),
-        (["verify", "--image", "web", "--target", "toy", "--base", "--version", "1"], "exclude"),
+        (
+            [
+                "verify",
+                "--image",
+                "web",
+                "--target",
+                "toy",
+                "--base",
+                "--version",
+                "20260101.000000",
+            ],
+            "exclude",
+        ),
         (["verify", "--image", "web", "--target", "toy"], "no baked version of web"),
         (["deploy", "--image", "web", "--target", "toy", "--channel", "Bad"], "not a channel"),
     ):

@@ -19,7 +19,8 @@ from typing import Any
 from bakehouse.catalogue import USABLE, Record, now_iso
 from bakehouse.errors import UsageError
 from bakehouse.lifecycle import who
-from bakehouse.spec import CHANNEL_RE, ImageSpec
+from bakehouse.names import CHANNEL_RE
+from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import Target
 
 

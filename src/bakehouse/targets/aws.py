@@ -33,9 +33,10 @@ from bakehouse.catalogue import Catalogue, Record
 from bakehouse.errors import AwsError, UsageError
 from bakehouse.files import describe
 from bakehouse.inputs import fingerprint, git_commit, suite_hash
+from bakehouse.names import REGION_RE
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
-from bakehouse.spec import REGION_RE, ImageSpec
+from bakehouse.spec import ImageSpec
 from bakehouse.suite import Verified
 from bakehouse.targets.base import (
     Baked,

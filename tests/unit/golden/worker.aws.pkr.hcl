@@ -124,8 +124,22 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    scripts          = [for s in ["patch.sh", "packages.sh"] : "${var.scripts_dir}/${s}"]
+  }
+
+  provisioner "shell" {
+    except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
+    execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "WORKER_USER=worker"]
-    scripts          = [for s in ["patch.sh", "packages.sh", "worker.sh", "harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
+    scripts          = [for s in ["worker.sh"] : "${var.scripts_dir}/${s}"]
+  }
+
+  provisioner "shell" {
+    except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
+    execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    scripts          = [for s in ["harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "file" {
@@ -138,7 +152,7 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "WORKER_USER=worker"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["hostkeys.sh", "cleanup.sh"] : "${var.scripts_dir}/${s}"]
   }
 
