@@ -19,6 +19,7 @@ import jinja2
 from bakehouse import hcl, targets
 from bakehouse.errors import RenderError
 from bakehouse.spec import ImageSpec
+from bakehouse.vm import SANDBOX
 
 # The fixed provisioning sequence, shared by both targets; an image's own ``provision`` steps
 # run between the package install and hardening. Order is data, not code.
@@ -134,6 +135,7 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         "packer": packer,
         "provisioners": [{"scripts": scripts, "env": env} for scripts, env in groups],
         "final_steps": list(FINAL_STEPS),
+        "sandbox": SANDBOX,
         "env_vars": env_vars,
         "manifest_path": MANIFEST_PATH,
     }

@@ -44,6 +44,11 @@ class VmConfig:
     snapshot: bool = True
 
 
+# qemu's seccomp filter: the emulator may not run programs, gain privileges, change its
+# scheduling or use obsolete system calls, so a guest that escapes into it gets little further
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+
 def _kernel_boot_argv(
     accel: str, memory_mib: int, serial: Path, kernel: Path, initrd: Path, append: str
 ) -> list[str]:
@@ -63,6 +68,8 @@ def _kernel_boot_argv(
         "-no-user-config",
         "-display",
         "none",
+        "-sandbox",
+        SANDBOX,
         "-no-reboot",
         "-serial",
         f"file:{_escape(str(serial))}",

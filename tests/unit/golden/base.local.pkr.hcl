@@ -97,6 +97,7 @@ source "qemu" "image" {
   cpus                 = 2
   memory               = 1024
   headless             = true
+  disable_vnc          = true
   output_directory     = var.output_dir
   communicator         = "ssh"
   ssh_username         = "admin"
@@ -111,6 +112,7 @@ source "qemu" "image" {
     ["-cpu", var.cpu_model],
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-device", "virtio-rng-pci"],
+    ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"],
   ]
 }
 
