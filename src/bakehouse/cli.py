@@ -127,6 +127,7 @@ def bake(
     profile: str | None = None,
     region: Flags = None,
     runner_cidr: str | None = None,
+    wide_runner_cidr: bool = False,
 ) -> None:
     """Bake a patched, hardened image, boot it, prove it with tests/hardening, publish it.
 
@@ -135,17 +136,14 @@ def bake(
     verify on a fresh instance → record (S3, tags) → publish (SSM). Ctrl-C leaves nothing."""
     from bakehouse import output as out
     from bakehouse.lifecycle.bake import bake as run
-    from bakehouse.lifecycle.channels import check_channels
     from bakehouse.targets.base import BakeRequest
 
     project = cmd.project()
     spec = cmd.spec(project, image)
-    if channel:
-        check_channels(channel)
     request = BakeRequest(
         not no_publish, tuple(channel or ()), not no_verify, keep_run, rebuild_base
     )
-    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
     out.show(run(project, spec, chosen, request), json, out.bake)
 
 
@@ -160,6 +158,7 @@ def verify(
     profile: str | None = None,
     region: Flags = None,
     runner_cidr: str | None = None,
+    wide_runner_cidr: bool = False,
 ) -> None:
     """Boot a baked image (or its base) without changing it and run tests/hardening against it.
 
@@ -168,7 +167,7 @@ def verify(
     from bakehouse.lifecycle.verify import verify as run
 
     project = cmd.project()
-    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
     result = run(project, chosen, cmd.spec(project, image), version, base)
     out.show(result, json, out.verify)
     cmd.fail_unless(result.ok)
@@ -263,6 +262,7 @@ def deploy(
     profile: str | None = None,
     region: Flags = None,
     runner_cidr: str | None = None,
+    wide_runner_cidr: bool = False,
 ) -> None:
     """The deploy-time step: decide → bake, verify, publish → roll — one declared sequence.
 
@@ -272,7 +272,7 @@ def deploy(
     from bakehouse.lifecycle.deploy import deploy as run
 
     project = cmd.project()
-    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
     folder = Path(report) if report else None
     out.show(
         run(project, chosen, cmd.spec(project, image), channel, fresh, folder), json, out.deploy
@@ -293,6 +293,7 @@ def nightly(
     profile: str | None = None,
     region: Flags = None,
     runner_cidr: str | None = None,
+    wide_runner_cidr: bool = False,
 ) -> None:
     """Rebake exactly the images that need it (new patches, changed inputs), in parallel.
 
@@ -305,7 +306,7 @@ def nightly(
 
     project = cmd.project()
     specs = [cmd.spec(project, n) for n in image or definitions.select(project, None)]
-    chosen = cmd.target(project, target, profile, region, runner_cidr)
+    chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
     folder = Path(report) if report else None
     result = run(
         project,

@@ -37,8 +37,10 @@ FLAGS = {
     "profile": "aws: the AWS profile (default: the standard credential chain)",
     "region": "aws: these regions instead of the definition's targets.aws.regions "
     "(repeatable; the first one builds)",
-    "runner_cidr": "aws: the address allowed to reach build and verify instances over SSH, "
+    "runner_cidr": "aws: the one address allowed to reach build and verify instances over SSH, "
     "e.g. 203.0.113.7/32",
+    "wide_runner_cidr": "aws: accept a --runner-cidr wider than one address (a NAT pool; "
+    "every address in it can reach the instances)",
     "version": "a version from `invoke images.history` (default: the newest verified)",
     "channel": "a channel (repeatable where it says so)",
     "dry_run": "say what would happen; change nothing",
@@ -200,11 +202,13 @@ def target(
     profile: str | None = None,
     region: list[str] | None = None,
     runner_cidr: str | None = None,
+    wide_runner_cidr: bool = False,
 ) -> Target:
     from bakehouse import targets
     from bakehouse.targets.base import TargetOptions
 
-    return targets.get(name, where, TargetOptions(profile, tuple(region or ()), runner_cidr))
+    options = TargetOptions(profile, tuple(region or ()), runner_cidr, wide_runner_cidr)
+    return targets.get(name, where, options)
 
 
 def say(message: str) -> None:

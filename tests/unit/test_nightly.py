@@ -95,6 +95,12 @@ def test_bake_argv_is_the_bake_task_with_the_target_and_its_flags() -> None:
     ]
 
 
+def test_bake_argv_passes_a_wide_runner_range_on() -> None:
+    options = TargetOptions(None, (), "192.0.2.0/28", wide_runner_cidr=True)
+    argv = nightly.bake_argv("web", get("aws", PROJECT, options), [])
+    assert argv[-3:] == ["--runner-cidr", "192.0.2.0/28", "--wide-runner-cidr"]
+
+
 def test_force_must_name_an_image_of_the_run() -> None:
     from bakehouse.errors import UsageError
     from bakehouse.spec import Catalog

@@ -22,6 +22,7 @@ from bakehouse.catalogue import Record, now_iso
 from bakehouse.errors import BakehouseError, VerifyFailed
 from bakehouse.files import describe
 from bakehouse.lifecycle import who
+from bakehouse.lifecycle.channels import check_channels
 from bakehouse.progress import Progress
 from bakehouse.project import Project
 from bakehouse.runs import Run, image_lock, run_dir, terminate_as_exception
@@ -265,6 +266,8 @@ def bake(
 ) -> BakeResult:
     request = request or BakeRequest()
     progress = progress or Progress()
+    if request.channels:
+        check_channels(list(request.channels))
     target.check(spec, request)
     with (
         terminate_as_exception(),

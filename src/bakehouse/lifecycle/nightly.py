@@ -154,6 +154,8 @@ def bake_argv(image: str, target: Target, channels: list[str]) -> list[str]:
         argv += ["--profile", options.profile]
     if options.runner_cidr:
         argv += ["--runner-cidr", options.runner_cidr]
+    if options.wide_runner_cidr:
+        argv += ["--wide-runner-cidr"]
     for region in options.regions:
         argv += ["--region", region]
     return argv

@@ -99,6 +99,29 @@ def amis_of(record: Record) -> list[RegionalAmi]:
     return [RegionalAmi(a["region"], a["ami_id"]) for a in record.get("amis", [])]
 
 
+def check_runner_cidr(cidr: str, wide: bool) -> None:
+    """The runner's address as a network that only it is in (a /32 or /128), unless ``wide``
+    says a NAT pool is meant; never a range that opens SSH to the world."""
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        raise UsageError(
+            f"--runner-cidr {cidr!r} is not an address range", "e.g. 203.0.113.7/32"
+        ) from None
+    public = (net.version == 4 and net.prefixlen < 8) or (net.version == 6 and net.prefixlen < 16)
+    if public:  # 0.0.0.0/0 and friends: nothing a flag can make right
+        raise UsageError(
+            f"--runner-cidr {cidr} would let much of the Internet reach the instances over SSH",
+            "give the runner's own address, e.g. 203.0.113.7/32",
+        )
+    if net.num_addresses > 1 and not wide:
+        raise UsageError(
+            f"--runner-cidr {cidr} holds {net.num_addresses} addresses, not one runner",
+            f"give the runner's address ({net.network_address}/{net.max_prefixlen}), or add "
+            "--wide-runner-cidr if the runner really leaves through this whole range",
+        )
+
+
 class AwsTarget(Target):
     name = "aws"
     summary = "AMIs with Packer's amazon-ebs builder; state in the account (S3, tags, SSM)"
@@ -109,6 +132,8 @@ class AwsTarget(Target):
         for region in self.options.regions:
             if not re.fullmatch(REGION_RE, region):
                 raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
+        if self.options.runner_cidr is not None:
+            check_runner_cidr(self.options.runner_cidr, self.options.wide_runner_cidr)
         self.aws = Aws(profile=self.options.profile)
         self._bases: dict[tuple[str, str], Any] = {}
         self._base_images: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -148,15 +173,8 @@ class AwsTarget(Target):
         return f"{r.ami_id} in {home}: {r.name}, owner {r.owner}, {r.created} (via {r.via})"
 
     def check(self, spec: ImageSpec, request: BakeRequest) -> None:
-        cidr = self.options.runner_cidr
-        if cidr is None:
+        if self.options.runner_cidr is None:
             raise no_runner(self.name)
-        try:
-            ipaddress.ip_network(cidr, strict=True)
-        except ValueError:
-            raise UsageError(
-                f"--runner-cidr {cidr!r} is not an address range", "e.g. 203.0.113.7/32"
-            ) from None
         # the catalogue must be able to take this bake's record: find out now, not after it
         self.catalogue.store.ensure()
         self.adopt_legacy()

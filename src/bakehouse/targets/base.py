@@ -38,6 +38,7 @@ class TargetOptions:
     profile: str | None = None  # credentials profile (clouds)
     regions: tuple[str, ...] = ()  # replaces the definition's regions (clouds)
     runner_cidr: str | None = None  # the address allowed to reach build and verify machines
+    wide_runner_cidr: bool = False  # allow a range wider than one address (a NAT pool)
 
 
 @dataclass(frozen=True)
