@@ -45,11 +45,32 @@ class AmiFilter:
     architecture: str
 
 
+# Who publishes the AMIs behind well-known public parameters: a base read from one of them must
+# be owned by its publisher, as if the definition had said so.
+PUBLISHERS = {
+    "/aws/service/debian/": ("136693071363",),  # Debian
+    "/aws/service/canonical/": ("099720109477",),  # Canonical (Ubuntu)
+    "/aws/service/ami-amazon-linux-latest/": ("amazon",),
+}
+
+
 @dataclass(frozen=True)
 class AwsBase:
     ssm_parameter: str | None
     filter: AmiFilter | None
     ssh_username: str
+    owners: tuple[str, ...] = ()  # who may own the AMI an ssm_parameter names
+
+    def allowed_owners(self) -> tuple[str, ...]:
+        """The owners allow-list that applies, whichever way the base is found."""
+        if self.filter is not None:
+            return self.filter.owners
+        if self.owners:
+            return self.owners
+        for prefix, owners in PUBLISHERS.items():
+            if (self.ssm_parameter or "").startswith(prefix):
+                return owners
+        return ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +218,15 @@ def _check_aws_base(b: AwsBase, path: Path_, ctx: s.Ctx) -> None:
             "an SSM public parameter (e.g. /aws/service/debian/release/12/latest/amd64) "
             "or a name filter with owners",
         )
+    if b.filter is not None and b.owners:
+        ctx.fail((*path, "owners"), "with a filter, the owners go under filter.owners")
+    if b.ssm_parameter is not None and not b.allowed_owners():
+        ctx.fail(
+            (*path, "ssm_parameter"),
+            "a base from an SSM parameter needs an owners allow-list: anyone who can write the "
+            "parameter could otherwise name any AMI",
+            "add base.aws.owners, e.g. ['123456789012'] or [self]",
+        )
 
 
 def _check_waiver(w: Waiver, path: Path_, ctx: s.Ctx) -> None:
@@ -334,6 +364,12 @@ LOCAL_BASE = s.record(
     },
 )
 
+OWNER = s.string(
+    rf"{ACCOUNT_RE}|self|amazon|aws-marketplace",
+    what="a 12-digit account id, self, amazon or aws-marketplace",
+    hint="quote account ids: '136693071363'",
+)
+
 AMI_FILTER = s.record(
     AmiFilter,
     {
@@ -347,11 +383,7 @@ AMI_FILTER = s.record(
         ),
         "owners": F(
             s.list_of(
-                s.string(
-                    rf"{ACCOUNT_RE}|self|amazon",
-                    what="a 12-digit account id",
-                    hint="quote account ids: '136693071363'",
-                ),
+                OWNER,
                 min_len=1,
                 unique=True,
             ),
@@ -373,6 +405,12 @@ AWS_BASE = s.record(
         ),
         "filter": F(s.optional(AMI_FILTER), None),
         "ssh_username": F(s.string(r"[a-z_][a-z0-9_-]{0,31}", what="a user name"), "admin"),
+        "owners": F(
+            s.list_of(OWNER, unique=True),
+            [],
+            "with ssm_parameter: who may own the AMI it names (default for Debian's, "
+            "Canonical's and Amazon's public parameters: their publisher)",
+        ),
     },
     _check_aws_base,
 )

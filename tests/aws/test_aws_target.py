@@ -84,17 +84,17 @@ def test_resolve_from_ssm_parameter() -> None:
         Type="String",
         DataType="aws:ec2:image",
     )
-    base = AwsBase(ssm_parameter="/test/debian/12/latest", filter=None, ssh_username="admin")
+    base = AwsBase("/test/debian/12/latest", None, "admin", (DEBIAN_OWNER,))
     resolved = resolve(Aws(), base, REGIONS[0])
     assert (resolved.ami_id, resolved.via) == (
         "ami-0d0000000000000a1",
-        "ssm:/test/debian/12/latest",
+        f"ssm:/test/debian/12/latest owners={DEBIAN_OWNER}",
     )
 
 
 def test_ssm_parameter_that_is_not_an_ami() -> None:
     client("ssm").put_parameter(Name="/test/not-an-ami", Value="hello", Type="String")
-    base = AwsBase(ssm_parameter="/test/not-an-ami", filter=None, ssh_username="admin")
+    base = AwsBase("/test/not-an-ami", None, "admin", (DEBIAN_OWNER,))
     with pytest.raises(AwsError, match="not an AMI id"):
         resolve(Aws(), base, REGIONS[0])
 

@@ -372,3 +372,58 @@ def test_a_region_the_fallback_is_not_in_stops_delivering_the_revoked_image(
     with pytest.raises(ClientError, match="ParameterNotFound"):
         client("ssm", REGIONS[1]).get_parameter(Name=channel_parameter("worker", "latest"))
     assert any("still delivered it: removed" in n for n in done.notes)
+
+
+# ---- base resolution: owners as AWS defines them, on every path ---------------------------------
+
+
+def parameter(name: str, ami: str) -> None:
+    client("ssm").put_parameter(Name=name, Value=ami, Type="String", DataType="aws:ec2:image")
+
+
+def test_an_ssm_parameter_naming_another_owners_ami_is_refused() -> None:
+    parameter("/team/base/debian", "ami-0bad0000000000bad")  # the attacker's look-alike
+    base = AwsBase("/team/base/debian", None, "admin", (DEBIAN_OWNER,))
+    with pytest.raises(AwsError, match=f"owned by {ATTACKER}, not by {DEBIAN_OWNER}"):
+        resolve(Aws(), base, REGIONS[0])
+    parameter("/team/base/debian2", "ami-0d0000000000000a2")
+    ok = AwsBase("/team/base/debian2", None, "admin", (DEBIAN_OWNER,))
+    assert resolve(Aws(), ok, REGIONS[0]).ami_id == "ami-0d0000000000000a2"
+
+
+def test_debians_public_parameter_is_held_to_debians_account() -> None:
+    base = AwsBase("/aws/service/debian/release/12/latest/amd64", None, "admin")
+    assert base.allowed_owners() == (DEBIAN_OWNER,)
+    assert resolve(Aws(), base, REGIONS[0]).owner == DEBIAN_OWNER
+
+
+def test_self_means_the_callers_account() -> None:
+    own = make_ami(REGIONS[0], "layer", "20260101.000000")  # made in the caller's account
+    parameter("/team/base/layer", own)
+    base = AwsBase("/team/base/layer", None, "admin", ("self",))
+    assert resolve(Aws(), base, REGIONS[0]).ami_id == own
+    # and not anyone else's
+    parameter("/team/base/layer2", "ami-0d0000000000000a2")
+    with pytest.raises(AwsError, match="not by self"):
+        resolve(Aws(), AwsBase("/team/base/layer2", None, "admin", ("self",)), REGIONS[0])
+
+
+def test_owner_aliases_match_only_their_alias() -> None:
+    from bakehouse.aws.resolve import _allowed
+
+    market = {"OwnerId": "679593333241", "ImageOwnerAlias": "aws-marketplace"}
+    amazon = {"OwnerId": "137112412989", "ImageOwnerAlias": "amazon"}
+    assert _allowed(market, ("aws-marketplace",), None)
+    assert not _allowed(market, ("amazon",), None)
+    assert _allowed(amazon, ("amazon",), None)
+    assert not _allowed(amazon, ("aws-marketplace",), None)
+    assert not _allowed({"OwnerId": "123456789012"}, ("self",), None)
+    assert _allowed({"OwnerId": "123456789012"}, ("self",), "123456789012")
+
+
+def test_a_definition_with_an_ssm_base_and_no_owners_is_refused(tmp_images) -> None:  # type: ignore[no-untyped-def]
+    from bakehouse.errors import SpecError
+
+    tmp_images.write("web", "description: x\nbase:\n  aws:\n    ssm_parameter: /team/base/debian\n")
+    with pytest.raises(SpecError, match=r"base\.aws\.ssm_parameter: a base from an SSM parameter"):
+        tmp_images.load("web")

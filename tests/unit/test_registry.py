@@ -202,3 +202,18 @@ def test_an_interrupted_roll_is_recorded(toys: Path, monkeypatch: pytest.MonkeyP
     code, _, _ = run("roll", "--image", "web", "--target", "toy-fleet", "--channel", "stable")
     assert code == 130
     assert [r["outcome"] for r in history("toy-fleet")["rolls"]] == ["interrupted"]
+
+
+def test_the_bake_step_checks_channels_itself(toys: Path) -> None:
+    """Not only the command line: a pipeline calling the lifecycle directly is held to it too."""
+    from bakehouse.errors import UsageError
+    from bakehouse.lifecycle.bake import bake
+    from bakehouse.project import find_project
+    from bakehouse.spec import Catalog
+    from bakehouse.targets.base import BakeRequest
+
+    project = find_project()
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
+    with pytest.raises(UsageError, match="is not a channel name"):
+        bake(project, spec, targets.get("toy", project), BakeRequest(channels=("../x",)))
+    assert not (toys / "catalogue").exists() or not list((toys / "catalogue").rglob("record.json"))

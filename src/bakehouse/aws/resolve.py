@@ -3,8 +3,11 @@ name filter, recorded as lineage.
 
 The owners allow-list is required by the schema and applied twice: as DescribeImages' Owners
 (so AWS never returns anyone else's image) and again on the answer (so a mistake in either
-cannot let a look-alike in). A public AMI named like Debian's, from another account, with a
-newer date — the 2024/2025 "whoAMI" name-confusion attack — is never a candidate.
+cannot let a look-alike in). A base named by an SSM parameter is held to an allow-list too
+(for the public parameters of Debian, Canonical and Amazon: their publisher), since whoever
+can write a parameter could otherwise point it at any AMI. A public AMI named like Debian's,
+from another account, with a newer date — the 2024/2025 "whoAMI" name-confusion attack — is
+never a candidate.
 """
 
 from __future__ import annotations
@@ -40,16 +43,27 @@ def _describe(ec2: Any, **kwargs: Any) -> list[dict[str, Any]]:
     return images
 
 
-def _allowed(image: dict[str, Any], owners: tuple[str, ...]) -> bool:
-    if image.get("OwnerId") in owners:
+ALIASES = ("amazon", "aws-marketplace")  # owner aliases AWS puts in ImageOwnerAlias
+
+
+def _allowed(image: dict[str, Any], owners: tuple[str, ...], account: str | None) -> bool:
+    """Whether ``image`` is owned by one of ``owners`` as AWS defines them: account ids,
+    ``self`` (the caller's account) and the ``amazon`` / ``aws-marketplace`` aliases."""
+    owner = image.get("OwnerId")
+    if owner in owners or ("self" in owners and owner is not None and owner == account):
         return True
-    return "amazon" in owners and image.get("ImageOwnerAlias") == "amazon"
+    alias = image.get("ImageOwnerAlias")
+    return alias in ALIASES and alias in owners
 
 
 def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
     from botocore.exceptions import BotoCoreError, ClientError
 
     ec2 = aws.client("ec2", region)
+    owners = base.allowed_owners()
+    if not owners:  # the schema requires one; never resolve without
+        raise AwsError("the base has no owners allow-list", "add base.aws.owners")
+    account = aws.account() if "self" in owners else None
     try:
         if base.ssm_parameter:
             value = aws.client("ssm", region).get_parameter(Name=base.ssm_parameter)
@@ -60,7 +74,15 @@ def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
                     "point base.aws.ssm_parameter at an image parameter",
                 )
             images = _describe(ec2, ImageIds=[ami_id])
-            via = f"ssm:{base.ssm_parameter}"
+            others = [i for i in images if not _allowed(i, owners, account)]
+            if others:
+                raise AwsError(
+                    f"SSM parameter {base.ssm_parameter} names {ami_id}, owned by "
+                    f"{others[0].get('OwnerId')}, not by {', '.join(owners)}",
+                    "someone changed the parameter, or base.aws.owners is wrong: "
+                    "nothing was built",
+                )
+            via = f"ssm:{base.ssm_parameter} owners={','.join(owners)}"
         else:
             assert base.filter is not None
             f = base.filter
@@ -73,7 +95,7 @@ def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
                     {"Name": "state", "Values": ["available"]},
                 ],
             )
-            images = [i for i in images if _allowed(i, f.owners)]
+            images = [i for i in images if _allowed(i, f.owners, account)]
             via = f"filter:{f.name} owners={','.join(f.owners)}"
     except (ClientError, BotoCoreError) as exc:
         raise api_error(exc, f"resolving the base AMI in {region}") from None
