@@ -79,6 +79,18 @@ def run(
     return result
 
 
+def stop_groups(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    """Stop several process groups at once: all are asked (SIGINT) together, so each cleans
+    up in parallel, then each is escalated as :func:`_stop_group` does."""
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        _stop_group(p, max(0.0, deadline - time.monotonic()))
+
+
 def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     """Ask a process group to stop (SIGINT, then SIGTERM), then kill it; always reaps."""
     if proc.poll() is not None:
@@ -107,6 +119,7 @@ def stream(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     grace: float = 60.0,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> int:
     """Run ``argv`` in its own process group, appending its output to ``log`` and handing each
     line to ``on_line``. On any exception here (Ctrl-C, SIGTERM turned into an exception, a
@@ -130,6 +143,8 @@ def stream(
         except FileNotFoundError:
             raise ToolError(f"{args[0]} is not installed", INSTALL_HINT) from None
         try:
+            if started is not None:
+                started(proc)
             assert proc.stdout is not None
             for raw in iter(proc.stdout.readline, b""):
                 sink.write(raw)

@@ -20,7 +20,9 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,22 +102,51 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
             shutil.rmtree(folder, ignore_errors=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_stopping: list[int] = []  # signals received since the outermost block began (main thread only)
+_depth = [0]
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _stopping:
+        _stopping.append(signum)
+        print(
+            f"bakehouse: {signal.Signals(signum).name} again: still stopping what this run "
+            "started, so nothing is left behind (SIGKILL abandons it)",
+            file=sys.stderr,
+        )
+        return
+    _stopping.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(
+        f"stopped by signal {signal.Signals(signum).name}",
+        "everything this run started has been stopped and removed",
+    )
+
+
 @contextlib.contextmanager
 def terminate_as_exception() -> Iterator[None]:
-    """Turn SIGTERM (and SIGHUP) into an exception in the main thread for the block's duration."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated(
-            f"stopped by signal {signal.Signals(signum).name}",
-            "everything this run started has been stopped and removed",
-        )
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    """For the block's duration, the first stop signal unwinds the main thread — SIGINT as
+    KeyboardInterrupt, SIGTERM and SIGHUP as :class:`Terminated` — so every ``with`` block
+    cleans up; every later one is only noted, so the cleanup itself (stopping Packer and its
+    VM, removing instances, rolling a fleet back) is never cut short by a second Ctrl-C or a
+    CI runner's repeated SIGTERM. SIGKILL remains the way to abandon it. Blocks nest (deploy
+    holds bake and roll): the outermost one installs the handler and restores the old ones."""
+    if threading.current_thread() is not threading.main_thread():  # only main can set them
+        yield
+        return
+    outermost = _depth[0] == 0
+    previous = {sig: signal.signal(sig, _on_signal) for sig in STOP_SIGNALS} if outermost else {}
+    _depth[0] += 1
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        _depth[0] -= 1
+        if outermost:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            _stopping.clear()
 
 
 @dataclass

@@ -354,6 +354,29 @@ def test_ctrl_c_rolls_back_and_waits(stubbed: tuple[Aws, Stubber]) -> None:
         run_watch(aws, sleep=sleep)
 
 
+def test_sigterm_rolls_back_and_waits(stubbed: tuple[Aws, Stubber]) -> None:
+    """A cancelled CI job (SIGTERM, turned into Terminated) rolls back like Ctrl-C."""
+    from bakehouse.errors import Terminated
+
+    aws, stub = stubbed
+    calls = {"n": 0}
+
+    def sleep(seconds: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Terminated("stopped by signal SIGTERM")
+
+    stub.add_response("describe_instance_refreshes", refresh("InProgress", 10), DESCRIBE)
+    stub.add_response(
+        "rollback_instance_refresh", {"InstanceRefreshId": "r-1"}, {"AutoScalingGroupName": "web-a"}
+    )
+    stub.add_response("describe_instance_refreshes", refresh("RollbackInProgress", 10), DESCRIBE)
+    stub.add_response("describe_instance_refreshes", refresh("RollbackSuccessful", 100), DESCRIBE)
+    with pytest.raises(Terminated):
+        run_watch(aws, sleep=sleep)
+    stub.assert_no_pending_responses()
+
+
 def test_refresh_in_progress_is_refused(stubbed: tuple[Aws, Stubber]) -> None:
     aws, stub = stubbed
     stub.add_response(

@@ -217,3 +217,28 @@ def test_the_bake_step_checks_channels_itself(toys: Path) -> None:
     with pytest.raises(UsageError, match="is not a channel name"):
         bake(project, spec, targets.get("toy", project), BakeRequest(channels=("../x",)))
     assert not (toys / "catalogue").exists() or not list((toys / "catalogue").rglob("record.json"))
+
+
+def test_a_roll_stopped_by_sigterm_is_recorded(toys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancelled CI job sends SIGTERM: the roll unwinds (on aws: rolls back, see
+    tests/aws/test_roll.py) and the roll record says so; nothing kills the process midway."""
+    import signal
+
+    from tests.unit.toy_target import FleetToyTarget
+
+    class NoHandler(Exception):
+        pass
+
+    def no_handler(signum: int, frame: object) -> None:
+        raise NoHandler
+
+    monkeypatch.setattr(FleetToyTarget, "behaviour", "sigterm")
+    assert run("bake", "--image", "web", "--target", "toy-fleet", "--channel", "stable")[0] == 0
+    old = signal.signal(signal.SIGTERM, no_handler)
+    try:
+        code, _, err = run("roll", "--image", "web", "--target", "toy-fleet", "--channel", "stable")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert code == 143, err
+    (roll,) = history("toy-fleet")["rolls"]
+    assert roll["outcome"] == "interrupted (stopped by signal SIGTERM)"

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -111,6 +114,10 @@ class FleetToyTarget(ToyTarget):
             raise AwsError("the refresh could not start")
         if self.behaviour == "interrupt":
             raise KeyboardInterrupt
+        if self.behaviour == "sigterm":  # a cancelled CI job, mid-roll
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+            raise AssertionError("SIGTERM did not stop the roll")
         group = {"region": "here", "group": "g", "before": 1, "after": 2}
         outcome = "updated" if self.behaviour == "ok" else "Failed: back on v1"
         return RollOutcome(self.behaviour == "ok", groups=[group | {"outcome": outcome}])

@@ -79,8 +79,7 @@ def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
                 raise AwsError(
                     f"SSM parameter {base.ssm_parameter} names {ami_id}, owned by "
                     f"{others[0].get('OwnerId')}, not by {', '.join(owners)}",
-                    "someone changed the parameter, or base.aws.owners is wrong: "
-                    "nothing was built",
+                    "someone changed the parameter, or base.aws.owners is wrong: nothing was built",
                 )
             via = f"ssm:{base.ssm_parameter} owners={','.join(owners)}"
         else:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bakehouse.aws.session import Aws, api_error
-from bakehouse.errors import AwsError
+from bakehouse.errors import AwsError, Terminated
 from bakehouse.spec import Roll
 
 ACTIVE = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
@@ -350,7 +350,7 @@ def watch(
                     continue
                 break
             sleep(backoff())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C or SIGTERM: roll back, then stop
         if last.get("Status") in ("Pending", "InProgress", "Baking") and not rolled_back:
             rollback("interrupted")
             while describe()["Status"] == "RollbackInProgress":
@@ -444,7 +444,7 @@ def execute(
             watched = watch(
                 aws, g, refresh, roll.auto_rollback, roll.timeout, say=say, **watch_args
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):
             entry["outcome"] = "interrupted: rolled back"
             raise
         entry.update(

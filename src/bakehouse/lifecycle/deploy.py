@@ -24,6 +24,7 @@ from bakehouse.lifecycle import channels, nightly
 from bakehouse.lifecycle import roll as roll_step
 from bakehouse.progress import Progress
 from bakehouse.project import Project
+from bakehouse.runs import terminate_as_exception
 from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import BakeRequest, Target
 
@@ -124,16 +125,17 @@ def deploy(
     channels.check_channels([result.channel])
     ctx = Context(project, target, spec, fresh, progress or Progress(), result)
     name = SEQUENCE[0][0]
-    try:
-        for name, step in SEQUENCE:
-            detail = step(ctx)
-            result.steps.append({"step": name, "ok": True, "detail": detail})
-            ctx.progress.say(f"deploy: {name}: {detail}")
-    except BaseException as exc:
-        message = exc.message if isinstance(exc, BakehouseError) else type(exc).__name__
-        result.steps.append({"step": name, "ok": False, "detail": message})
-        raise
-    finally:
-        if report is not None:
-            reports.write(reports.deploy(result.to_dict()), report)
+    with terminate_as_exception():  # one stop handler across bake and roll
+        try:
+            for name, step in SEQUENCE:
+                detail = step(ctx)
+                result.steps.append({"step": name, "ok": True, "detail": detail})
+                ctx.progress.say(f"deploy: {name}: {detail}")
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, BakehouseError) else type(exc).__name__
+            result.steps.append({"step": name, "ok": False, "detail": message})
+            raise
+        finally:
+            if report is not None:
+                reports.write(reports.deploy(result.to_dict()), report)
     return result

@@ -16,7 +16,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from bakehouse.errors import BakehouseError, UsageError
 from bakehouse.lifecycle.bake import indexes_for
 from bakehouse.progress import Progress
 from bakehouse.project import Project
+from bakehouse.runs import terminate_as_exception
 from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import BakeRequest, Say, Target
 
@@ -177,8 +180,19 @@ def run(
     todo = [d.image for d in decisions if d.bake]
     say(f"nightly: {len(todo)} of {len(decisions)} image(s) to bake, {workers} at a time")
 
+    running: list[subprocess.Popen[bytes]] = []
+    stopping = threading.Event()
+
+    def started(child: subprocess.Popen[bytes]) -> None:
+        running.append(child)
+        if stopping.is_set():  # started just as nightly was stopped: stop it too
+            proc.stop_groups([child], grace=0)
+
     def one(image: str) -> None:
         out = outcomes[image]
+        if stopping.is_set():
+            out.result = "not started: nightly was stopped"
+            return
         log = logs / f"{image}.log"
         out.log = str(log)
         say(f"nightly: {image}: baking (log {log})")
@@ -190,6 +204,7 @@ def run(
                 cwd=project.root,
                 env={"BAKEHOUSE_STATE_DIR": str(project.state_dir)},
                 timeout=4 * 3600,
+                started=started,
             )
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
             result = tail[0][:200]
@@ -200,10 +215,23 @@ def run(
         state = "ok" if out.ok else "FAILED"
         say(f"nightly: {image}: {state} in {out.seconds:.0f}s — {out.result}")
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         for future in [pool.submit(one, image) for image in todo]:
             future.result()
+    except BaseException:
+        # Ctrl-C or SIGTERM: the bakes run in their own sessions, so stop them here — each is
+        # asked to clean up (its VM, its instances) and given the time to — then report
+        stopping.set()
+        say(f"nightly: stopping {sum(p.poll() is None for p in running)} running bake(s)")
+        proc.stop_groups(list(running), grace=STOP_GRACE)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return [outcomes[d.image] for d in decisions]
+
+
+STOP_GRACE = 120.0  # seconds a stopped bake gets to remove what it started
 
 
 def default_workers() -> int:
@@ -232,14 +260,15 @@ def nightly(
     for spec in specs:  # refuse missing flags before the first bake starts, not in its log
         target.check(spec, BakeRequest())
     folder = report or project.state_dir / "reports" / f"nightly-{target.name}-{now:%Y%m%dT%H%M%SZ}"
-    outcomes = run(
-        project,
-        target,
-        decisions,
-        workers or default_workers(),
-        folder / "logs",
-        list(channels or ["latest"]),
-        progress.say,
-    )
+    with terminate_as_exception():
+        outcomes = run(
+            project,
+            target,
+            decisions,
+            workers or default_workers(),
+            folder / "logs",
+            list(channels or ["latest"]),
+            progress.say,
+        )
     reports.write(reports.nightly([o.to_dict() for o in outcomes], target.name, now), folder)
     return NightlyResult(target.name, outcomes, False, folder)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bakehouse.catalogue import Record
-from bakehouse.errors import BakehouseError, UsageError
+from bakehouse.errors import BakehouseError, Terminated, UsageError
 from bakehouse.lifecycle import who
+from bakehouse.runs import terminate_as_exception
 from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import RollOutcome, Say, Target
 
@@ -91,10 +92,12 @@ def roll(
         "channel": chan,
     }
     try:
-        outcome = target.roll(spec, chan, record, dry_run=dry_run, wait=wait, say=say)
-    except KeyboardInterrupt:
+        with terminate_as_exception():  # SIGTERM (a cancelled CI job) rolls back like Ctrl-C
+            outcome = target.roll(spec, chan, record, dry_run=dry_run, wait=wait, say=say)
+    except (KeyboardInterrupt, Terminated) as exc:
         if not dry_run:
-            target.catalogue.add_roll(spec.name, entry | {"outcome": "interrupted"})
+            why = "" if isinstance(exc, KeyboardInterrupt) else f" ({exc.message})"
+            target.catalogue.add_roll(spec.name, entry | {"outcome": f"interrupted{why}"})
         raise
     except BakehouseError as exc:
         if not dry_run:
