@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -170,6 +171,23 @@ class Catalogue:
 
     def artifact(self, name: str, version: str, file: str) -> bytes | None:
         return self.store.read(f"{self.entry_key(name, version)}/{file}")
+
+    def checked_artifact(self, record: Record, role: str) -> bytes:
+        """The ``role`` artifact of an entry (e.g. its package manifest), only if it is the
+        very file the record describes (sha256): a damaged or swapped file is an error."""
+        meta = record.get("artifacts", {}).get(role)
+        where = f"{self.store.location}/{self.entry_key(record['name'], record['version'])}"
+        if not isinstance(meta, dict) or "sha256" not in meta or "file" not in meta:
+            raise CatalogueError(f"{where}: the record names no {role} with a sha256")
+        raw = self.artifact(record["name"], record["version"], str(meta["file"]))
+        if raw is None:
+            raise CatalogueError(f"{where}/{meta['file']} is missing")
+        if hashlib.sha256(raw).hexdigest() != meta["sha256"]:
+            raise CatalogueError(
+                f"{where}/{meta['file']} does not match the sha256 its record names",
+                "the catalogue was changed or damaged: restore it, or bake the image again",
+            )
+        return raw
 
     # ---- entries ------------------------------------------------------------------------------
     def add(self, record: Record, staged: Path) -> str:

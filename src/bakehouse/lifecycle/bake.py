@@ -189,9 +189,9 @@ def image_diff(ctx: Context, baked: Baked) -> dict[str, Any]:
     previous = ctx.target.catalogue.latest(ctx.spec.name)
     if previous is None or baked.manifest is None:
         return {"against": None, "changes": []}
-    old = ctx.target.catalogue.artifact(ctx.spec.name, previous["version"], "manifest.json")
-    if old is None:
+    if "manifest" not in previous.get("artifacts", {}):
         return {"against": previous["version"], "changes": []}
+    old = ctx.target.catalogue.checked_artifact(previous, "manifest")
     indexes = getattr(baked.context, "indexes", None)
     if not isinstance(indexes, debindex.Indexes):
         with contextlib.suppress(BakehouseError):  # the diff stands without security marks

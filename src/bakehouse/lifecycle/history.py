@@ -132,9 +132,10 @@ def diff(
         raise UsageError(f"--old and --new are both {old}", "name two different versions")
 
     def manifest(version: str) -> dict[str, str]:
-        raw = catalogue.artifact(spec.name, version, "manifest.json")
-        if raw is None:
+        record = catalogue.image(spec.name, version)
+        if "manifest" not in record.get("artifacts", {}):
             raise UsageError(f"{spec.name} {version} has no package manifest to compare")
+        raw = catalogue.checked_artifact(record, "manifest")
         return debindex.installed_from_manifest(json.loads(raw))
 
     security: dict[str, str] = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import hashlib
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from typing import Any
 
 from bakehouse import debindex, plan, proc, reports
 from bakehouse.catalogue import Record
-from bakehouse.errors import BakehouseError, UsageError
+from bakehouse.errors import BakehouseError, CatalogueError, UsageError
 from bakehouse.lifecycle.bake import indexes_for
 from bakehouse.progress import Progress
 from bakehouse.project import Project
@@ -85,9 +84,9 @@ READERS = 8  # images whose records are read at once
 def installed(target: Target, record: Record) -> dict[str, str] | None:
     """The newest image's packages, from the manifest kept with it — None when it is missing
     or does not match the sha256 its record names."""
-    raw = target.catalogue.artifact(record["name"], record["version"], "manifest.json")
-    want = record.get("artifacts", {}).get("manifest", {}).get("sha256")
-    if raw is None or want is None or hashlib.sha256(raw).hexdigest() != want:
+    try:
+        raw = target.catalogue.checked_artifact(record, "manifest")
+    except CatalogueError:
         return None
     return debindex.installed_from_manifest(json.loads(raw))
 

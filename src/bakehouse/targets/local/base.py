@@ -293,9 +293,10 @@ def mmdebstrap_version() -> str:
     return result.stdout.strip()
 
 
-def verify(base: BaseImage, roles: tuple[str, ...] = ("disk", "kernel", "initrd")) -> None:
-    """Check the artifacts a bake uses against their recorded sha256."""
-    for role in roles:
+def verify(base: BaseImage, roles: tuple[str, ...] | None = None) -> None:
+    """Check artifacts (default: every one the record lists) against their recorded sha256,
+    before anything uses them."""
+    for role in roles if roles is not None else tuple(base.record["artifacts"]):
         meta = base.record["artifacts"][role]
         path = base.dir / meta["file"]
         if not path.is_file():

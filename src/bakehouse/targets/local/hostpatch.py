@@ -122,6 +122,8 @@ def _ensure(
         with progress.phase("host-patch", f"cache hit {key}, checking sha256"):
             base_stage.verify(derived)
         return derived
+    # the parent's tarball is unpacked and chrooted into as root: only the very files recorded
+    base_stage.verify(parent, ("manifest", "rootfs"))
     manifest = json.loads(parent.file("manifest").read_text())
     pending = debindex.pending(debindex.installed_from_manifest(manifest), indexes)
     if not pending:
