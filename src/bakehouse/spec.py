@@ -276,6 +276,24 @@ def _check_aws_target(t: AwsTarget, path: Path_, ctx: s.Ctx) -> None:
             "set targets.aws.instance_profile to a profile whose role has the "
             "AmazonSSMManagedInstanceCore policy",
         )
+    share = t.share
+    if share.public:
+        ctx.fail(
+            (*path, "share", "public"),
+            "an encrypted AMI cannot be public (AWS refuses it), and every bakehouse AMI "
+            "is encrypted",
+            "share with accounts or organizations instead",
+        )
+    shared = share.accounts or share.organizations or share.organizational_units
+    if shared and (t.kms_key_id is None or t.kms_key_id in ("alias/aws/ebs", "aws/ebs")):
+        ctx.fail(
+            (*path, "share"),
+            "sharing an AMI encrypted with the AWS-managed EBS key: other accounts can never "
+            "launch it (that key cannot be shared)",
+            "set targets.aws.kms_key_id to a customer-managed key (alias/name in every region) "
+            "whose key policy lets the shared accounts use kms:Decrypt, kms:DescribeKey, "
+            "kms:CreateGrant, kms:ReEncrypt* and kms:GenerateDataKeyWithoutPlaintext",
+        )
     if t.kms_key_id and t.kms_key_id.startswith("arn:") and len(t.regions) > 1:
         ctx.fail(
             (*path, "kms_key_id"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from bakehouse.aws import gc as aws_gc
 from bakehouse.aws import prune
@@ -239,7 +240,40 @@ def test_publish_sets_ssm_channels_and_sharing(baked: dict) -> None:  # type: ig
     share = Share(
         accounts=("111122223333",), organizations=(), organizational_units=(), public=False
     )
-    publish(Aws(), "worker", baked["version"], amis, ["latest", "stable"], share)
+    aws = Aws()
+    # moto's RAM cannot share SSM parameters: RAM alone is stubbed, with the exact calls
+    stubs = []
+    for region in sorted({a.region for a in amis}):
+        stub = Stubber(aws.client("ram", region))
+        params = [
+            f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/bakehouse/worker/{c}"
+            for c in ("latest", "stable")
+        ]
+        stub.add_response(
+            "get_resource_shares",
+            {"resourceShares": []},
+            {
+                "resourceOwner": "SELF",
+                "name": "bakehouse-worker-channels",
+                "resourceShareStatus": "ACTIVE",
+            },
+        )
+        stub.add_response(
+            "create_resource_share",
+            {},
+            {
+                "name": "bakehouse-worker-channels",
+                "resourceArns": params,
+                "principals": ["111122223333"],
+                "allowExternalPrincipals": True,
+                "tags": [{"key": "bakehouse:image", "value": "worker"}],
+            },
+        )
+        stub.activate()
+        stubs.append(stub)
+    publish(aws, "worker", baked["version"], amis, ["latest", "stable"], share)
+    for stub in stubs:
+        stub.assert_no_pending_responses()
     for ami in amis:
         for channel in ("latest", "stable"):
             param = client("ssm", ami.region).get_parameter(
@@ -247,12 +281,22 @@ def test_publish_sets_ssm_channels_and_sharing(baked: dict) -> None:  # type: ig
             )["Parameter"]
             assert param["Value"] == ami.ami_id
             assert param.get("DataType") == "aws:ec2:image"
+        (described,) = client("ssm", ami.region).describe_parameters(
+            ParameterFilters=[{"Key": "Name", "Values": [channel_parameter("worker", "latest")]}]
+        )["Parameters"]
+        assert described["Tier"] == "Advanced"  # the only tier other accounts can read
         attr = ec2(ami.region).describe_image_attribute(
             ImageId=ami.ami_id, Attribute="launchPermission"
         )
         perms = attr["LaunchPermissions"]
         assert {"UserId": "111122223333"} in perms
         assert {"Group": "all"} not in perms
+        image = ec2(ami.region).describe_images(ImageIds=[ami.ami_id])["Images"][0]
+        for mapping in image["BlockDeviceMappings"]:
+            volume = ec2(ami.region).describe_snapshot_attribute(
+                SnapshotId=mapping["Ebs"]["SnapshotId"], Attribute="createVolumePermission"
+            )["CreateVolumePermissions"]
+            assert {"UserId": "111122223333"} in volume
         tags = {
             t["Key"]: t["Value"]
             for t in ec2(ami.region).describe_images(ImageIds=[ami.ami_id])["Images"][0]["Tags"]

@@ -427,3 +427,73 @@ def test_a_definition_with_an_ssm_base_and_no_owners_is_refused(tmp_images) -> N
     tmp_images.write("web", "description: x\nbase:\n  aws:\n    ssm_parameter: /team/base/debian\n")
     with pytest.raises(SpecError, match=r"base\.aws\.ssm_parameter: a base from an SSM parameter"):
         tmp_images.load("web")
+
+
+# ---- sharing encrypted AMIs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("share", "key", "message"),
+    [
+        ("public: true", "alias/bakehouse", "an encrypted AMI cannot be public"),
+        ("accounts: ['111122223333']", None, "encrypted with the AWS-managed EBS key"),
+        ("accounts: ['111122223333']", "alias/aws/ebs", "encrypted with the AWS-managed EBS key"),
+        (
+            "organizations: ['arn:aws:organizations::111122223333:organization/o-abcdefghij']",
+            None,
+            "encrypted with the AWS-managed EBS key",
+        ),
+    ],
+)
+def test_sharing_that_cannot_work_is_refused(
+    tmp_images, share: str, key: str | None, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    from bakehouse.errors import SpecError
+
+    kms = f"    kms_key_id: {key}\n" if key else ""
+    tmp_images.write("web", f"description: x\ntargets:\n  aws:\n{kms}    share:\n      {share}\n")
+    with pytest.raises(SpecError, match=message):
+        tmp_images.load("web")
+
+
+def test_sharing_with_a_customer_managed_key_is_fine(tmp_images) -> None:  # type: ignore[no-untyped-def]
+    tmp_images.write(
+        "web",
+        "description: x\ntargets:\n  aws:\n    kms_key_id: alias/bakehouse\n"
+        "    share:\n      accounts: ['111122223333']\n",
+    )
+    assert tmp_images.load("web").targets.aws.share.accounts == ("111122223333",)
+
+
+def test_channels_join_the_images_existing_resource_share() -> None:
+    from bakehouse.aws.publish import share_channels
+    from bakehouse.spec import Share
+
+    aws = Aws()
+    arn = "arn:aws:ram:eu-west-1:123456789012:resource-share/abc"
+    with Stubber(aws.client("ram", REGIONS[0])) as stub:
+        stub.add_response(
+            "get_resource_shares",
+            {"resourceShares": [{"resourceShareArn": arn, "name": "bakehouse-web-channels"}]},
+            {
+                "resourceOwner": "SELF",
+                "name": "bakehouse-web-channels",
+                "resourceShareStatus": "ACTIVE",
+            },
+        )
+        stub.add_response(
+            "associate_resource_share",
+            {},
+            {
+                "resourceShareArn": arn,
+                "resourceArns": [
+                    f"arn:aws:ssm:{REGIONS[0]}:123456789012:parameter/bakehouse/web/beta"
+                ],
+                "principals": ["arn:aws:organizations::111122223333:organization/o-abcdefghij"],
+            },
+        )
+        share = Share(
+            (), ("arn:aws:organizations::111122223333:organization/o-abcdefghij",), (), False
+        )
+        share_channels(aws, REGIONS[0], "web", ["beta"], share)
+        stub.assert_no_pending_responses()

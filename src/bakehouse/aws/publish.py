@@ -102,6 +102,15 @@ def publish(
             permission = launch_permission(share)
             if permission["Add"]:
                 ec2.modify_image_attribute(ImageId=ami.ami_id, LaunchPermission=permission)
+            if share.accounts:  # so they can copy it too (snapshots share with accounts only)
+                for snapshot in snapshots_of(ec2, ami.ami_id):
+                    ec2.modify_snapshot_attribute(
+                        SnapshotId=snapshot,
+                        Attribute="createVolumePermission",
+                        OperationType="add",
+                        UserIds=list(share.accounts),
+                    )
+            shared = bool(share.accounts or share.organizations or share.organizational_units)
             for channel in channels:
                 ssm.put_parameter(
                     Name=channel_parameter(image, channel),
@@ -110,7 +119,11 @@ def publish(
                     DataType="aws:ec2:image",
                     Overwrite=True,
                     Description=channel_description(image, version, channel, by),
+                    # only advanced-tier parameters can be shared with other accounts
+                    Tier="Advanced" if shared else "Standard",
                 )
+            if shared:
+                share_channels(aws, ami.region, image, channels, share)
             ec2.create_tags(
                 Resources=[ami.ami_id],
                 Tags=[
@@ -120,6 +133,48 @@ def publish(
             )
         except (ClientError, BotoCoreError) as exc:
             raise api_error(exc, f"publishing {ami.ami_id} in {ami.region}") from None
+
+
+def snapshots_of(ec2: Any, ami_id: str) -> list[str]:
+    """The EBS snapshots behind an AMI."""
+    images = ec2.describe_images(ImageIds=[ami_id])["Images"]
+    return [
+        m["Ebs"]["SnapshotId"]
+        for image in images
+        for m in image.get("BlockDeviceMappings", [])
+        if m.get("Ebs", {}).get("SnapshotId")
+    ]
+
+
+def share_name(image: str) -> str:
+    return f"bakehouse-{image}-channels"
+
+
+def share_channels(aws: Aws, region: str, image: str, channels: list[str], share: Share) -> None:
+    """Share the image's channel parameters with the accounts and organizations its AMIs are
+    shared with, through one AWS RAM resource share per image and region (created once,
+    extended as channels are added)."""
+    ram = aws.client("ram", region)
+    account = aws.account()
+    arns = [
+        f"arn:aws:ssm:{region}:{account}:parameter{channel_parameter(image, c)}" for c in channels
+    ]
+    principals = [*share.accounts, *share.organizations, *share.organizational_units]
+    found = ram.get_resource_shares(
+        resourceOwner="SELF", name=share_name(image), resourceShareStatus="ACTIVE"
+    )["resourceShares"]
+    if not found:
+        ram.create_resource_share(
+            name=share_name(image),
+            resourceArns=arns,
+            principals=principals,
+            allowExternalPrincipals=bool(share.accounts),
+            tags=[{"key": "bakehouse:image", "value": image}],
+        )
+        return
+    ram.associate_resource_share(
+        resourceShareArn=found[0]["resourceShareArn"], resourceArns=arns, principals=principals
+    )
 
 
 def tag_state(aws: Aws, amis: list[RegionalAmi], state: str, note: str | None = None) -> None:
