@@ -50,7 +50,8 @@ def debug_env(folder: Path) -> dict[str, str]:
 
 
 def binary() -> str:
-    return os.environ.get("BAKEHOUSE_PACKER", "packer")
+    """Packer from PATH: no setting swaps the binary that receives the credentials."""
+    return "packer"
 
 
 @functools.lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,23 @@ from typing import Any
 from bakehouse.errors import AwsError
 
 ENDPOINT_ENV = "BAKEHOUSE_AWS_ENDPOINT"  # tests point every client at a moto server with it
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def test_endpoint() -> str | None:
+    """The test suite's local AWS stand-in (a moto server), if one is set. It is honoured only
+    on this machine's loopback address: set in a CI job or a shell, it could otherwise send
+    every call, and the credentials' signatures with it, anywhere."""
+    value = os.environ.get(ENDPOINT_ENV)
+    if not value:
+        return None
+    host = urllib.parse.urlsplit(value).hostname
+    if host not in LOOPBACK:
+        raise AwsError(
+            f"{ENDPOINT_ENV}={value!r} is not a local test endpoint",
+            f"it exists for the test suite and is honoured on 127.0.0.1 only; unset {ENDPOINT_ENV}",
+        )
+    return value
 
 
 _SESSIONS: dict[tuple[Any, ...], Any] = {}
@@ -46,7 +64,7 @@ def _shared_session(profile: str | None, region: str | None) -> Any:
 class Aws:
     profile: str | None = None
     region: str | None = None
-    endpoint: str | None = field(default_factory=lambda: os.environ.get(ENDPOINT_ENV))
+    endpoint: str | None = field(default_factory=test_endpoint)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     _session: Any = None
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
