@@ -36,7 +36,8 @@ VALIDATE_VARS: dict[str, dict[str, str]] = {
     },
     "aws": {
         "source_ami": "ami-0123456789abcdef0",
-        "runner_cidrs": '["192.0.2.1/32"]',
+        "security_group_id": "sg-0123456789abcdef0",
+        "ssh_keypair_name": "bakehouse-build-validate",
     },
 }
 
@@ -100,11 +101,9 @@ def validate(path: Path, target: str, scripts_dir: Path) -> list[str]:
     problems: list[str] = []
     with throwaway_key() as key:
         overrides = {"scripts_dir": str(scripts_dir)}
+        overrides["ssh_private_key_file"] = str(key.private)
         if target == "local":
-            overrides |= {
-                "ssh_private_key_file": str(key.private),
-                "ssh_public_key_b64": key.public_b64,
-            }
+            overrides["ssh_public_key_b64"] = key.public_b64
         result = proc.run(validate_argv(path, target, overrides), timeout=120)
     if not result.ok:
         text = (result.stderr + result.stdout).strip()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from pathlib import Path
 
 import boto3
@@ -221,6 +220,50 @@ def test_packer_build_against_moto(baked: dict) -> None:  # type: ignore[type-ar
         )["Reservations"]
         == []
     )
+
+
+def test_the_build_reaches_its_instance_through_bakehouse_own_group_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packer makes no security group or key pair of its own (those would be untagged, so the
+    IAM policy could not hold them): bakehouse makes both, tagged when created, open to the
+    runner only, hands them to Packer and removes them afterwards. The description is set by
+    bakehouse on the tagged AMIs, not by Packer on untagged ones (moto keeps no description:
+    that call is checked with the Stubber)."""
+    from bakehouse import packer as packer_mod
+
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    seen: dict[str, object] = {}
+    real_build = packer_mod.build
+
+    def spy(path: Path, variables: dict[str, str], **kwargs: object) -> object:
+        group = ec2().describe_security_groups(GroupIds=[variables["security_group_id"]])
+        (key,) = ec2().describe_key_pairs(KeyNames=[variables["ssh_keypair_name"]])["KeyPairs"]
+        seen.update(group=group["SecurityGroups"][0], key=key, variables=dict(variables))
+        seen["key_mode"] = Path(variables["ssh_private_key_file"]).stat().st_mode & 0o777
+        return real_build(path, variables, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(packer_mod, "build", spy)
+    request = BakeRequest(verify=False, publish=False)
+    record = bake(Project(ROOT), spec("worker"), target(), request, QUIET).record
+    group, key = seen["group"], seen["key"]
+    tags = {t["Key"]: t["Value"] for t in group["Tags"]}  # type: ignore[index]
+    assert tags["bakehouse:role"] == "build" and tags["bakehouse:run-id"] == record["run_id"]
+    assert {t["Key"]: t["Value"] for t in key["Tags"]}["bakehouse:role"] == "build"  # type: ignore[index]
+    (rule,) = group["IpPermissions"]  # type: ignore[index]
+    assert (rule["FromPort"], rule["ToPort"]) == (22, 22)
+    assert rule["IpRanges"] == [{"CidrIp": "192.0.2.10/32", "Description": "bakehouse runner"}]
+    assert seen["key_mode"] == 0o600
+    assert not ec2().describe_security_groups(
+        Filters=[{"Name": "tag:bakehouse:run-id", "Values": [record["run_id"]]}]
+    )["SecurityGroups"]
+    assert not ec2().describe_key_pairs(
+        Filters=[{"Name": "tag:bakehouse:run-id", "Values": [record["run_id"]]}]
+    )["KeyPairs"]
+    template = (ROOT / "packer" / "aws.pkr.hcl.j2").read_text()
+    assert "temporary_security_group_source_cidrs" not in template
+    assert "ami_description" not in template  # the description call: the Stubber test below
 
 
 def test_unverified_amis_are_not_published(baked: dict) -> None:  # type: ignore[type-arg]
@@ -558,7 +601,7 @@ def test_manifest_parsing(tmp_path: Path) -> None:
         aws_target.parse_manifest(path)
 
 
-def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
+def test_finish_sets_imdsv2_description_and_deprecation_with_stubber() -> None:
     """The exact requests, checked by botocore's Stubber against the real EC2 service model
     (moto has no image deprecation; the tests' moto_ext.py adds it for the whole-bake tests)."""
     from botocore.stub import Stubber
@@ -572,6 +615,11 @@ def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
             "modify_image_attribute",
             {},
             {"ImageId": "ami-0123456789abcdef0", "ImdsSupport": {"Value": "v2.0"}},
+        )
+        stub.add_response(
+            "modify_image_attribute",
+            {},
+            {"ImageId": "ami-0123456789abcdef0", "Description": {"Value": worker.description}},
         )
         stub.add_response(
             "enable_image_deprecation",
@@ -627,4 +675,4 @@ def test_the_test_switches_only_work_against_an_emulated_endpoint(
         real = target().packer_variables(run, tmp_path, "fp", "c", "ami-1")
     assert emulated["communicator"] == "none" and emulated["ec2_endpoint"].startswith("https://")
     assert "communicator" not in real and "ec2_endpoint" not in real
-    assert json.loads(real["runner_cidrs"]) == ["192.0.2.10/32"]
+    assert real["security_group_id"] == ""  # filled in by the bake, from the group it makes

@@ -81,6 +81,93 @@ def run_instances_request(
     return request
 
 
+@dataclass
+class Access:
+    """How the runner reaches one build or verification instance: a security group (and, for
+    SSH, a key pair), made by bakehouse and tagged when created, so the IAM policy can hold
+    every later change to bakehouse's own resources."""
+
+    group_id: str
+    key_name: str | None
+    key_file: Path | None
+
+
+@contextlib.contextmanager
+def access(
+    aws: Aws,
+    region: str,
+    image: str,
+    run_id: str,
+    role: str,
+    runner_cidr: str | None,
+    subnet_id: str | None,
+    workdir: Path,
+) -> Iterator[Access]:
+    """A security group open to ``runner_cidr`` on port 22 only (no inbound rule at all
+    without one) and an ephemeral key pair for SSH, both removed when the block ends."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ec2 = aws.client("ec2", region)
+    name = f"bakehouse-{role}-{run_id}"
+    key_name = name if runner_cidr else None
+    key_file = None
+    created: dict[str, str] = {}
+    try:
+        try:
+            if key_name:
+                key = ec2.create_key_pair(
+                    KeyName=key_name,
+                    KeyType="ed25519",
+                    TagSpecifications=[
+                        {"ResourceType": "key-pair", "Tags": _tags(run_id, image, role)}
+                    ],
+                )
+                created["key"] = key_name
+                key_file = workdir / f"{role}-key"
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(key["KeyMaterial"])
+            if subnet_id:
+                vpc_id = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["VpcId"]
+            else:
+                vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
+                if not vpcs["Vpcs"]:
+                    raise AwsError(
+                        f"no default VPC in {region}",
+                        "set targets.aws.subnet_id in the image definition",
+                    )
+                vpc_id = vpcs["Vpcs"][0]["VpcId"]
+            reach = "SSH from the runner only" if runner_cidr else "no inbound (SSM)"
+            group = ec2.create_security_group(
+                GroupName=name,
+                VpcId=vpc_id,
+                Description=f"bakehouse {role} {image} {run_id}: {reach}",
+                TagSpecifications=[
+                    {"ResourceType": "security-group", "Tags": _tags(run_id, image, role)}
+                ],
+            )
+            created["group"] = group["GroupId"]
+            if runner_cidr:
+                ec2.authorize_security_group_ingress(
+                    GroupId=group["GroupId"],
+                    IpPermissions=[
+                        {
+                            "IpProtocol": "tcp",
+                            "FromPort": 22,
+                            "ToPort": 22,
+                            "IpRanges": [
+                                {"CidrIp": runner_cidr, "Description": "bakehouse runner"}
+                            ],
+                        }
+                    ],
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise api_error(exc, f"preparing the {role} instance's access in {region}") from None
+        yield Access(group["GroupId"], key_name, key_file)
+    finally:
+        cleanup(aws, region, created)
+
+
 @contextlib.contextmanager
 def verify_instance(
     aws: Aws,
@@ -102,85 +189,38 @@ def verify_instance(
     if runner_cidr is None and instance_profile is None:
         raise AwsError("a verification instance without SSH needs an instance profile for SSM")
     ec2 = aws.client("ec2", region)
-    key_name = f"bakehouse-verify-{run_id}" if runner_cidr else None
-    key_file = None
-    created: dict[str, str] = {}
-    try:
+    with access(aws, region, image, run_id, "verify", runner_cidr, subnet_id, workdir) as way:
+        created: dict[str, str] = {}
         try:
-            if key_name:
-                key = ec2.create_key_pair(
-                    KeyName=key_name,
-                    KeyType="ed25519",
-                    TagSpecifications=[
-                        {"ResourceType": "key-pair", "Tags": _tags(run_id, image, "verify")}
-                    ],
-                )
-                created["key"] = key_name
-                key_file = workdir / "verify-key"
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(key["KeyMaterial"])
-            vpc_id = None
-            if subnet_id:
-                vpc_id = ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["VpcId"]
-            else:
-                vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
-                if not vpcs["Vpcs"]:
-                    raise AwsError(
-                        f"no default VPC in {region}",
-                        "set targets.aws.subnet_id in the image definition",
+            try:
+                reservation = ec2.run_instances(
+                    **run_instances_request(
+                        ami_id,
+                        instance_type,
+                        way.key_name,
+                        way.group_id,
+                        subnet_id,
+                        run_id,
+                        image,
+                        instance_profile,
                     )
-                vpc_id = vpcs["Vpcs"][0]["VpcId"]
-            reach = "SSH from the runner only" if runner_cidr else "no inbound (SSM)"
-            group = ec2.create_security_group(
-                GroupName=f"bakehouse-verify-{run_id}",
-                VpcId=vpc_id,
-                Description=f"bakehouse verify {image} {run_id}: {reach}",
-                TagSpecifications=[
-                    {"ResourceType": "security-group", "Tags": _tags(run_id, image, "verify")}
-                ],
-            )
-            created["group"] = group["GroupId"]
-            if runner_cidr:
-                ec2.authorize_security_group_ingress(
-                    GroupId=group["GroupId"],
-                    IpPermissions=[
-                        {
-                            "IpProtocol": "tcp",
-                            "FromPort": 22,
-                            "ToPort": 22,
-                            "IpRanges": [
-                                {"CidrIp": runner_cidr, "Description": "bakehouse runner"}
-                            ],
-                        }
-                    ],
                 )
-            reservation = ec2.run_instances(
-                **run_instances_request(
-                    ami_id,
-                    instance_type,
-                    key_name,
-                    group["GroupId"],
-                    subnet_id,
-                    run_id,
-                    image,
-                    instance_profile,
+                instance_id = reservation["Instances"][0]["InstanceId"]
+                created["instance"] = instance_id
+                ec2.get_waiter("instance_running").wait(
+                    InstanceIds=[instance_id],
+                    WaiterConfig={"Delay": 5, "MaxAttempts": max(1, int(timeout // 5))},
                 )
+                desc = ec2.describe_instances(InstanceIds=[instance_id])
+                inst = desc["Reservations"][0]["Instances"][0]
+                address = inst.get("PublicIpAddress") or inst.get("PrivateIpAddress")
+            except (ClientError, BotoCoreError) as exc:
+                raise api_error(exc, f"launching the verification instance in {region}") from None
+            yield VerifyInstance(
+                region, instance_id, way.key_name, way.key_file, way.group_id, address
             )
-            instance_id = reservation["Instances"][0]["InstanceId"]
-            created["instance"] = instance_id
-            ec2.get_waiter("instance_running").wait(
-                InstanceIds=[instance_id],
-                WaiterConfig={"Delay": 5, "MaxAttempts": max(1, int(timeout // 5))},
-            )
-            desc = ec2.describe_instances(InstanceIds=[instance_id])
-            inst = desc["Reservations"][0]["Instances"][0]
-            address = inst.get("PublicIpAddress") or inst.get("PrivateIpAddress")
-        except (ClientError, BotoCoreError) as exc:
-            raise api_error(exc, f"launching the verification instance in {region}") from None
-        yield VerifyInstance(region, instance_id, key_name, key_file, group["GroupId"], address)
-    finally:
-        cleanup(aws, region, created)
+        finally:
+            cleanup(aws, region, created)
 
 
 def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600) -> None:

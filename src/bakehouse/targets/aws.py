@@ -80,18 +80,21 @@ def deprecation_time(spec: ImageSpec, now: dt.datetime) -> dt.datetime:
 
 
 def finish_amis(aws: Aws, spec: ImageSpec, amis: list[RegionalAmi], now: dt.datetime) -> None:
-    """After the build: IMDSv2-only AMIs and a deprecation date, in every region."""
+    """After the build: IMDSv2-only AMIs, their description and a deprecation date, in every
+    region."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from bakehouse.aws.publish import deprecate
 
     for ami in amis:
+        ec2 = aws.client("ec2", ami.region)
         try:
-            aws.client("ec2", ami.region).modify_image_attribute(
-                ImageId=ami.ami_id, ImdsSupport={"Value": "v2.0"}
-            )
+            ec2.modify_image_attribute(ImageId=ami.ami_id, ImdsSupport={"Value": "v2.0"})
+            # set here, on the tagged AMI, not by Packer 1.6.6 (which would change the
+            # still untagged AMIs, and so need that right on every AMI of the account)
+            ec2.modify_image_attribute(ImageId=ami.ami_id, Description={"Value": spec.description})
         except (ClientError, BotoCoreError) as exc:
-            raise api_error(exc, f"requiring IMDSv2 on {ami.ami_id}") from None
+            raise api_error(exc, f"finishing {ami.ami_id} in {ami.region}") from None
     deprecate(aws, amis, deprecation_time(spec, now))
 
 
@@ -202,7 +205,7 @@ class AwsTarget(Target):
         return done
 
     def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
-        from bakehouse.aws.instances import ImdsGuard, imds_account_default
+        from bakehouse.aws.instances import ImdsGuard, access, imds_account_default
         from bakehouse.aws.resolve import resolve
 
         spec = self.with_settings(spec)
@@ -237,9 +240,22 @@ class AwsTarget(Target):
                 f"modify-instance-metadata-defaults --http-tokens required --region {home}"
             )
         with (
+            access(
+                self.aws,
+                home,
+                spec.name,
+                run.id,
+                "build",
+                self.options.runner_cidr,
+                target.subnet_id,
+                run.dir,
+            ) as way,
             progress.phase("bake", f"packer build (amazon-ebs) {spec.name} {run.version}"),
             guard or contextlib.nullcontext(),
         ):
+            variables["security_group_id"] = way.group_id
+            variables["ssh_keypair_name"] = way.key_name or ""
+            variables["ssh_private_key_file"] = str(way.key_file or "")
             timings = packer.build(
                 path,
                 variables,
@@ -294,7 +310,10 @@ class AwsTarget(Target):
             "git_commit": commit,
             "fingerprint": fp,
             "source_ami": source_ami,
-            "runner_cidrs": json.dumps([self.options.runner_cidr]),
+            # bakehouse's own, tagged when made (see bake): Packer makes neither
+            "security_group_id": "",
+            "ssh_keypair_name": "",
+            "ssh_private_key_file": "",
         }
         if self.aws.endpoint:  # an emulated endpoint (tests): never against AWS itself
             variables["ec2_endpoint"] = self.aws.endpoint

@@ -38,9 +38,19 @@ variable "source_ami" {
   description = "Base AMI id, resolved by bakehouse from an owner-pinned filter or SSM parameter."
 }
 
-variable "runner_cidrs" {
-  type        = list(string)
-  description = "Addresses allowed to reach the build instance over SSH (the runner's own)."
+variable "security_group_id" {
+  type        = string
+  description = "The build instance's security group, made by bakehouse: SSH from the runner only."
+}
+
+variable "ssh_keypair_name" {
+  type        = string
+  description = "The build instance's key pair, made by bakehouse for this run only."
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  description = "Its private key, in the run's private folder."
 }
 
 variable "communicator" {
@@ -56,21 +66,22 @@ variable "ec2_endpoint" {
 }
 
 source "amazon-ebs" "image" {
-  region                                = "eu-west-1"
-  ami_regions                           = ["eu-central-1"]
-  source_ami                            = var.source_ami
-  instance_type                         = "c7i.large"
-  communicator                          = var.communicator
-  ssh_username                          = "admin"
-  ssh_clear_authorized_keys             = true
-  temporary_security_group_source_cidrs = var.runner_cidrs
-  custom_endpoint_ec2                   = var.ec2_endpoint
-  ami_name                              = format("bakehouse-%s-%s", "worker", var.version)
-  ami_description                       = "Queue worker (Python 3 runtime) on patched, hardened Debian 12."
-  ami_virtualization_type               = "hvm"
-  ena_support                           = true
-  sriov_support                         = true
-  encrypt_boot                          = true
+  region                    = "eu-west-1"
+  ami_regions               = ["eu-central-1"]
+  source_ami                = var.source_ami
+  instance_type             = "c7i.large"
+  communicator              = var.communicator
+  ssh_username              = "admin"
+  ssh_clear_authorized_keys = true
+  ssh_keypair_name          = var.ssh_keypair_name
+  ssh_private_key_file      = var.ssh_private_key_file
+  security_group_id         = var.security_group_id
+  custom_endpoint_ec2       = var.ec2_endpoint
+  ami_name                  = format("bakehouse-%s-%s", "worker", var.version)
+  ami_virtualization_type   = "hvm"
+  ena_support               = true
+  sriov_support             = true
+  encrypt_boot              = true
   run_tags = {
     "Name"                 = "bakehouse-build-worker"
     "bakehouse:image"      = "worker"
