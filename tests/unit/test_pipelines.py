@@ -407,3 +407,44 @@ def test_the_iam_linter_finds_nothing_unexplained() -> None:
         )
         got.add((f.issue, subject))
     assert got == set(ACCEPTED_FINDINGS), got
+
+
+# ---- who may deploy, and what is installed before a credential exists ----------------------------
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_github_jobs_deploy_only_from_the_default_branch_through_an_environment(
+    path: Path,
+) -> None:
+    workflow = yaml.safe_load(path.read_text())
+    for job in workflow["jobs"].values():
+        assert job["environment"] == "bakehouse-aws"
+        assert job["if"] == "github.ref == format('refs/heads/{0}', " + (
+            "github.event.repository.default_branch)"
+        )
+        steps = job["steps"]
+        setup = next(i for i, s in enumerate(steps) if s.get("run") == "./run invoke --list")
+        creds = next(
+            i for i, s in enumerate(steps) if "configure-aws-credentials" in s.get("uses", "")
+        )
+        assert setup < creds, "dependencies are installed after the credentials exist"
+
+
+def test_gitlab_jobs_deploy_only_from_the_default_branch_through_an_environment() -> None:
+    gitlab = yaml.safe_load(GITLAB.read_text())
+    assert gitlab["default"]["before_script"][-1] == "./run invoke --list"
+    for job in ("deploy", "nightly"):
+        assert gitlab[job]["environment"]["name"] == "bakehouse-aws"
+        for rule in gitlab[job]["rules"]:
+            assert "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" in rule["if"], (job, rule)
+
+
+def test_run_installs_only_pinned_hashed_packages() -> None:
+    script = (ROOT / "run").read_text()
+    installs = [line.strip() for line in script.splitlines() if '"${pip[@]}"' in line]
+    assert installs == [
+        '"${pip[@]}" --require-hashes --no-deps -r requirements/build.lock',
+        '"${pip[@]}" --require-hashes --no-deps -r "requirements/$kind.lock"',
+        '"${pip[@]}" --no-deps --no-build-isolation -e .',
+    ]
+    assert "pip install" not in script.replace("pip install -q --disable-pip-version-check", "")
