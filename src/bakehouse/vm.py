@@ -123,8 +123,11 @@ def wait_for_ssh(
     serial_log: Path | None,
     host: str = "127.0.0.1",
     key_type: str = "ed25519",
+    known_hosts: Path | None = None,
 ) -> float:
-    """Wait until ``user`` can log in with ``key``; returns the seconds it took."""
+    """Wait until ``user`` can log in with ``key``; returns the seconds it took. With
+    ``known_hosts`` the server must present one of the host keys listed there (a machine
+    reached across a network), else any is taken (our own VM on a loopback port)."""
     import logging
 
     import paramiko
@@ -147,9 +150,13 @@ def wait_for_ssh(
             time.sleep(0.3)
             continue
         client = paramiko.SSHClient()
-        # the VM was started by us a moment ago, on a loopback port, and makes new host keys at
-        # every boot: there is no earlier key to check against
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507  # nosec B507
+        if known_hosts is not None:
+            client.load_host_keys(str(known_hosts))
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            # the VM was started by us a moment ago, on a loopback port, and makes new host
+            # keys at every boot: there is no earlier key to check against
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507  # nosec B507
         try:
             client.connect(
                 host,
@@ -165,6 +172,12 @@ def wait_for_ssh(
             _, out, _ = client.exec_command("true", timeout=20)  # nosec B601
             out.channel.recv_exit_status()
             return time.monotonic() - start
+        except paramiko.BadHostKeyException:
+            raise VmError(
+                f"{host}:{port} presented a host key other than the one it printed on its "
+                "console: something between here and the instance answers in its name",
+                "nothing was run on it; check the network path (or verify over SSM)",
+            ) from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         finally:
@@ -199,13 +212,25 @@ class Booted:
 
 
 def write_ssh_config(
-    path: Path, host: str, port: int, user: str, key: Path, alias: str = "bakehouse-vm"
+    path: Path,
+    host: str,
+    port: int,
+    user: str,
+    key: Path,
+    alias: str = "bakehouse-vm",
+    known_hosts: Path | None = None,
 ) -> Path:
-    """An ssh_config for one freshly booted machine (its host keys are new every boot)."""
+    """An ssh_config for one freshly booted machine: its host keys are new every boot, so
+    they are pinned from ``known_hosts`` when given (read from its console), else not checked
+    (our own VM on a loopback port)."""
+    checking = (
+        f"  StrictHostKeyChecking yes\n  UserKnownHostsFile {known_hosts}\n"
+        if known_hosts is not None
+        else "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+    )
     path.write_text(
         f"Host {alias}\n  HostName {host}\n  Port {port}\n  User {user}\n"
-        f"  IdentityFile {key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n"
-        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        f"  IdentityFile {key}\n  IdentitiesOnly yes\n{checking}  LogLevel ERROR\n"
     )
     return path
 

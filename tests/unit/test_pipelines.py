@@ -400,11 +400,11 @@ def test_the_iam_linter_finds_nothing_unexplained() -> None:
     got = set()
     for f in findings:
         detail = f.detail
-        subject = (
-            detail[0]["action"]
-            if isinstance(detail, list)
-            else str(detail).split(" on ")[1].split()[0]
-        )
+        if isinstance(detail, list):
+            first = detail[0]
+            subject = first["action"] if isinstance(first, dict) else str(first)
+        else:
+            subject = str(detail).split(" on ")[1].split()[0]
         got.add((f.issue, subject))
     assert got == set(ACCEPTED_FINDINGS), got
 

@@ -335,7 +335,7 @@ class AwsTarget(Target):
     ) -> Verified:
         """A fresh instance from ``ami``, the hardening suite over SSH (or SSM), nothing left."""
         from bakehouse import debindex, suite, vm
-        from bakehouse.aws import ssm
+        from bakehouse.aws import hostkeys, ssm
         from bakehouse.aws.instances import verify_instance
 
         settings = spec_for or spec
@@ -397,11 +397,21 @@ class AwsTarget(Target):
                 )
             user = settings.base.aws.ssh_username
             start = time.monotonic()
+            progress.say(f"verify: reading {inst.instance_id}'s SSH host keys from its console")
+            keys = hostkeys.wait_for_keys(self.aws.client("ec2", ami.region), inst.instance_id, 600)
+            known = hostkeys.write_known_hosts(folder / "known_hosts", inst.address, keys)
             took = vm.wait_for_ssh(
-                22, inst.key_file, user, start + 600, None, None, host=inst.address
+                22,
+                inst.key_file,
+                user,
+                start + 600,
+                None,
+                None,
+                host=inst.address,
+                known_hosts=known,
             )
             ssh_config = vm.write_ssh_config(
-                folder / "ssh_config", inst.address, 22, user, inst.key_file
+                folder / "ssh_config", inst.address, 22, user, inst.key_file, known_hosts=known
             )
             return suite.run_suite(
                 self.project.root, folder, suite.over_ssh(ssh_config), ctx, progress, took
