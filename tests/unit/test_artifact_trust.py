@@ -156,3 +156,50 @@ def test_a_bake_report_says_when_the_previous_manifest_is_swapped(
     path.write_text(json.dumps({"packages": []}))  # would show openssl as newly added
     got = best_effort_diff(ctx, baked)  # type: ignore[arg-type]
     assert got["changes"] == [] and "does not match the sha256" in got["error"]
+
+
+def cached(catalogue: Catalogue, tmp_path: Path, key: str) -> base_stage.BaseImage:
+    """A base entry in the catalogue, as a restored cache would hold it."""
+    (tmp_path / key).mkdir(parents=True)
+    made = base(tmp_path / key)
+    made.record["key"] = key
+    catalogue.add_base(made.record, made.dir)
+    record = catalogue.base(key)
+    assert record is not None
+    return base_stage.BaseImage(record, catalogue.base_dir(key))
+
+
+def test_a_cached_base_that_does_not_verify_is_built_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real build (root, mmdebstrap) runs in the e2e tests; here it is only recorded."""
+    catalogue = Catalogue(DirStore(tmp_path / "catalogue"), "local")
+    restored = cached(catalogue, tmp_path, "k1")
+    built: list[str] = []
+    monkeypatch.setattr(base_stage, "build", lambda *a, **k: built.append(a[2]) or "rebuilt")
+    with run_dir(tmp_path, "web", "test") as run:
+        args = (None, {}, "k1", Path("/x"), catalogue, run, Progress(quiet=True), False)
+        assert base_stage._ensure(*args) == restored.__class__(restored.record, restored.dir)
+        restored.file("rootfs").write_text("a restored cache, altered")
+        assert base_stage._ensure(*args) == "rebuilt" and built == ["k1"]
+    assert catalogue.base("k1") is None  # the altered entry is gone
+
+
+def test_a_cached_patched_base_that_does_not_verify_is_patched_again(tmp_path: Path) -> None:
+    catalogue = Catalogue(DirStore(tmp_path / "catalogue"), "local")
+    parent = cached(catalogue, tmp_path, "parent")
+    derived = cached(catalogue, tmp_path, "derived")
+    derived.file("disk").write_text("altered")
+    with run_dir(tmp_path, "web", "test") as run:
+        got = hostpatch._ensure(
+            parent,
+            ROOT / "packer" / "scripts" / "patch.sh",
+            "all",
+            debindex.Indexes(),  # nothing pending: the parent itself is the answer
+            catalogue,
+            run,
+            Progress(quiet=True),
+            {},
+            "derived",
+        )
+    assert got.key == "parent" and catalogue.base("derived") is None

@@ -354,9 +354,12 @@ def _ensure(
     record = catalogue.base(key)
     if record is not None and not rebuild:
         base = BaseImage(record, catalogue.base_dir(key))
-        with progress.phase("base", f"cache hit {key}, checking sha256"):
-            verify(base)
-        return base
+        try:
+            with progress.phase("base", f"cache hit {key}, checking sha256"):
+                verify(base)
+            return base
+        except BaseError as exc:  # a damaged or altered cache is never used: build it again
+            progress.say(f"base: {exc.message}: not using it, building the base again")
     if record is not None:
         catalogue.remove_base(key)
     return build(local, data, key, customize, catalogue, run, progress)

@@ -22,7 +22,7 @@ from typing import Any
 from bakehouse import proc
 from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.debindex import Indexes
-from bakehouse.errors import BakehouseError, HostPatchError
+from bakehouse.errors import BakehouseError, BaseError, HostPatchError
 from bakehouse.files import sha256
 from bakehouse.locks import held
 from bakehouse.progress import Progress
@@ -119,9 +119,13 @@ def _ensure(
     cached = catalogue.base(key)
     if cached is not None:
         derived = base_stage.BaseImage(cached, catalogue.base_dir(key))
-        with progress.phase("host-patch", f"cache hit {key}, checking sha256"):
-            base_stage.verify(derived)
-        return derived
+        try:
+            with progress.phase("host-patch", f"cache hit {key}, checking sha256"):
+                base_stage.verify(derived)
+            return derived
+        except BaseError as exc:  # a damaged or altered cache is never used: patch again
+            progress.say(f"host-patch: {exc.message}: not using it, patching again")
+            catalogue.remove_base(key)
     # the parent's tarball is unpacked and chrooted into as root: only the very files recorded
     base_stage.verify(parent, ("manifest", "rootfs"))
     manifest = json.loads(parent.file("manifest").read_text())
