@@ -81,6 +81,16 @@ class Stat:
     size: int
 
 
+class FactError(Exception):
+    """A fact could not be read, or what was read fails its sanity check: every control that
+    needs it errors (reported, and the image is not published); none passes on it."""
+
+
+def sane(fact: str, ok: bool, what: str) -> None:
+    if not ok:
+        raise FactError(f"{fact}: {what}: the read did not work, so nothing can be judged on it")
+
+
 class Facts:
     def __init__(self, host: Any):
         self.host = host
@@ -107,39 +117,62 @@ class Facts:
         result = self.run(command)
         return str(result.stdout)
 
+    def must(self, fact: str, command: str) -> str:
+        """stdout of ``command``, which must exit 0."""
+        result = self.run(command)
+        if result.rc != 0:
+            tail = (str(result.stderr).strip().splitlines() or [""])[-1][:200]
+            raise FactError(f"{fact}: `{command[:80]}` exited {result.rc}: {tail}")
+        return str(result.stdout)
+
     # ---- sshd and sysctl -------------------------------------------------------------------
     @functools.cached_property
     def sshd(self) -> dict[str, list[str]]:
         """`sshd -T`: effective settings, keys lower-case, values as a list (repeatable keys)."""
-        result = self.run("sshd -T -C user=admin,host=localhost,addr=127.0.0.1")
+        text = self.must("sshd", "sshd -T -C user=admin,host=localhost,addr=127.0.0.1")
         out: dict[str, list[str]] = {}
-        for line in str(result.stdout).splitlines():
+        for line in text.splitlines():
             key, _, value = line.partition(" ")
             out.setdefault(key.lower(), []).append(value.strip())
+        sane(
+            "sshd",
+            {"port", "permitrootlogin", "ciphers"} <= set(out),
+            "no port, root login or ciphers",
+        )
         return out
 
     def sshd_value(self, key: str) -> str:
-        return " ".join(self.sshd.get(key.lower(), [""]))
+        """One effective setting; a key `sshd -T` did not print is an error, never ""."""
+        if key.lower() not in self.sshd:
+            raise FactError(f"sshd: `sshd -T` printed no {key}")
+        return " ".join(self.sshd[key.lower()])
 
     @functools.cached_property
     def sysctl(self) -> dict[str, str]:
         out: dict[str, str] = {}
+        # a few keys are write-only (stable_secret): sysctl -a reports them and exits non-zero
         for line in self.out("sysctl -a 2>/dev/null").splitlines():
             key, sep, value = line.partition(" = ")
             if sep:
                 out[key.strip()] = " ".join(value.split())
+        sane("sysctl", out.get("kernel.ostype") == "Linux" and len(out) > 300, "too few keys")
         return out
 
     # ---- packages and services -------------------------------------------------------------
     @functools.cached_property
     def packages(self) -> dict[str, str]:
         out: dict[str, str] = {}
-        text = self.out("dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\n'")
+        text = self.must(
+            "packages", "dpkg-query -W -f='${db:Status-Abbrev}\\t${Package}\\t${Version}\\n'"
+        )
         for line in text.splitlines():
             status, _, rest = line.partition("\t")
             name, _, version = rest.partition("\t")
             if status.startswith("ii"):
                 out[name.split(":")[0]] = version
+        sane(
+            "packages", {"base-files", "dpkg", "libc6"} <= set(out), "no base-files, dpkg or libc6"
+        )
         return out
 
     @functools.cached_property
@@ -172,48 +205,65 @@ class Facts:
             "ctrl-alt-del.target",
             "debug-shell.service",
         ]
-        text = self.out(
+        text = self.must(
+            "units",
             "systemctl show --no-pager -p Id,LoadState,ActiveState,UnitFileState,"
-            "ConditionResult,ExecMainStatus,ExecMainStartTimestampMonotonic " + " ".join(names)
+            "ConditionResult,ExecMainStatus,ExecMainStartTimestampMonotonic " + " ".join(names),
         )
         out: dict[str, dict[str, str]] = {}
         for block in text.strip().split("\n\n"):
             props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
             if "Id" in props:
                 out[props["Id"]] = props
+        sane("units", "ssh.service" in out, "ssh.service is not in the listing")
         return out
 
     def unit(self, name: str) -> dict[str, str]:
-        return self.units.get(
-            name, {"LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""}
-        )
+        """A unit's state; one systemd did not list (asked, but not answered) is an error, not
+        "inactive" (units that do not exist are listed, with LoadState=not-found)."""
+        if name not in self.units:
+            raise FactError(f"units: systemd listed nothing for {name}")
+        return self.units[name]
 
     @functools.cached_property
     def listening(self) -> list[tuple[str, str, str]]:
         """(protocol, local address:port, process) for every listening socket."""
         out = []
-        for line in self.out("ss -H -tulnp").splitlines():
+        for line in self.must("listening", "ss -H -tulnp").splitlines():
             parts = line.split()
-            if len(parts) >= 5:
-                out.append((parts[0], parts[4], parts[6] if len(parts) > 6 else ""))
+            sane("listening", len(parts) >= 5, f"a line of ss it cannot read: {line!r}")
+            out.append((parts[0], parts[4], parts[6] if len(parts) > 6 else ""))
         return out
 
     # ---- files --------------------------------------------------------------------------------
     @functools.cached_property
     def stats(self) -> dict[str, Stat]:
-        paths = " ".join(shlex.quote(p) for p in STAT_PATHS)
-        text = self.out(f"stat -c '%n|%a|%U|%G|%F|%s' {paths} 2>/dev/null; true")
-        out = {}
-        for line in text.splitlines():
+        # each path: its metadata, or "absent" when it does not exist; anything else (a stat
+        # that failed on an existing path) is a line of neither kind, and an error
+        script = "; ".join(
+            f"if [ -e {q} ] || [ -L {q} ]; then stat -c '%n|%a|%U|%G|%F|%s' {q}; "
+            f"else echo 'absent|'{q}; fi"
+            for q in (shlex.quote(p) for p in STAT_PATHS)
+        )
+        out: dict[str, Stat | None] = {}
+        for line in self.must("stats", script).splitlines():
             parts = line.split("|")
-            if len(parts) == 6:
+            if parts[0] == "absent" and len(parts) == 2:
+                out[parts[1]] = None
+            elif len(parts) == 6:
                 out[parts[0]] = Stat(
                     parts[0], int(parts[1], 8), parts[2], parts[3], parts[4], int(parts[5])
                 )
+        missing = [p for p in STAT_PATHS if p not in out]
+        sane("stats", not missing, f"no answer for {', '.join(missing[:3])}")
+        sane("stats", out.get("/etc/passwd") is not None, "/etc/passwd not found")
         return out
 
     def stat(self, path: str) -> Stat | None:
-        return self.stats.get(path)
+        """A path's metadata, None when it does not exist; a path not asked is an error."""
+        if path not in self.stats:
+            raise FactError(f"stats: {path} is not among the paths read (STAT_PATHS)")
+        return self.stats[path]
 
     @functools.cached_property
     def scans(self) -> dict[str, list[str]]:
@@ -232,13 +282,14 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
   \( -type f \( -name 'id_rsa' -o -name 'id_ecdsa' -o -name 'id_ed25519' -o -name 'id_dsa' \
      -o -name '*.pem' -o -name '*.key' \) ! -path '/usr/*' ! -path '/etc/ssl/certs/*' \
      ! -path '/etc/ssh/ssh_host_*' -printf 'keyfile %p\n' \) -o \
-  \( -type f -name 'credentials' -path '*/.aws/*' -printf 'cloudcreds %p\n' \) 2>/dev/null
-true
+  \( -type f -name 'credentials' -path '*/.aws/*' -printf 'cloudcreds %p\n' \)
 """
         out: dict[str, list[str]] = {}
-        for line in self.out(script).splitlines():
+        for line in self.must("scans", script).splitlines():
             kind, _, path = line.partition(" ")
             out.setdefault(kind, []).append(path)
+        # passwd is set-uid on every Debian system: a scan that did not see it did not run
+        sane("scans", "/usr/bin/passwd" in out.get("suid", []), "no set-uid /usr/bin/passwd")
         return out
 
     @functools.cached_property
@@ -262,20 +313,33 @@ true
             "/etc/issue.net",
             "/proc/sys/kernel/random/boot_id",
         ]
-        script = "; ".join(f"echo '=== {n}'; cat {shlex.quote(n)} 2>/dev/null" for n in names)
+        # each file: "=== path" then its text, or "=!= absent path" when it does not exist,
+        # or "=!= unreadable path" when cat failed on it
+        script = "; ".join(
+            f"if [ -e {q} ]; then echo '=== '{q}; cat {q} || echo '=!= unreadable '{q}; "
+            f"else echo '=!= absent '{q}; fi"
+            for q in (shlex.quote(n) for n in names)
+        )
         out: dict[str, str] = {}
         current = None
-        for line in self.out(script).splitlines():
+        for line in self.must("files", script).splitlines():
             if line.startswith("=== "):
                 current = line[4:]
                 out[current] = ""
+            elif line.startswith("=!= unreadable "):
+                raise FactError(f"files: {line[15:]} exists but could not be read")
+            elif line.startswith("=!= absent "):
+                current = None
             elif current is not None:
                 out[current] += line + "\n"
+        for core in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/login.defs"):
+            sane("files", bool(out.get(core, "").strip()), f"{core} is empty or missing")
+        sane("files", "root:" in out["/etc/passwd"], "/etc/passwd has no root")
         return out
 
     @functools.cached_property
     def mounts(self) -> dict[str, dict[str, str]]:
-        data = json.loads(self.out("findmnt -J -o TARGET,FSTYPE,OPTIONS") or "{}")
+        data = json.loads(self.must("mounts", "findmnt -J -o TARGET,FSTYPE,OPTIONS"))
         out: dict[str, dict[str, str]] = {}
 
         def walk(nodes: list[dict[str, Any]]) -> None:
@@ -284,6 +348,7 @@ true
                 walk(node.get("children", []))
 
         walk(data.get("filesystems", []))
+        sane("mounts", "/" in out, "no root filesystem")
         return out
 
     @functools.cached_property
@@ -309,9 +374,10 @@ true
             for n in names
         )
         out = {}
-        for line in self.out(script).splitlines():
+        for line in self.must("modules", script).splitlines():
             name, _, rest = line.partition("|")
             out[name] = rest
+        sane("modules", set(names) <= set(out), "not every module answered")
         return out
 
     @functools.cached_property
