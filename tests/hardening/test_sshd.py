@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.hardening.controls import Control, ids
-from tests.hardening.facts import Facts
+from tests.hardening.facts import FactError, Facts
 
 SSH = "dev-sec ssh-baseline"
 CIPHERS = {
@@ -140,7 +140,11 @@ def test_sshd_setting(facts: Facts, control: Control) -> None:
 
 def _first_in_config(facts: Facts, key: str) -> str:
     """The first value of ``key`` in sshd's config files, in the order sshd reads them."""
-    text = facts.out("cat /etc/ssh/sshd_config.d/*.conf /etc/ssh/sshd_config 2>/dev/null")
+    text = facts.must(
+        "sshd config",
+        'for f in /etc/ssh/sshd_config.d/*.conf; do [ ! -e "$f" ] || cat "$f" || exit 1; done; '
+        "cat /etc/ssh/sshd_config",
+    )
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0].lower() == key:
@@ -212,5 +216,15 @@ def test_sshd_host_key_types(facts: Facts, control: Control) -> None:
     "control", [Control("sshd-48", "No Diffie-Hellman moduli under 2048 bits", SSH)], ids=ids
 )
 def test_sshd_strong_moduli(facts: Facts, control: Control) -> None:
-    weak = facts.out("awk '$5 < 2047 && $5 ~ /^[0-9]+$/ { print $5 }' /etc/ssh/moduli | uniq")
-    assert weak.strip() == "", f"weak moduli sizes: {weak.split()}"
+    # a missing or empty moduli file is an error (sshd would fall back to built-in groups),
+    # never "no weak moduli"
+    text = facts.must(
+        "moduli",
+        'awk \'$5 ~ /^[0-9]+$/ { n++; if ($5 < 2047) print "weak", $5 } END { print "read", n+0 }\''
+        " /etc/ssh/moduli",
+    )
+    read = [int(line.split()[1]) for line in text.splitlines() if line.startswith("read ")]
+    if not read or read[0] == 0:
+        raise FactError("moduli: /etc/ssh/moduli holds no groups")
+    weak = sorted({line.split()[1] for line in text.splitlines() if line.startswith("weak ")})
+    assert weak == [], f"weak moduli sizes: {weak}"
