@@ -31,6 +31,9 @@ rm -f /var/lib/dbus/machine-id /var/lib/systemd/random-seed /var/lib/systemd/cre
 # Logs and temporary files.
 find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
 find /var/log -type f -exec truncate -s 0 {} +
+# journald keeps writing (and recreates its machine-id folder) until power-off: send it to the
+# volatile /run/log/journal for the rest of this boot first, or the build's journal ships
+journalctl --relinquish-var
 rm -rf /var/log/journal/*
 find /tmp /var/tmp -mindepth 1 -delete 2>/dev/null || true
 
