@@ -384,7 +384,7 @@ def base(
     from bakehouse.lifecycle.base import base as run
 
     project = cmd.project()
-    print(run(project, cmd.target(project, target, profile), cmd.spec(project, image), rebuild))
+    cmd.show(run(project, cmd.target(project, target, profile), cmd.spec(project, image), rebuild))
 
 
 images = Collection("images", images_list, images_show, images_history, images_diff)

@@ -216,6 +216,11 @@ def say(message: str) -> None:
     print(printable(message), file=sys.stderr)
 
 
+def show(text: str) -> None:
+    """A plain result on stdout, escaped for the terminal."""
+    print(printable(text))
+
+
 def fail_unless(ok: bool) -> None:
     if not ok:
         raise Exit(code=EXIT_FAILED)

@@ -13,7 +13,13 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(0x7F, 0xA0)] if c not in (9, 10)}
+_CONTROL = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    # C0 and C1 controls (not tab and newline), and the bidirectional overrides that make
+    # text read differently from what it is (U+202A-202E, U+2066-2069)
+    for c in [*range(32), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    if c not in (9, 10)
+}
 
 
 def printable(text: str) -> str:

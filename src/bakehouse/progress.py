@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
+from bakehouse.errors import printable
+
 
 class Progress:
     def __init__(self, stream: TextIO | None = None, quiet: bool = False):
@@ -21,7 +23,8 @@ class Progress:
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            self.stream.write(f"[{self.elapsed():7.1f}s] {message}\n")
+            # a message may carry a tool's or a guest's output: escaped for the terminal
+            self.stream.write(f"[{self.elapsed():7.1f}s] {printable(message)}\n")
             self.stream.flush()
 
     @contextlib.contextmanager

@@ -497,3 +497,48 @@ def test_channels_join_the_images_existing_resource_share() -> None:
         )
         share_channels(aws, REGIONS[0], "web", ["beta"], share)
         stub.assert_no_pending_responses()
+
+
+def test_a_new_share_for_an_organisation_allows_no_outside_principals() -> None:
+    from bakehouse.aws.publish import share_channels
+    from bakehouse.spec import Share
+
+    aws = Aws()
+    org = "arn:aws:organizations::111122223333:organization/o-abcdefghij"
+    with Stubber(aws.client("ram", REGIONS[0])) as stub:
+        stub.add_response(
+            "get_resource_shares",
+            {"resourceShares": []},
+            {
+                "resourceOwner": "SELF",
+                "name": "bakehouse-web-channels",
+                "resourceShareStatus": "ACTIVE",
+            },
+        )
+        stub.add_response(
+            "create_resource_share",
+            {},
+            {
+                "name": "bakehouse-web-channels",
+                "resourceArns": [
+                    f"arn:aws:ssm:{REGIONS[0]}:123456789012:parameter/bakehouse/web/beta"
+                ],
+                "principals": [org],
+                "allowExternalPrincipals": False,
+                "tags": [{"key": "bakehouse:image", "value": "web"}],
+            },
+        )
+        share_channels(aws, REGIONS[0], "web", ["beta"], Share((), (org,), (), False))
+        stub.assert_no_pending_responses()
+
+
+def test_owners_belong_under_the_filter(tmp_images) -> None:  # type: ignore[no-untyped-def]
+    from bakehouse.errors import SpecError
+
+    tmp_images.write(
+        "web",
+        "description: x\nbase:\n  aws:\n    ssm_parameter: null\n    owners: ['136693071363']\n"
+        "    filter: {name: debian-12-*, owners: ['136693071363']}\n",
+    )
+    with pytest.raises(SpecError, match=r"with a filter, the owners go under filter\.owners"):
+        tmp_images.load("web")

@@ -182,3 +182,73 @@ def test_the_suites_ssh_config_checks_the_pinned_keys(tmp_path: Path) -> None:
     ).read_text()
     assert "StrictHostKeyChecking yes" in text and f"UserKnownHostsFile {known}" in text
     assert "/dev/null" not in text
+
+
+def test_a_server_the_pins_do_not_name_is_refused(
+    sshd: tuple[int, paramiko.PKey, Path], tmp_path: Path
+) -> None:
+    """Pins written for one address never admit another: no key is taken on first sight."""
+    port, host_key, client = sshd
+    known = hostkeys.write_known_hosts(
+        tmp_path / "known_hosts", "203.0.113.9", [("ssh-ed25519", host_key.get_base64())]
+    )
+    with pytest.raises(VmError, match="did not accept"):
+        vm.wait_for_ssh(port, client, "admin", time.monotonic() + 3, None, None, known_hosts=known)
+
+
+def test_only_known_host_key_types_are_taken() -> None:
+    blob = base64.b64encode(b"\0\0\0\x07ssh-dss" + b"\0" * 20).decode()
+    text = f"{hostkeys.BEGIN}\nssh-dss {blob} root@x\n{hostkeys.END}\n"
+    assert hostkeys.parse(text) == []
+
+
+def test_verify_over_ssh_pins_the_console_keys_end_to_end_of_the_wiring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AwsTarget's SSH path hands the console's keys to both the readiness check and the
+    suite's ssh_config. moto's console has no keys and its instances no SSH, so those three
+    calls are replaced by recorders here (each is tested for real above)."""
+    import dataclasses
+
+    from bakehouse import suite
+    from bakehouse.progress import Progress
+    from bakehouse.project import Project
+    from bakehouse.runs import run_dir
+    from bakehouse.spec import Catalog
+    from bakehouse.targets.aws import AwsTarget, RegionalAmi
+    from bakehouse.targets.base import TargetOptions
+    from tests.conftest import ROOT, TODAY
+
+    key = new_key(tmp_path, "console")
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(
+        hostkeys, "wait_for_keys", lambda *a, **k: [("ssh-ed25519", key.get_base64())]
+    )
+
+    def ready(*args: object, **kwargs: object) -> float:
+        known = kwargs.get("known_hosts")
+        seen["ready"] = known
+        seen["pinned"] = known.read_text() if isinstance(known, Path) else ""
+        return 1.0
+
+    class Done(Exception):
+        pass
+
+    def run_suite(root: Path, folder: Path, connection: list[str], *a: object, **k: object) -> None:
+        seen["config"] = (folder / "ssh_config").read_text()
+        raise Done
+
+    monkeypatch.setattr(vm, "wait_for_ssh", ready)
+    monkeypatch.setattr(suite, "run_suite", run_suite)
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", TODAY)
+    aws = dataclasses.replace(spec.targets.aws, verify_via="ssh")
+    spec = dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, aws=aws))
+    target = AwsTarget(Project(ROOT), TargetOptions(runner_cidr="192.0.2.10/32"))
+    with run_dir(tmp_path, "web", "test") as run, pytest.raises(Done):
+        target.on_instance(
+            spec, RegionalAmi(REGIONS[0], "ami-0d0000000000000a2"), run, Progress(quiet=True)
+        )
+    known = seen["ready"]
+    assert isinstance(known, Path) and key.get_base64() in str(seen["pinned"])
+    assert f"UserKnownHostsFile {known}" in str(seen["config"])
+    assert "StrictHostKeyChecking yes" in str(seen["config"])

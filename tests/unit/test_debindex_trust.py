@@ -106,3 +106,14 @@ def test_the_offline_copy_is_checked_again(mirror: Mirror, tmp_path: Path) -> No
     stored.write_bytes(later)
     with pytest.raises(IndexError_, match="signature"):
         cache(tmp_path).release(suite)
+
+
+def test_a_release_without_a_date_is_refused() -> None:
+    from bakehouse.debindex import check_release
+
+    suite = Suite("http://m/debian", "bookworm-security", ("main",))
+    text = "Suite: oldstable-security\nCodename: bookworm-security\n"
+    with pytest.raises(IndexError_, match="has no Date field"):
+        check_release(text, suite, SIGNED_AT, None, "here")
+    dated = text + "Date: Sat, 28 Nov 2026 02:53:00 UTC\n"
+    assert check_release(dated, suite, SIGNED_AT, None, "here") == SIGNED_AT

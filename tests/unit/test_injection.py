@@ -177,3 +177,13 @@ def test_text_from_elsewhere_reaches_the_terminal_escaped(
     for text in (out, err, rendered):
         assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
         assert "\\x1b]0;pwned\\x07" in text
+
+
+def test_progress_and_bidi_overrides_are_escaped_too() -> None:
+    from bakehouse.errors import printable
+    from bakehouse.progress import Progress
+
+    stream = io.StringIO()
+    Progress(stream=stream).say("nightly: web: ok — \x1b[2Jcleared \u202eevil")
+    assert "\x1b" not in stream.getvalue() and "\u202e" not in stream.getvalue()
+    assert printable("a\u2066b") == "a\\u2066b"

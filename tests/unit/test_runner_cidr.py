@@ -31,6 +31,7 @@ def run(*argv: str) -> tuple[int, str]:
         ("0.0.0.0/0", True, "much of the Internet"),
         ("::/0", True, "much of the Internet"),
         ("10.0.0.0/7", True, "much of the Internet"),
+        ("10.0.0.0/12", True, "much of the Internet"),
         ("203.0.113.0/24", False, "holds 256 addresses, not one runner"),
         ("2001:db8::/64", False, "not one runner"),
         ("203.0.113.7", False, None),  # one address: accepted (fails later, on no credentials)

@@ -119,8 +119,9 @@ def publish(
                     DataType="aws:ec2:image",
                     Overwrite=True,
                     Description=channel_description(image, version, channel, by),
-                    # only advanced-tier parameters can be shared with other accounts
-                    Tier="Advanced" if shared else "Standard",
+                    # only advanced-tier parameters can be shared with other accounts (and
+                    # an advanced one cannot go back: the tier is left alone when not sharing)
+                    **({"Tier": "Advanced"} if shared else {}),
                 )
             if shared:
                 share_channels(aws, ami.region, image, channels, share)

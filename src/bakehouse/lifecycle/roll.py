@@ -91,18 +91,21 @@ def roll(
         "version": record["version"],
         "channel": chan,
     }
-    try:
-        with terminate_as_exception():  # SIGTERM (a cancelled CI job) rolls back like Ctrl-C
+    # SIGTERM (a cancelled CI job) rolls back like Ctrl-C; the record is written inside the
+    # handler's block too, so a second signal cannot stop it being written
+    with terminate_as_exception():
+        try:
             outcome = target.roll(spec, chan, record, dry_run=dry_run, wait=wait, say=say)
-    except (KeyboardInterrupt, Terminated) as exc:
-        if not dry_run:
-            why = "" if isinstance(exc, KeyboardInterrupt) else f" ({exc.message})"
-            target.catalogue.add_roll(spec.name, entry | {"outcome": f"interrupted{why}"})
-        raise
-    except BakehouseError as exc:
-        if not dry_run:
-            target.catalogue.add_roll(spec.name, entry | {"outcome": f"error: {exc.message}"})
-        raise
+        except (KeyboardInterrupt, Terminated) as exc:
+            if not dry_run:
+                why = "" if isinstance(exc, KeyboardInterrupt) else f" ({exc.message})"
+                target.catalogue.add_roll(spec.name, entry | {"outcome": f"interrupted{why}"})
+            raise
+        except BakehouseError as exc:
+            if not dry_run:
+                error = {"outcome": f"error: {exc.message}"}
+                target.catalogue.add_roll(spec.name, entry | error)
+            raise
     if not dry_run and not outcome.skipped:
         entry |= {"groups": outcome.groups, "outcome": "success" if outcome.ok else "failed"}
         target.catalogue.add_roll(spec.name, entry | outcome.record)

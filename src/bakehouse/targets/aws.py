@@ -104,14 +104,14 @@ def amis_of(record: Record) -> list[RegionalAmi]:
 
 def check_runner_cidr(cidr: str, wide: bool) -> None:
     """The runner's address as a network that only it is in (a /32 or /128), unless ``wide``
-    says a NAT pool is meant; never a range that opens SSH to the world."""
+    says a NAT pool is meant; never wider than a /16 (IPv6: /32)."""
     try:
         net = ipaddress.ip_network(cidr, strict=True)
     except ValueError:
         raise UsageError(
             f"--runner-cidr {cidr!r} is not an address range", "e.g. 203.0.113.7/32"
         ) from None
-    public = (net.version == 4 and net.prefixlen < 8) or (net.version == 6 and net.prefixlen < 16)
+    public = (net.version == 4 and net.prefixlen < 16) or (net.version == 6 and net.prefixlen < 32)
     if public:  # 0.0.0.0/0 and friends: nothing a flag can make right
         raise UsageError(
             f"--runner-cidr {cidr} would let much of the Internet reach the instances over SSH",
