@@ -3,6 +3,8 @@ only the expected ports listening."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.hardening.controls import Control, ids
@@ -131,15 +133,22 @@ def test_audit(facts: Facts, control: Control) -> None:
     assert control.args[0] in facts.audit_rules, facts.audit_rules[-500:]
 
 
-# Listening sockets a baked image may have: sshd, and the role's own service.
+# Listening sockets every baked image may have, and those a role adds (only to images of that
+# role: nginx on port 80 is a finding on base or worker)
 ALLOWED_PORTS = {
     "22": "sshd",
-    "80": "nginx",
     "53": "systemd-resolve",
     "68": "systemd-network",
     "5355": "systemd-resolve",
     "323": "chronyd",
 }
+ROLE_PORTS = {"nginx": {"80": "nginx"}}
+
+
+def allowed_ports(context: dict[str, Any]) -> dict[str, str]:
+    roles = context.get("role_checks")
+    chosen = ROLE_PORTS if roles is None else {r: ROLE_PORTS[r] for r in roles if r in ROLE_PORTS}
+    return {**ALLOWED_PORTS, **{p: n for ports in chosen.values() for p, n in ports.items()}}
 
 
 @pytest.mark.parametrize(
@@ -149,13 +158,14 @@ ALLOWED_PORTS = {
     ],
     ids=ids,
 )
-def test_listening_ports(facts: Facts, control: Control) -> None:
+def test_listening_ports(facts: Facts, context: dict[str, Any], control: Control) -> None:
+    allowed = allowed_ports(context)
     unexpected = []
     for proto, local, process in facts.listening:
         port = local.rsplit(":", 1)[-1]
         addr = local.rsplit(":", 1)[0]
         if addr.startswith(("127.", "[::1]", "::1")) or addr.endswith("%lo"):
             continue
-        if port not in ALLOWED_PORTS or ALLOWED_PORTS[port] not in process:
+        if port not in allowed or allowed[port] not in process:
             unexpected.append(f"{proto} {local} {process}")
     assert unexpected == [], f"unexpected listeners: {unexpected}"

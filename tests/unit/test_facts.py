@@ -119,3 +119,11 @@ def test_packages_sysctl_mounts_modules_listening_fail_closed() -> None:
     ):
         with pytest.raises(FactError):
             getattr(Facts(host), fact)
+
+
+def test_listening_ports_are_allowed_per_role() -> None:
+    from tests.hardening.test_services import allowed_ports
+
+    assert "80" not in allowed_ports({"role_checks": []})  # base and worker
+    assert allowed_ports({"role_checks": ["nginx"]})["80"] == "nginx"
+    assert "22" in allowed_ports({"role_checks": []})
