@@ -142,10 +142,13 @@ def test_a_stopped_nightly_stops_its_bakes(
     monkeypatch.setattr(proc, "stream", stream)
 
     def stop_when_started() -> None:
+        # both bakes have their own SIGINT handler once they print "baking" to their logs
+        logs = [tmp_path / "r" / "logs" / f"{name}.log" for name in ("web", "worker")]
         deadline = time.monotonic() + 30
-        while len(children) < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not all(
+            log.is_file() and "baking" in log.read_text() for log in logs
+        ):
             time.sleep(0.05)
-        time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
