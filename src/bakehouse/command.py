@@ -172,13 +172,10 @@ def reported(fn: F) -> F:
 def check_flags(flags: dict[str, Any]) -> None:
     """Every flag value checked at the edge, against the same shapes as in definitions: an
     image, channel or version name reaches paths and parameter names only once it is one."""
-    from bakehouse.errors import UsageError
-    from bakehouse.names import bad_flag
+    from bakehouse.names import check_flag
 
     for flag, value in flags.items():
-        bad = bad_flag(flag, value)
-        if bad:
-            raise UsageError(*bad)
+        check_flag(flag, value)
 
 
 def project() -> Project:

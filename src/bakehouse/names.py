@@ -24,7 +24,19 @@ FLAG_SHAPES: dict[str, tuple[str, str, str]] = {
     "region": (REGION_RE, "an AWS region", "eu-west-1"),
 }
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# control characters a value may not hold (terminal escapes, line breaks); the multi-line
+# variant allows tab and newline
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_flag(flag: str, value: object) -> None:
+    """Raise the UsageError :func:`bad_flag` describes, if any."""
+    bad = bad_flag(flag, value)
+    if bad:
+        from bakehouse.errors import UsageError
+
+        raise UsageError(*bad)
 
 
 def bad_flag(flag: str, value: object) -> tuple[str, str] | None:
@@ -38,7 +50,7 @@ def bad_flag(flag: str, value: object) -> tuple[str, str] | None:
         shape = FLAG_SHAPES.get(flag)
         if shape and not re.fullmatch(shape[0], text):
             return f"{dashed} {text!r} is not {shape[1]}", f"e.g. {dashed} {shape[2]}"
-        if _CONTROL.search(text):
+        if CONTROL.search(text):
             return (
                 f"{dashed} {text!r} holds control characters",
                 "pass plain text on one line, without escape sequences",

@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 from bakehouse.errors import SpecError
 from bakehouse.load import Located, Path_, format_path
+from bakehouse.names import CONTROL, CONTROL_MULTILINE
 
 T = TypeVar("T")
 Parser = Callable[[Any, Path_, "Ctx"], T]
@@ -59,10 +60,6 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-
 def string(
     pattern: str | None = None,
     *,
@@ -75,7 +72,7 @@ def string(
     """Text; never with control characters (terminal escapes; newlines unless ``multiline``)
     nor ``{{``, which Packer would run as a template expression wherever the value lands."""
     rx = re.compile(pattern) if pattern else None
-    unsafe = _CONTROL_MULTILINE if multiline else _CONTROL
+    unsafe = CONTROL_MULTILINE if multiline else CONTROL
 
     def parse(value: Any, path: Path_, ctx: Ctx) -> str:
         if not isinstance(value, str):

@@ -12,14 +12,13 @@ The rules are here, once; the target only carries them out (a channels file, SSM
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bakehouse.catalogue import USABLE, Record, now_iso
 from bakehouse.errors import UsageError
 from bakehouse.lifecycle import who
-from bakehouse.names import CHANNEL_RE
+from bakehouse.names import check_flag
 from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import Target
 
@@ -74,12 +73,7 @@ class RevokeResult:
 def check_channels(channels: list[str]) -> None:
     if not channels:
         raise UsageError("say which channel(s): --channel stable", "repeat --channel for more")
-    for channel in channels:
-        if not re.fullmatch(CHANNEL_RE, channel):
-            raise UsageError(
-                f"--channel {channel!r} is not a channel name",
-                "lower-case letters, digits and '-', starting with a letter (e.g. stable)",
-            )
+    check_flag("channel", channels)
 
 
 def publish(

@@ -19,7 +19,6 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from bakehouse.catalogue import Catalogue, Record
 from bakehouse.errors import AwsError, UsageError
 from bakehouse.files import describe
 from bakehouse.inputs import fingerprint, git_commit, suite_hash
-from bakehouse.names import REGION_RE
+from bakehouse.names import check_flag
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
@@ -132,9 +131,7 @@ class AwsTarget(Target):
 
     def __init__(self, project: Any, options: TargetOptions | None = None):
         super().__init__(project, options)
-        for region in self.options.regions:
-            if not re.fullmatch(REGION_RE, region):
-                raise UsageError(f"--region {region!r} is not an AWS region", "e.g. eu-west-1")
+        check_flag("region", list(self.options.regions))
         if self.options.runner_cidr is not None:
             check_runner_cidr(self.options.runner_cidr, self.options.wide_runner_cidr)
         self.aws = Aws(profile=self.options.profile)
