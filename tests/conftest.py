@@ -80,3 +80,20 @@ def copy_project(tmp_path: Path) -> Callable[[], Path]:
         return dest
 
     return make
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """The `bakehouse` program in this process: (exit code, stdout, stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from bakehouse.cli import program
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            program.run(["bakehouse", *argv], exit=True)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()

@@ -465,6 +465,19 @@ def test_sharing_with_a_customer_managed_key_is_fine(tmp_images) -> None:  # typ
     assert tmp_images.load("web").targets.aws.share.accounts == ("111122223333",)
 
 
+def expect_share_lookup(stub: Stubber, found: list[dict[str, str]]) -> None:
+    """The lookup of web's channel share, answered with ``found``."""
+    stub.add_response(
+        "get_resource_shares",
+        {"resourceShares": found},
+        {
+            "resourceOwner": "SELF",
+            "name": "bakehouse-web-channels",
+            "resourceShareStatus": "ACTIVE",
+        },
+    )
+
+
 def test_channels_join_the_images_existing_resource_share() -> None:
     from bakehouse.aws.publish import share_channels
     from bakehouse.spec import Share
@@ -472,15 +485,7 @@ def test_channels_join_the_images_existing_resource_share() -> None:
     aws = Aws()
     arn = "arn:aws:ram:eu-west-1:123456789012:resource-share/abc"
     with Stubber(aws.client("ram", REGIONS[0])) as stub:
-        stub.add_response(
-            "get_resource_shares",
-            {"resourceShares": [{"resourceShareArn": arn, "name": "bakehouse-web-channels"}]},
-            {
-                "resourceOwner": "SELF",
-                "name": "bakehouse-web-channels",
-                "resourceShareStatus": "ACTIVE",
-            },
-        )
+        expect_share_lookup(stub, [{"resourceShareArn": arn, "name": "bakehouse-web-channels"}])
         stub.add_response(
             "associate_resource_share",
             {},
@@ -506,15 +511,7 @@ def test_a_new_share_for_an_organisation_allows_no_outside_principals() -> None:
     aws = Aws()
     org = "arn:aws:organizations::111122223333:organization/o-abcdefghij"
     with Stubber(aws.client("ram", REGIONS[0])) as stub:
-        stub.add_response(
-            "get_resource_shares",
-            {"resourceShares": []},
-            {
-                "resourceOwner": "SELF",
-                "name": "bakehouse-web-channels",
-                "resourceShareStatus": "ACTIVE",
-            },
-        )
+        expect_share_lookup(stub, [])
         stub.add_response(
             "create_resource_share",
             {},

@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 
 from bakehouse.aws import roll as rl
 from bakehouse.aws.session import Aws
-from bakehouse.errors import AwsError
+from bakehouse.errors import AwsError, Terminated
 from bakehouse.spec import Catalog, Roll
 from tests.aws.conftest import REGIONS
 from tests.conftest import ROOT, TODAY
@@ -335,14 +335,22 @@ def test_timeout_rolls_back(stubbed: tuple[Aws, Stubber]) -> None:
     assert (out.status, out.rolled_back) == ("RollbackSuccessful", True)
 
 
-def test_ctrl_c_rolls_back_and_waits(stubbed: tuple[Aws, Stubber]) -> None:
+@pytest.mark.parametrize(
+    "stop",
+    [KeyboardInterrupt(), Terminated("stopped by signal SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_stopped_watch_rolls_back_and_waits(
+    stubbed: tuple[Aws, Stubber], stop: BaseException
+) -> None:
+    """Ctrl-C, or a cancelled CI job's SIGTERM (turned into Terminated), rolls the group back."""
     aws, stub = stubbed
     calls = {"n": 0}
 
     def sleep(seconds: float) -> None:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise KeyboardInterrupt
+            raise stop
 
     stub.add_response("describe_instance_refreshes", refresh("InProgress", 10), DESCRIBE)
     stub.add_response(
@@ -350,29 +358,7 @@ def test_ctrl_c_rolls_back_and_waits(stubbed: tuple[Aws, Stubber]) -> None:
     )
     stub.add_response("describe_instance_refreshes", refresh("RollbackInProgress", 10), DESCRIBE)
     stub.add_response("describe_instance_refreshes", refresh("RollbackSuccessful", 100), DESCRIBE)
-    with pytest.raises(KeyboardInterrupt):
-        run_watch(aws, sleep=sleep)
-
-
-def test_sigterm_rolls_back_and_waits(stubbed: tuple[Aws, Stubber]) -> None:
-    """A cancelled CI job (SIGTERM, turned into Terminated) rolls back like Ctrl-C."""
-    from bakehouse.errors import Terminated
-
-    aws, stub = stubbed
-    calls = {"n": 0}
-
-    def sleep(seconds: float) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise Terminated("stopped by signal SIGTERM")
-
-    stub.add_response("describe_instance_refreshes", refresh("InProgress", 10), DESCRIBE)
-    stub.add_response(
-        "rollback_instance_refresh", {"InstanceRefreshId": "r-1"}, {"AutoScalingGroupName": "web-a"}
-    )
-    stub.add_response("describe_instance_refreshes", refresh("RollbackInProgress", 10), DESCRIBE)
-    stub.add_response("describe_instance_refreshes", refresh("RollbackSuccessful", 100), DESCRIBE)
-    with pytest.raises(Terminated):
+    with pytest.raises(type(stop)):
         run_watch(aws, sleep=sleep)
     stub.assert_no_pending_responses()
 

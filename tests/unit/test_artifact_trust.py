@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,63 +98,61 @@ def test_a_swapped_manifest_is_an_error_not_a_diff(tmp_path: Path) -> None:
         catalogue.checked_artifact(record, "status")
 
 
-def test_images_diff_refuses_a_swapped_manifest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from bakehouse.lifecycle.history import diff
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """The project and its local target, with the state in a fresh folder."""
     from bakehouse.project import Project
-    from bakehouse.spec import Catalog
     from bakehouse.targets import get
 
     monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
     project = Project(ROOT)
-    target = get("local", project)
+    return project, get("local", project)
+
+
+def swap_manifest(catalogue: Catalogue, version: str) -> None:
+    """Empty an entry's manifest, as someone hiding its packages from nightly would."""
+    path = catalogue.image_dir("web", version) / "manifest.json"
+    path.write_text(json.dumps({"packages": []}))
+
+
+def test_images_diff_refuses_a_swapped_manifest(tmp_path: Path, local: tuple[Any, Any]) -> None:
+    from bakehouse.lifecycle.history import diff
+    from bakehouse.spec import Catalog
+
+    project, target = local
     for version in ("20261129.000000", "20261129.010000"):
         image_record(target.catalogue, tmp_path, version)
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
     diff(project, target, spec, None, None)  # both intact: fine
-    path = target.catalogue.image_dir("web", "20261129.000000") / "manifest.json"
-    path.write_text(json.dumps({"packages": []}))
+    swap_manifest(target.catalogue, "20261129.000000")
     with pytest.raises(CatalogueError, match="sha256"):
         diff(project, target, spec, None, None)
 
 
-def test_nightly_does_not_read_a_swapped_manifest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_nightly_does_not_read_a_swapped_manifest(tmp_path: Path, local: tuple[Any, Any]) -> None:
     """A manifest emptied to hide pending updates: nightly treats it as unreadable (and bakes)."""
     from bakehouse.lifecycle import nightly
-    from bakehouse.project import Project
-    from bakehouse.targets import get
 
-    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
-    target = get("local", Project(ROOT))
+    _, target = local
     record = image_record(target.catalogue, tmp_path, "20261129.000000")
     assert nightly.installed(target, record) == {"openssl": "3.0.0-1"}
-    path = target.catalogue.image_dir("web", "20261129.000000") / "manifest.json"
-    path.write_text(json.dumps({"packages": []}))
+    swap_manifest(target.catalogue, "20261129.000000")
     assert nightly.installed(target, record) is None
 
 
 def test_a_bake_report_says_when_the_previous_manifest_is_swapped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, local: tuple[Any, Any]
 ) -> None:
     from types import SimpleNamespace
 
     from bakehouse.lifecycle.bake import best_effort_diff
 
-    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
-    from bakehouse.project import Project
-    from bakehouse.targets import get
-
-    project = Project(ROOT)
-    target = get("local", project)
+    project, target = local
     image_record(target.catalogue, tmp_path, "20261129.000000")
     ctx = SimpleNamespace(project=project, target=target, spec=SimpleNamespace(name="web"))
     baked = SimpleNamespace(manifest=MANIFEST, context=SimpleNamespace(indexes=debindex.Indexes()))
     assert best_effort_diff(ctx, baked) == {"against": "20261129.000000", "changes": []}  # type: ignore[arg-type]
-    path = target.catalogue.image_dir("web", "20261129.000000") / "manifest.json"
-    path.write_text(json.dumps({"packages": []}))  # would show openssl as newly added
+    swap_manifest(target.catalogue, "20261129.000000")  # would show openssl as newly added
     got = best_effort_diff(ctx, baked)  # type: ignore[arg-type]
     assert got["changes"] == [] and "does not match the sha256" in got["error"]
 

@@ -7,17 +7,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from bakehouse import hcl, render
 from bakehouse.catalogue import DirStore
-from bakehouse.cli import program
 from bakehouse.errors import EXIT_USAGE, CatalogueError, RenderError, SpecError
 from bakehouse.spec import ImageSpec, Step
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 WORKER = "description: x\nprovision:\n  - script: web.sh\n    env:\n      {key}: {value}\n"
 
@@ -120,17 +118,6 @@ def test_each_step_gets_only_its_own_env(tmp_images) -> None:  # type: ignore[no
             assert not {"ONE=1", "TWO=2"} & set(by_script[script]), (target, script)
 
 
-def cli(*argv: str) -> tuple[int, str]:
-    err = io.StringIO()
-    code = 0
-    with redirect_stdout(io.StringIO()), redirect_stderr(err):
-        try:
-            program.run(["bakehouse", *argv], exit=True)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, err.getvalue()
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -150,7 +137,7 @@ def cli(*argv: str) -> tuple[int, str]:
     ],
 )
 def test_flags_are_checked_at_the_edge(argv: list[str], message: str) -> None:
-    code, err = cli(*argv)
+    code, _, err = run_cli(*argv)
     assert code == EXIT_USAGE and message in err, (argv, err)
     assert "Traceback" not in err
 

@@ -4,33 +4,23 @@ entry — every command then works for it, with nothing else changed."""
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
 from bakehouse import targets
-from bakehouse.cli import ns, program
-from tests.conftest import ROOT
+from bakehouse.cli import ns
+from tests.conftest import ROOT, run_cli
 
 TAKES_TARGET = sorted(
     name for name in ns.task_names if any(a.name == "target" for a in ns[name].get_arguments())
 )
 
 
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            program.run(["bakehouse", *argv], exit=True)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def test_every_command_where_it_means_something_takes_target() -> None:

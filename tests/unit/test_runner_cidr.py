@@ -4,24 +4,10 @@ command that takes it (verify too), before any AWS call."""
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
-
 import pytest
 
-from bakehouse.cli import program
 from bakehouse.errors import EXIT_USAGE
-
-
-def run(*argv: str) -> tuple[int, str]:
-    err = io.StringIO()
-    code = 0
-    with redirect_stdout(io.StringIO()), redirect_stderr(err):
-        try:
-            program.run(["bakehouse", *argv], exit=True)
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, err.getvalue()
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("task", ["bake", "verify", "deploy", "nightly"])
@@ -51,7 +37,7 @@ def test_runner_cidr(task: str, cidr: str, wide: bool, message: str | None, monk
         argv += ["--image", "web"]
     if task == "nightly":
         argv += ["--dry-run"]
-    code, err = run(*argv)
+    code, _, err = run_cli(*argv)
     if message is None:
         assert "--runner-cidr" not in err, err
     else:
