@@ -124,10 +124,16 @@ def verify(r: VerifyResult) -> str:
     s = r.verified.summary
     lines = [
         f"{'passed' if r.ok else 'FAILED'}: {r.image} {r.what} on {r.target}: "
-        f"{s.get('passed', 0)} passed, {s.get('failed', 0)} failed, {s.get('waived', 0)} waived, "
+        f"{s.get('passed', 0)} passed, {s.get('failed', 0)} failed, "
+        f"{s.get('error', 0)} could not be judged, {s.get('waived', 0)} waived, "
         f"{s.get('skipped', 0)} not applicable"
     ]
-    lines += [f"  failed: {cid}" for cid in r.verified.failed_ids()]
+    lines += [
+        f"  {'failed' if c['outcome'] == 'failed' else 'not judged'}: {c['id']}"
+        + ("" if c["outcome"] == "failed" else f" ({c['message'][:160]})")
+        for c in r.verified.controls
+        if c["outcome"] in ("failed", "error")
+    ]
     return "\n".join(lines)
 
 

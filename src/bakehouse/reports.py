@@ -103,6 +103,7 @@ def bake(data: dict[str, Any]) -> Report:
         f"- fingerprint: `{data.get('fingerprint')}`",
         f"- packages: {data.get('packages')}, kernel {data.get('kernel')}",
         f"- controls: {summary.get('passed', 0)} passed, {summary.get('failed', 0)} failed, "
+        f"{summary.get('error', 0)} could not be judged, "
         f"{summary.get('waived', 0)} waived, {summary.get('skipped', 0)} not applicable",
     ]
     if v.get("error"):
@@ -110,13 +111,14 @@ def bake(data: dict[str, Any]) -> Report:
     lines += ["", "## Timings (s)", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {k} | {s:.1f} |" for k, s in data.get("timings", {}).items()]
     controls = v.get("controls", [])
-    failed = [c for c in controls if c["outcome"] == "failed"]
+    failed = [c for c in controls if c["outcome"] in ("failed", "error")]
     waived = [c for c in controls if c["outcome"] == "waived"]
     if failed:
-        lines += ["", "## Failed controls", "", "| id | title | reference | detail |"]
-        lines += ["|---|---|---|---|"]
+        lines += ["", "## Failed controls", "", "| id | title | reference | outcome | detail |"]
+        lines += ["|---|---|---|---|---|"]
         lines += [
             f"| {c['id']} | {_cell(c['title'])} | {_cell(c['reference'])} | "
+            f"{'failed' if c['outcome'] == 'failed' else 'not judged (fact unreadable)'} | "
             f"{_cell(c['message'].splitlines()[0] if c['message'] else '')} |"
             for c in failed
         ]
@@ -133,11 +135,11 @@ def bake(data: dict[str, Any]) -> Report:
     cases = [
         Case(
             c["id"],
-            "failed" if c["outcome"] == "failed" else "passed",
+            "failed" if c["outcome"] in ("failed", "error") else "passed",
             c.get("message", ""),
             classname=f"hardening.{c.get('reference') or 'bakehouse'}",
         )
-        if c["outcome"] in ("passed", "failed")
+        if c["outcome"] in ("passed", "failed", "error")
         else Case(c["id"], "skipped", c.get("message", ""), classname="hardening")
         for c in controls
     ]

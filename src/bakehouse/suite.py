@@ -38,7 +38,8 @@ class Verified:
     evidence: list[Path] = field(default_factory=list)  # more files worth keeping (console)
 
     def failed_ids(self) -> list[str]:
-        return [c["id"] for c in self.controls if c["outcome"] == "failed"]
+        """Controls that block publishing: failed, or not judged because a fact was unreadable."""
+        return [c["id"] for c in self.controls if c["outcome"] in ("failed", "error")]
 
 
 def context(spec: ImageSpec | None, verify_key: str, candidates: Path | None) -> dict[str, Any]:
@@ -77,7 +78,9 @@ def over_ssm(instance_id: str, region: str) -> Connection:
     )
 
 
-def pytest_argv(root: Path, connection: Connection, ctx: Path, junit: Path) -> list[str]:
+def pytest_argv(
+    root: Path, connection: Connection, ctx: Path, junit: Path, facts: Path
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -86,6 +89,7 @@ def pytest_argv(root: Path, connection: Connection, ctx: Path, junit: Path) -> l
         *connection.options,
         f"--bakehouse-context={ctx}",
         f"--junitxml={junit}",
+        f"--bakehouse-facts={facts}",
         "-o",
         "junit_family=xunit1",
         "-p",
@@ -98,7 +102,8 @@ def pytest_argv(root: Path, connection: Connection, ctx: Path, junit: Path) -> l
 
 
 def parse_junit(path: Path) -> list[dict[str, Any]]:
-    """Per-control outcomes from the JUnit file: passed, failed, waived or skipped."""
+    """Per-control outcomes from the JUnit file: passed, failed, error (what the control judges
+    could not be read), waived or skipped (not applicable)."""
     # our own pytest run wrote this file
     tree = ET.parse(path)  # noqa: S314  # nosec B314
     controls = []
@@ -110,8 +115,8 @@ def parse_junit(path: Path) -> list[dict[str, Any]]:
             failure = case.find("error")
         skipped = case.find("skipped")
         if failure is not None:
-            outcome = "failed"
-            message = (failure.get("message") or "").strip()
+            outcome = "error" if "error" in props else "failed"
+            message = (props.get("error") or failure.get("message") or "").strip()
         elif skipped is not None:
             message = (skipped.get("message") or "").strip()
             outcome = "waived" if "waived:" in message else "skipped"
@@ -145,11 +150,12 @@ def run_suite(
 ) -> Verified:
     """tests/hardening against the machine ``connection`` reaches; JUnit -> results."""
     junit = folder / "junit.xml"
+    facts = folder / "facts.json"
     log = folder / "verify.log"
     progress.say(f"verify: running tests/hardening over {connection.via}")
     start = time.monotonic()
     code = proc.stream(
-        pytest_argv(root, connection, ctx, junit),
+        pytest_argv(root, connection, ctx, junit, facts),
         log=log,
         cwd=root,
         timeout=suite_timeout,
@@ -161,10 +167,22 @@ def run_suite(
     controls = parse_junit(junit)
     summary = {
         k: sum(1 for c in controls if c["outcome"] == k)
-        for k in ("passed", "failed", "waived", "skipped")
+        for k in ("passed", "failed", "error", "waived", "skipped")
     }
-    ok = code == 0 and summary["failed"] == 0 and summary["passed"] > 0
-    return Verified(ok, controls, boot_seconds, suite_seconds, junit, log, summary)
+    ok = passes(code, summary)
+    evidence = [facts] if facts.is_file() else []
+    return Verified(ok, controls, boot_seconds, suite_seconds, junit, log, summary, evidence)
+
+
+def passes(code: int, summary: dict[str, int]) -> bool:
+    """The publish gate: the suite exited 0, something passed, nothing failed, and nothing
+    went unjudged (a control whose fact could not be read is never a pass)."""
+    return (
+        code == 0
+        and summary.get("failed", 1) == 0
+        and summary.get("error", 1) == 0
+        and summary.get("passed", 0) > 0
+    )
 
 
 def summary_of(verified: Verified | None, error: BaseException | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.hardening.controls import Control
-from tests.hardening.facts import Facts
+from tests.hardening.facts import FactError, Facts
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +38,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bakehouse-stats",
         default=None,
         help="write the number of commands sent to the host (and their time) to this file",
+    )
+    group.addoption(
+        "--bakehouse-facts",
+        default=None,
+        help="write every command sent to the host and its answer (JSON) to this file",
     )
 
 
@@ -106,6 +111,9 @@ def facts(request: pytest.FixtureRequest) -> Facts:
     stats = request.config.getoption("--bakehouse-stats")
     if stats:
         request.addfinalizer(lambda: Path(stats).write_text(json.dumps(facts.stats_summary())))
+    record = request.config.getoption("--bakehouse-facts")
+    if record:
+        request.addfinalizer(lambda: Path(record).write_text(json.dumps(facts.record, indent=1)))
     return facts
 
 
@@ -125,6 +133,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     control = _control(item)
     if control is None or report.when != "call" or not report.failed:
+        return
+    if call.excinfo is not None and call.excinfo.errisinstance(FactError):
+        # not a verdict: what the control judges could not be read (never waived either)
+        item.user_properties.append(("error", str(call.excinfo.value)[:300]))
         return
     waivers = item.config.stash.get(_WAIVERS, None)
     if waivers is None:

@@ -96,6 +96,9 @@ class Facts:
         self.host = host
         self.commands = 0
         self.seconds: list[tuple[str, float]] = []
+        # every command and its answer: the evidence the controls judged, and what the unit
+        # tests replay to show each control failing on one wrong fact
+        self.record: dict[str, dict[str, Any]] = {}
 
     def run(self, command: str) -> Any:
         self.commands += 1
@@ -104,6 +107,11 @@ class Facts:
         self.seconds.append(
             (command.split(maxsplit=1)[0] if command.split() else "", time.monotonic() - start)
         )
+        self.record[command] = {
+            "rc": result.rc,
+            "stdout": str(result.stdout),
+            "stderr": str(result.stderr),
+        }
         return result
 
     def stats_summary(self) -> dict[str, Any]:
@@ -233,6 +241,8 @@ class Facts:
             parts = line.split()
             sane("listening", len(parts) >= 5, f"a line of ss it cannot read: {line!r}")
             out.append((parts[0], parts[4], parts[6] if len(parts) > 6 else ""))
+        # every image runs sshd: a listing without it did not see the sockets
+        sane("listening", any("sshd" in p for _, _, p in out), "sshd is not among the listeners")
         return out
 
     # ---- files --------------------------------------------------------------------------------
@@ -339,7 +349,10 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
 
     @functools.cached_property
     def mounts(self) -> dict[str, dict[str, str]]:
-        data = json.loads(self.must("mounts", "findmnt -J -o TARGET,FSTYPE,OPTIONS"))
+        try:
+            data = json.loads(self.must("mounts", "findmnt -J -o TARGET,FSTYPE,OPTIONS"))
+        except json.JSONDecodeError as exc:
+            raise FactError(f"mounts: findmnt printed no JSON ({exc})") from None
         out: dict[str, dict[str, str]] = {}
 
         def walk(nodes: list[dict[str, Any]]) -> None:
@@ -382,9 +395,21 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
 
     @functools.cached_property
     def audit_rules(self) -> str:
-        return self.out("auditctl -l 2>&1; auditctl -s 2>&1")
+        """The loaded audit rules, then the audit status."""
+        text = self.must("audit", "auditctl -l && auditctl -s")
+        sane("audit", "enabled " in text, "auditctl -s printed no status")
+        return text
+
+    @functools.cached_property
+    def kernel_log(self) -> str:
+        """The kernel ring buffer, from the first boot message on."""
+        log = self.must("kernel log", "dmesg")
+        sane("kernel log", "Linux version" in log, "the boot messages are no longer in it")
+        return log
 
     @functools.cached_property
     def journal_first_boot(self) -> str:
         # systemd logs this to the kernel ring buffer, before journald is up
-        return self.out("dmesg 2>/dev/null | grep -i -m 3 'machine id' ; true")
+        return "\n".join(
+            line for line in self.kernel_log.splitlines() if "machine id" in line.lower()
+        )

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.hardening.controls import Control, ids
-from tests.hardening.facts import Facts
+from tests.hardening.facts import FactError, Facts
 
 LB = "dev-sec linux-baseline"
 NOLOGIN = {"/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false"}
@@ -169,7 +169,12 @@ def test_locked_password(facts: Facts, control: Control) -> None:
     ids=ids,
 )
 def test_path(facts: Facts, control: Control) -> None:
-    path = facts.out("sudo -i sh -c 'echo $PATH' 2>/dev/null || echo $PATH").strip()
+    # root's login environment (the suite runs as root: sudo -i reads root's profile)
+    text = facts.must("root PATH", "sudo -i sh -c 'echo \"PATH=$PATH\"'")
+    lines = [line for line in text.splitlines() if line.startswith("PATH=")]
+    if len(lines) != 1:
+        raise FactError(f"root PATH: no PATH= line in {text[-200:]!r}")
+    path = lines[0].removeprefix("PATH=")
     entries = path.split(":")
     assert "" not in entries and "." not in entries, path
 

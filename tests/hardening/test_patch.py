@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.hardening.controls import Control, ids
-from tests.hardening.facts import Facts
+from tests.hardening.facts import FactError, Facts
 
 
 def _pending_from_context(
@@ -26,7 +26,7 @@ def _pending_from_context(
     out = []
     for name, installed in sorted(facts.packages.items()):
         cand = candidates.get(name)
-        if cand is not None and version_compare(cand[0], installed) > 0:
+        if cand is not None and cand[0] != installed and version_compare(cand[0], installed) > 0:
             out.append((name, installed, cand[0], bool(cand[1])))
     return out
 
@@ -54,11 +54,15 @@ def _pending_in_guest(facts: Facts) -> list[tuple[str, str, str, bool]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def pending(facts: Facts, context: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+def pending_updates(facts: Facts, context: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     if context.get("candidates"):
         return _pending_from_context(facts, context)
     return _pending_in_guest(facts)
+
+
+@pytest.fixture(scope="module")
+def pending(facts: Facts, context: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    return pending_updates(facts, context)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +100,9 @@ def test_no_security_updates(pending: list[tuple[str, str, str, bool]], control:
 def test_running_newest_kernel(facts: Facts, control: Control) -> None:
     from debian.debian_support import Version
 
-    running = facts.out("uname -r").strip()
+    running = facts.must("kernel release", "uname -r").strip()
+    if not running:
+        raise FactError("kernel release: uname -r printed nothing")
     installed = [
         p.removeprefix("linux-image-")
         for p in facts.packages

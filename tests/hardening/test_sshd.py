@@ -145,6 +145,8 @@ def _first_in_config(facts: Facts, key: str) -> str:
         'for f in /etc/ssh/sshd_config.d/*.conf; do [ ! -e "$f" ] || cat "$f" || exit 1; done; '
         "cat /etc/ssh/sshd_config",
     )
+    if not text.strip():
+        raise FactError("sshd config: the config files read empty")
     for line in text.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0].lower() == key:

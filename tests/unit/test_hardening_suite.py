@@ -16,13 +16,17 @@ pytest_plugins = ["pytester"]
 CHECKS = """
 import pytest
 from tests.hardening.controls import Control, ids
+from tests.hardening.facts import FactError
 
 @pytest.mark.parametrize("control", [
     Control("bh-x-01", "Always passes", "test ref"),
     Control("bh-x-02", "Always fails, waived", "test ref"),
     Control("bh-x-03", "Always fails, not waived", "test ref"),
+    Control("bh-x-04", "Cannot read its fact, waived", "test ref"),
 ], ids=ids)
 def test_control(control):
+    if control.id == "bh-x-04":
+        raise FactError("stats: no answer for /etc/passwd")
     assert control.id == "bh-x-01", "broken on purpose"
 """
 
@@ -47,7 +51,14 @@ def test_refuses_without_hosts(suite: pytest.Pytester) -> None:
 def test_waivers_are_reported_not_hidden(suite: pytest.Pytester) -> None:
     ctx = suite.path / "context.json"
     ctx.write_text(
-        json.dumps({"waivers": {"bh-x-02": "vendor fix due in March (expires 2027-03-31)"}})
+        json.dumps(
+            {
+                "waivers": {
+                    "bh-x-02": "vendor fix due in March (expires 2027-03-31)",
+                    "bh-x-04": "a waiver never hides a control that could not judge",
+                }
+            }
+        )
     )
     junit = suite.path / "junit.xml"
     result = suite.runpytest_subprocess(
@@ -59,7 +70,7 @@ def test_waivers_are_reported_not_hidden(suite: pytest.Pytester) -> None:
         "junit_family=xunit1",
         "-rxX",
     )
-    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+    result.assert_outcomes(passed=1, failed=2, xfailed=1)
     result.stdout.fnmatch_lines(["*waived: vendor fix due in March*"])
 
     from bakehouse.suite import parse_junit
@@ -71,4 +82,24 @@ def test_waivers_are_reported_not_hidden(suite: pytest.Pytester) -> None:
         "bh-x-01": ("passed", "Always passes", "test ref"),
         "bh-x-02": ("waived", "Always fails, waived", "test ref"),
         "bh-x-03": ("failed", "Always fails, not waived", "test ref"),
+        "bh-x-04": ("error", "Cannot read its fact, waived", "test ref"),
     }
+    errored = next(c for c in parse_junit(Path(junit)) if c["id"] == "bh-x-04")
+    assert errored["message"] == "stats: no answer for /etc/passwd"
+
+
+@pytest.mark.parametrize(
+    ("code", "summary", "ok"),
+    [
+        (0, {"passed": 5, "failed": 0, "error": 0}, True),
+        (0, {"passed": 5, "failed": 0, "error": 1}, False),  # a fact could not be read
+        (0, {"passed": 5, "failed": 1, "error": 0}, False),
+        (0, {"passed": 0, "failed": 0, "error": 0}, False),  # nothing judged at all
+        (1, {"passed": 5, "failed": 0, "error": 0}, False),  # pytest itself reported trouble
+        (0, {"passed": 5}, False),  # a summary without counts is no proof
+    ],
+)
+def test_the_publish_gate(code: int, summary: dict[str, int], ok: bool) -> None:
+    from bakehouse.suite import passes
+
+    assert passes(code, summary) is ok

@@ -1,0 +1,391 @@
+"""Every hardening control is shown to fail, and none passes on a fact it could not read.
+
+The controls run against real recorded answers of the baked web image (every control passes
+there) and of its unhardened base (those harden.sh fixes fail there). Each control then gets
+the web image's answers with exactly one thing wrong, and must fail — alone, or with the few
+controls that judge the same thing (listed with the mutation). Each command the suite sends is
+then made to fail, and to print nothing: every control that reads it must error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.replay import Check, Recording, checks, commands_used, run_all
+
+# ---- what harden.sh (and the rest of the bake) fixes: each fails on the unhardened base -------
+
+HARDEN = {
+    *("os-05.umask", "os-05.max-days", "os-05.min-days", "bh-acct-07", "bh-acct-08"),
+    *("os-13.daily", "os-13.crond", "bh-fs-05", "bh-fs-06", "bh-fs-12", "os-06", "bh-fs-17"),
+    *("bh-mnt-01", "bh-mnt-02", "bh-mnt-03", "bh-mnt-04", "bh-mnt-07"),
+    *(f"os-10.{m}" for m in ("cramfs", "freevxfs", "hfs", "hfsplus", "jffs2", "udf")),
+    *(f"os-10.{m}" for m in ("squashfs", "usb-storage", "dccp", "sctp", "rds", "tipc")),
+    *("bh-audit-01", "bh-audit-02", "bh-audit-03", "bh-audit-04", "bh-audit-05"),
+    *("sshd-02", "sshd-03", "bh-ssh-01", "sshd-06", "sshd-13", "sshd-18", "sshd-19", "sshd-24"),
+    *("sshd-27", "sshd-35", "sshd-36", "sshd-39", "sshd-40", "sshd-42", "sshd-45", "sshd-46"),
+    *("sshd-47", "bh-ssh-02", "sshd-05", "sshd-14"),
+    *("sysctl-02", "sysctl-02.default", "sysctl-05", "sysctl-06", "sysctl-08", "sysctl-09"),
+    *("sysctl-10", "sysctl-13.default", "sysctl-14", "sysctl-14.default", "sysctl-15"),
+    *("sysctl-15.default", "sysctl-16", "sysctl-16.default", "sysctl-17", "sysctl-17.default"),
+    *("sysctl-20", "sysctl-20.default", "sysctl-25", "sysctl-25.default", "sysctl-30"),
+    *("bh-kernel-01", "bh-kernel-03", "bh-kernel-05"),
+}
+ROLE = {"bh-web-01", "bh-web-02", "bh-web-03", "bh-web-04"}  # packages: and web.sh
+CLEANUP = {"bh-sec-09"}  # cleanup.sh: the base keeps its bootstrap's temporary files
+
+
+@pytest.fixture(scope="module")
+def web() -> Recording:
+    return Recording.load("web")
+
+
+def test_every_control_passes_on_the_baked_web_image(web: Recording, tmp_path: Path) -> None:
+    run = run_all(web, tmp_path)
+    assert len(run.outcomes) == len({c.id for c in checks()}) > 200
+    assert {k: (v, run.messages[k]) for k, v in run.outcomes.items() if v != "passed"} == {}
+
+
+def test_the_unhardened_base_fails_exactly_what_the_bake_fixes(tmp_path: Path) -> None:
+    run = run_all(Recording.load("base"), tmp_path)
+    failed = {k for k, v in run.outcomes.items() if v == "failed"}
+    errors = {k for k, v in run.outcomes.items() if v == "error"}
+    assert failed | errors == HARDEN | ROLE | CLEANUP
+    assert errors == {"bh-web-04"}  # the base has no nginx whose configuration could be read
+    assert set(run.outcomes.values()) == {"passed", "failed", "error"}
+
+
+# ---- one thing wrong --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wrong:
+    """One change to the web image's answers, and the other controls it also breaks."""
+
+    change: Callable[[Recording], None]
+    also: frozenset[str] = frozenset()
+
+
+def sub(marker: str, pattern: str, repl: str, flags: int = re.M) -> Callable[[Recording], None]:
+    """Replace ``pattern`` in the answer of the command containing ``marker`` (must match)."""
+
+    def change(rec: Recording) -> None:
+        answer = rec.answer(marker)
+        new, n = re.subn(pattern, repl, answer["stdout"], flags=flags)
+        assert n, f"{pattern!r} not in the answer to {marker!r}"
+        answer["stdout"] = new
+
+    return change
+
+
+def add(marker: str, line: str) -> Callable[[Recording], None]:
+    def change(rec: Recording) -> None:
+        rec.answer(marker)["stdout"] += line + "\n"
+
+    return change
+
+
+def candidates(name: str, version: str, security: bool) -> Callable[[Recording], None]:
+    def change(rec: Recording) -> None:
+        rec.candidates[name] = [version, security]
+
+    return change
+
+
+def unit(name: str, prop: str, value: str) -> Callable[[Recording], None]:
+    return sub(
+        "systemctl show",
+        rf"(^Id={re.escape(name)}\n(?:\w+=.*\n)*?){prop}=.*$",
+        rf"\1{prop}={value}",
+    )
+
+
+def mounts(target: str, option: str | None) -> Callable[[Recording], None]:
+    """Drop a mount (option None) or one of its options from findmnt's answer."""
+
+    def change(rec: Recording) -> None:
+        answer = rec.answer("findmnt")
+        data = json.loads(answer["stdout"])
+
+        def walk(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            out = []
+            for node in nodes:
+                if node["target"] == target:
+                    if option is None:
+                        continue
+                    options = node["options"].split(",")
+                    assert option in options
+                    node["options"] = ",".join(o for o in options if o != option)
+                node["children"] = walk(node.get("children", []))
+                out.append(node)
+            return out
+
+        data["filesystems"] = walk(data["filesystems"])
+        answer["stdout"] = json.dumps(data)
+
+    return change
+
+
+STAT = "stat -c"
+FIND = "find / -xdev"
+SSHD = "sshd -T"
+
+
+def file_block(path: str) -> str:
+    """The files fact's command (it names every file it reads)."""
+    return f"echo '=== '{path};"
+
+
+def stat_line(path: str) -> Callable[[Recording], None]:
+    """A path's mode opened to everyone (777 for a folder, 666 for a file); an absent path
+    made present."""
+
+    def change(rec: Recording) -> None:
+        answer = rec.answer(STAT)
+        lines = answer["stdout"].splitlines()
+        for i, line in enumerate(lines):
+            parts = line.split("|")
+            if parts[0] == path:
+                parts[1] = "777" if parts[4] == "directory" else "666"
+                lines[i] = "|".join(parts)
+                break
+            if parts == ["absent", path]:
+                lines[i] = f"{path}|644|root|root|regular file|10"
+                break
+        else:
+            raise AssertionError(f"{path} not in the stats answer")
+        answer["stdout"] = "\n".join(lines) + "\n"
+
+    return change
+
+
+def login_defs(key: str, want: str) -> Wrong:
+    if want.startswith("<="):
+        bad = str(int(want[2:]) + 1)
+    elif want.startswith(">="):
+        bad = str(int(want[2:]) - 1)
+    else:
+        bad = {"UMASK": "022", "UID_MIN": "500", "ENCRYPT_METHOD": "MD5"}[key]
+    return Wrong(sub(file_block("/etc/login.defs"), rf"^{key}\s+\S+", f"{key}\t{bad}"))
+
+
+def sysctl(key: str, allowed: tuple[str, ...]) -> Wrong:
+    bad = next(v for v in ("0", "1", "1000") if v not in allowed)
+    return Wrong(sub("sysctl -a", rf"^{re.escape(key)} = .*$", f"{key} = {bad}"))
+
+
+SSHD_BAD = {
+    "port": "2222",
+    "syslogfacility": "USER",
+    "loglevel": "INFO",
+    "logingracetime": "120",
+    "maxauthtries": "6",
+    "maxsessions": "64",
+    "maxstartups": "100:30:200",
+    "clientaliveinterval": "0",
+    "clientalivecountmax": "10",
+    "banner": "none",
+}
+
+
+def sshd_setting(key: str, want: str) -> Wrong:
+    bad = SSHD_BAD.get(key) or {"yes": "no", "no": "yes"}[want]
+    if key == "debianbanner":  # read from the config files, not sshd -T
+        return Wrong(sub("sshd_config.d", r"^DebianBanner\s+no$", "DebianBanner yes", re.M | re.I))
+    return Wrong(sub(SSHD, rf"^{key} .*$", f"{key} {bad}"))
+
+
+WEAK = {
+    "ciphers": "3des-cbc",
+    "kexalgorithms": "diffie-hellman-group1-sha1",
+    "macs": "hmac-md5",
+    "hostkeyalgorithms": "ssh-rsa",
+}
+
+
+def wrong_for(check: Check) -> Wrong:
+    """The one wrong answer for a control, by what kind of control it is."""
+    kind = check.function.__name__
+    args = check.control.args
+    if check.id in SPECIFIC:
+        return SPECIFIC[check.id]
+    if kind == "test_login_defs":
+        return login_defs(*args)
+    if kind == "test_sysctl":
+        return sysctl(*args)
+    if kind == "test_sshd_setting":
+        return sshd_setting(*args)
+    if kind == "test_sshd_algorithms":
+        return Wrong(sub(SSHD, rf"^({args[0]} .*)$", rf"\1,{WEAK[args[0]]}"))
+    if kind in ("test_file_mode", "test_sshd_file_modes"):
+        return Wrong(stat_line(args[0]))
+    if kind == "test_file_absent":
+        return Wrong(stat_line(args[0]))
+    if kind == "test_scan_empty":
+        return Wrong(add(FIND, f"{args[0]} /srv/planted"))
+    if kind == "test_scan_secrets":
+        return Wrong(add(FIND, f"{args[0]} /home/admin/planted"))
+    if kind == "test_mount_options":
+        return Wrong(mounts(*args))
+    if kind == "test_module_disabled":
+        return Wrong(
+            sub(
+                "modprobe -n",
+                rf"^{re.escape(args[0])}\|.*$",
+                f"{args[0]}|insmod /lib/modules/x/{args[0]}.ko |0",
+            )
+        )
+    if kind == "test_package_absent":
+        return Wrong(add("dpkg-query", f"ii \t{args[0]}\t1.0-1"))
+    if kind == "test_package_present":
+        return Wrong(sub("dpkg-query", rf"^ii\s*\t{re.escape(args[0])}(:\w+)?\t.*\n", ""))
+    if kind == "test_service_running":
+        return Wrong(unit(args[0], "ActiveState", "failed"))
+    if kind == "test_service_not_running":
+        return Wrong(unit(args[0], "ActiveState", "active"))
+    if kind == "test_audit":
+        if args[0] == "enabled 2":
+            return Wrong(sub("auditctl", r"^enabled 2$", "enabled 1"))
+        return Wrong(sub("auditctl", rf"^.*{re.escape(args[0])}.*\n", ""))
+    raise KeyError(f"no wrong answer for {check.id} ({kind})")
+
+
+PASSWD = file_block("/etc/passwd")  # the files fact's command reads passwd, shadow, group…
+SHADOW_ROOT = r"^root:\*:"
+HASH = "$y$j9T$planted$0123456789abcdefghijklmnopqrstuvwxyzABCD"
+SPECIFIC: dict[str, Wrong] = {
+    # accounts: one line of passwd, shadow or group
+    "bh-acct-02": Wrong(sub(PASSWD, r"^daemon:\*:", "daemon::")),
+    # a second uid 0 is also a duplicate uid
+    "bh-acct-03": Wrong(
+        sub(PASSWD, r"^(root:x:0:0:.*)$", "\\1\ntoor:x:0:0::/root:/usr/sbin/nologin"),
+        frozenset({"os-07"}),
+    ),
+    "os-07": Wrong(sub(PASSWD, r"^(daemon:x:1:)$", "\\1\ndaemon2:x:1:")),
+    "bh-acct-04": Wrong(sub(PASSWD, r"^(daemon:.*:)/usr/sbin/nologin$", r"\1/bin/sh")),
+    "bh-acct-05": Wrong(sub(PASSWD, SHADOW_ROOT, f"root:{HASH}:")),
+    "bh-acct-06": Wrong(sub(PASSWD, r"^admin:\*:", f"admin:{HASH}:")),
+    "os-04": Wrong(sub("PATH=$PATH", r"^PATH=", "PATH=.:")),
+    "bh-acct-07": Wrong(sub(PASSWD, r"^\* hard core 0$", "* hard core unlimited")),
+    "bh-acct-08": Wrong(sub(PASSWD, r"^Defaults use_pty\n", "")),
+    # set-id programs: a denied one is also outside the allow-list
+    "os-06": Wrong(add(FIND, "suid /usr/bin/rsh"), frozenset({"bh-fs-17"})),
+    "bh-fs-17": Wrong(add(FIND, "suid /usr/local/bin/planted")),
+    "bh-fs-18": Wrong(add(FIND, "sgid /usr/local/bin/planted")),
+    # without a /tmp mount, none of its options can hold
+    "bh-mnt-01": Wrong(mounts("/tmp", None), frozenset({"bh-mnt-02", "bh-mnt-03", "bh-mnt-04"})),
+    # patch level: any pending update is pending, a security one too
+    "bh-patch-01": Wrong(candidates("nginx", "1.22.1-9+deb12u99", False)),
+    "bh-patch-02": Wrong(candidates("openssl", "99.0-1", True), frozenset({"bh-patch-01"})),
+    "bh-patch-03": Wrong(sub("uname -r", r"^.*$", "6.1.0-1-cloud-amd64")),
+    # role: web
+    "bh-web-01": Wrong(
+        sub("dpkg-query", r"^ii \tnginx(-light)?\t.*\n", ""),
+    ),
+    "bh-web-02": Wrong(unit("nginx.service", "ActiveState", "inactive")),
+    "bh-web-03": Wrong(sub("ss -H", r"^.*nginx.*\n", "")),
+    "bh-web-04": Wrong(sub("nginx -T", r"server_tokens off;", "server_tokens on;")),
+    # nothing from the build
+    "bh-sec-01": Wrong(unit("bakehouse-ssh-hostkeys.service", "ConditionResult", "no")),
+    "bh-sec-02": Wrong(sub("dmesg", r"^.*Initializing machine ID.*\n", "")),
+    "bh-sec-03": Wrong(
+        sub(
+            PASSWD,
+            r"^=!= absent /root/.ssh/authorized_keys$",
+            "=== /root/.ssh/authorized_keys\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIplanted x",
+        )
+    ),
+    "bh-sec-04": Wrong(
+        sub(
+            PASSWD,
+            r"^(=== /home/admin/.ssh/authorized_keys)$",
+            "\\1\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIplanted build@laptop",
+        )
+    ),
+    "bh-sec-08": Wrong(
+        sub(
+            "/var/lib/apt/lists",
+            r"^-- listed$",
+            "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages\n-- listed",
+        )
+    ),
+    "bh-sec-09": Wrong(sub("mount --bind", r"^(.*/var/tmp:)$", "\\1\nbuild-leftover.sh")),
+    "bh-sec-10": Wrong(sub("/var/log/journal", r"\A", "0123456789abcdef0123456789abcdef\n")),
+    "bh-mac-01": Wrong(sub(PASSWD, r"^(=== /sys/module/apparmor/parameters/enabled\n)Y$", "\\1N")),
+    "bh-net-01": Wrong(
+        add("ss -H", 'tcp LISTEN 0 511 0.0.0.0:6379 0.0.0.0:* users:(("redis-server",pid=9,fd=6))')
+    ),
+    "bh-ssh-04": Wrong(unit("ssh.service", "ActiveState", "failed")),
+    "sshd-14": Wrong(add(SSHD, "hostkey /etc/ssh/ssh_host_ecdsa_key")),
+    "sshd-48": Wrong(sub("/etc/ssh/moduli", r"^read ", "weak 1536\nread ")),
+    "sysctl-33": Wrong(
+        sub(
+            "dmesg",
+            r"NX \(Execute Disable\) protection: active",
+            "NX (Execute Disable) protection: disabled by kernel command line option",
+        )
+    ),
+}
+
+
+def test_every_control_has_a_wrong_answer() -> None:
+    missing = []
+    for check in checks():
+        try:
+            wrong_for(check)
+        except KeyError:
+            missing.append(check.id)
+    assert missing == []
+
+
+@pytest.mark.parametrize("check", checks(), ids=lambda c: c.id)
+def test_each_control_fails_on_its_wrong_answer(
+    check: Check, web: Recording, tmp_path: Path
+) -> None:
+    wrong = wrong_for(check)
+    broken = web.copy()
+    wrong.change(broken)
+    run = run_all(broken, tmp_path)
+    assert run.outcomes[check.id] == "failed", run.messages[check.id]
+    others = {k: v for k, v in run.outcomes.items() if v != "passed" and k != check.id}
+    assert set(others) == set(wrong.also), others
+    assert set(others.values()) <= {"failed"}
+
+
+# ---- a fact that cannot be read ---------------------------------------------------------------
+
+BROKEN = {
+    "failed": {"rc": 1, "stdout": "", "stderr": "Input/output error"},
+    "silent": {"rc": 0, "stdout": "", "stderr": ""},
+    "killed": {"rc": 137, "stdout": "", "stderr": ""},
+}
+
+
+def test_no_control_passes_on_a_fact_it_could_not_read(web: Recording, tmp_path: Path) -> None:
+    """Every command the suite sends, made to fail or to print nothing: each control that
+    reads it errors (FactError), none passes and none fails as if it had judged."""
+    used = commands_used(web, tmp_path)
+    readers: dict[str, set[str]] = {}
+    for control, commands in used.items():
+        for command in commands:
+            readers.setdefault(command, set()).add(control)
+    assert len(readers) >= 20 and set(readers) == set(web.answers)
+    assert all(used.values()), [k for k, v in used.items() if not v]  # every control reads
+    by_id = {c.id: c for c in checks()}
+    wrong = []
+    for command, controls in readers.items():
+        for name, answer in BROKEN.items():
+            broken = web.copy()
+            broken.answers[command] = dict(answer)
+            run = run_all(broken, tmp_path, [by_id[c] for c in sorted(controls)])
+            wrong += [
+                f"{c} {name} {command[:50]!r}: {o}" for c, o in run.outcomes.items() if o != "error"
+            ]
+    assert wrong == []
