@@ -5,9 +5,11 @@
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 
-# -- packages: audit, MAC, time sync in; legacy clear-text services out (CIS 2.2.x, 2.3.x, 6.2.x)
+# -- packages: audit, MAC, time sync, password quality, a host firewall and file integrity in;
+#    network services an image does not need and legacy clear-text clients out (CIS 2.1.x, 2.2.x,
+#    2.3.1.1, 3.1.3, 4.1.1, 5.3.1.x, 6.1.1.4, 6.3.1). A role's own server (nginx for web) is kept.
 need=""
-for pkg in auditd apparmor systemd-timesyncd; do
+for pkg in auditd apparmor systemd-timesyncd libpam-pwquality nftables aide aide-common; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii' || need="$need $pkg"
 done
 if [ -n "$need" ]; then
@@ -15,13 +17,15 @@ if [ -n "$need" ]; then
     apt-get -q -y --no-install-recommends install $need
 fi
 for pkg in telnet telnetd inetutils-telnet inetutils-telnetd rsh-client rsh-server rsh-redone-client \
-           nis tftp tftpd tftpd-hpa atftpd inetutils-inetd openbsd-inetd xinetd talk talkd \
-           ldap-utils rpcbind; do
+           nis ypserv tftp tftpd tftpd-hpa atftpd tftp-hpa inetutils-inetd openbsd-inetd xinetd \
+           talk talkd ldap-utils rpcbind autofs isc-dhcp-server kea-dhcp4-server bind9 dnsmasq \
+           vsftpd ftp tnftp inetutils-ftp slapd dovecot-imapd dovecot-pop3d nfs-kernel-server cups \
+           samba snmpd squid bluez chrony ntp ntpsec ufw iptables-persistent rsyslog; do
     if dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null | grep -q '^ii'; then
         apt-get -q -y purge "$pkg"
     fi
 done
-systemctl enable auditd.service apparmor.service systemd-timesyncd.service
+systemctl enable auditd.service apparmor.service systemd-timesyncd.service nftables.service
 
 # -- sshd (dev-sec ssh-baseline sshd-*, CIS 5.2.x). Debian reads sshd_config.d first: first value wins.
 install -d -m 0755 /etc/ssh/sshd_config.d
@@ -58,6 +62,7 @@ ClientAliveInterval 300
 ClientAliveCountMax 3
 StrictModes yes
 UseDNS no
+UsePAM yes
 Compression no
 LogLevel VERBOSE
 SyslogFacility AUTH
@@ -153,7 +158,46 @@ if ! grep -qs '^[^#].*[[:space:]]/dev/shm[[:space:]]' /etc/fstab; then
     printf 'tmpfs /dev/shm tmpfs defaults,nodev,nosuid,noexec 0 0\n' >> /etc/fstab
 fi
 
-# -- accounts and login (dev-sec os-05, os-05b, CIS 5.5.x)
+# -- host firewall: nftables, every base chain dropping by default; loopback, replies, SSH, DHCP
+#    and ICMP in; a role opens its own ports in /etc/nftables.d/*.nft (CIS 4.1.1, 4.3.x)
+install -d -m 0755 /etc/nftables.d
+cat > /etc/nftables.conf <<'NFT'
+#!/usr/sbin/nft -f
+# bakehouse: default deny in and through; out is allowed (and tracked)
+flush ruleset
+table inet filter {
+    chain input {
+        type filter hook input priority 0; policy drop;
+        iif "lo" accept
+        ip saddr 127.0.0.0/8 counter drop
+        ip6 saddr ::1 counter drop
+        ct state established,related accept
+        ct state invalid drop
+        meta l4proto icmp accept
+        meta l4proto icmpv6 accept
+        udp dport 68 accept
+        udp dport 546 accept
+        tcp dport 22 accept
+    }
+    chain forward {
+        type filter hook forward priority 0; policy drop;
+    }
+    chain output {
+        type filter hook output priority 0; policy drop;
+        oif "lo" accept
+        ct state established,related,new accept
+    }
+}
+include "/etc/nftables.d/*.nft"
+NFT
+chmod 0700 /etc/nftables.conf
+nft -c -f /etc/nftables.conf
+# name resolution answers only this machine: no LLMNR or multicast DNS listening on the network
+install -d -m 0755 /etc/systemd/resolved.conf.d
+printf '[Resolve]\nLLMNR=no\nMulticastDNS=no\n' > /etc/systemd/resolved.conf.d/90-bakehouse.conf
+chmod 0644 /etc/systemd/resolved.conf.d/90-bakehouse.conf
+
+# -- accounts and login (dev-sec os-05, os-05b, CIS 5.4.x)
 set_def() {
     if grep -Eq "^[#[:space:]]*$1[[:space:]]" /etc/login.defs; then
         sed -i -E "s|^[#[:space:]]*$1[[:space:]].*|$1\t$2|" /etc/login.defs
@@ -168,7 +212,79 @@ set_def UMASK 027
 set_def ENCRYPT_METHOD YESCRYPT
 set_def LOGIN_RETRIES 5
 set_def LOGIN_TIMEOUT 60
-# system accounts cannot log in
+set_def HOME_MODE 0750
+# accounts lock 45 days after their password expires (CIS 5.4.1.5)
+useradd -D -f 45
+for home in /home/*; do
+    [ -d "$home" ] && chmod 0750 "$home"
+done
+# login shells: a 15-minute idle timeout and umask 027 (CIS 5.4.3.2, 5.4.3.3)
+cat > /etc/profile.d/90-bakehouse.sh <<'PROFILE'
+umask 027
+TMOUT=900
+readonly TMOUT
+export TMOUT
+PROFILE
+chmod 0644 /etc/profile.d/90-bakehouse.sh
+# su only for members of an empty group: nobody (CIS 5.2.7)
+getent group sugroup >/dev/null || groupadd sugroup
+if ! grep -Eq '^[[:space:]]*auth[[:space:]]+required[[:space:]]+pam_wheel\.so.*group=sugroup' /etc/pam.d/su; then
+    sed -i '/^auth[[:space:]]*sufficient[[:space:]]*pam_rootok\.so/a auth       required   pam_wheel.so use_uid group=sugroup' /etc/pam.d/su
+fi
+
+# -- passwords: quality, history, lockout, no empty passwords (CIS 5.3.x)
+install -d -m 0755 /etc/security/pwquality.conf.d
+cat > /etc/security/pwquality.conf.d/90-bakehouse.conf <<'CONF'
+minlen = 14
+difok = 2
+maxrepeat = 3
+maxsequence = 3
+dictcheck = 1
+enforcing = 1
+enforce_for_root
+CONF
+printf 'deny = 5\nunlock_time = 900\n' > /etc/security/faillock.conf
+cat > /usr/share/pam-configs/bakehouse-faillock <<'PAM'
+Name: bakehouse: lock an account after failed logins (pam_faillock)
+Default: yes
+Priority: 0
+Auth-Type: Primary
+Auth:
+	[default=die] pam_faillock.so authfail
+PAM
+cat > /usr/share/pam-configs/bakehouse-faillock-notify <<'PAM'
+Name: bakehouse: count failed logins, reset on success (pam_faillock)
+Default: yes
+Priority: 1024
+Auth-Type: Primary
+Auth:
+	requisite pam_faillock.so preauth
+Account-Type: Primary
+Account:
+	required pam_faillock.so
+PAM
+cat > /usr/share/pam-configs/bakehouse-pwhistory <<'PAM'
+Name: bakehouse: remember the last 24 passwords (pam_pwhistory)
+Default: yes
+Priority: 1024
+Password-Type: Primary
+Password:
+	requisite pam_pwhistory.so remember=24 enforce_for_root try_first_pass use_authtok
+PAM
+sed -i 's/[[:space:]]nullok\b//' /usr/share/pam-configs/unix
+pam-auth-update --package --enable bakehouse-faillock bakehouse-faillock-notify bakehouse-pwhistory
+touch /etc/security/opasswd
+chown root:root /etc/security/opasswd
+chmod 0600 /etc/security/opasswd
+
+# -- journald is the one logging system: kept on disk, compressed, not forwarded to a syslog
+#    daemon (CIS 6.1.1.x, 6.1.2.2-6.1.2.4)
+install -d -m 0755 /etc/systemd/journald.conf.d
+printf '[Journal]\nStorage=persistent\nCompress=yes\nForwardToSyslog=no\n' \
+    > /etc/systemd/journald.conf.d/90-bakehouse.conf
+chmod 0644 /etc/systemd/journald.conf.d/90-bakehouse.conf
+
+# -- system accounts cannot log in
 awk -F: '($3 < 1000 && $1 != "root" && $1 != "sync" && $1 != "shutdown" && $1 != "halt") {print $1":"$7}' /etc/passwd |
     while IFS=: read -r user shell; do
         case "$shell" in
@@ -190,6 +306,11 @@ for path in /etc/crontab /etc/cron.hourly /etc/cron.daily /etc/cron.weekly /etc/
     chown root:root "$path"
     if [ -d "$path" ]; then chmod 0700 "$path"; else chmod 0600 "$path"; fi
 done
+chown root:root /etc/shells
+chmod 0644 /etc/shells
+# log files: readable by their owner and group only (CIS 6.1.4.1)
+find /var/log -type f -perm /0137 ! -name wtmp ! -name btmp ! -name lastlog \
+    -exec chmod g-wx,o-rwx {} +
 rm -f /etc/cron.deny /etc/at.deny
 printf 'root\n' > /etc/cron.allow
 printf 'root\n' > /etc/at.allow
@@ -215,9 +336,40 @@ cat > /etc/audit/rules.d/90-bakehouse.rules <<'RULES'
 RULES
 chmod 0640 /etc/audit/rules.d/90-bakehouse.rules
 
-# -- sudo logs every command (CIS 5.3.x)
+# -- sudo logs every command (CIS 5.2.2, 5.2.3)
 printf 'Defaults use_pty\nDefaults logfile="/var/log/sudo.log"\n' > /etc/sudoers.d/10-bakehouse
 chmod 0440 /etc/sudoers.d/10-bakehouse
 visudo -cq
+
+# -- file integrity: AIDE's baseline of this image, checked daily (CIS 6.3.1, 6.3.2). The
+#    database is made last (cleanup.sh) so that it describes the image that ships. Its scope is
+#    what an immutable image must never change: boot files, configuration, programs and
+#    libraries (Debian's default set of 1,300 rules takes minutes to apply under emulation);
+#    what every instance makes at first boot is left out.
+install -d -m 0755 /etc/aide
+cat > /etc/aide/aide.conf <<'CONF'
+# bakehouse: the image's file-integrity baseline (made at bake time, checked daily)
+database_in=file:/var/lib/aide/aide.db
+database_out=file:/var/lib/aide/aide.db.new
+database_new=file:/var/lib/aide/aide.db.new
+gzip_dbout=yes
+report_ignore_e2fsattrs=VNIE
+Image = p+u+g+ftype+n+i+s+b+l+m+c+sha256
+/boot Image
+/etc Image
+/usr/bin Image
+/usr/sbin Image
+/usr/lib Image
+/usr/libexec Image
+!/etc/machine-id$
+!/etc/ssh/ssh_host_
+!/etc/resolv\.conf$
+!/etc/adjtime$
+!/etc/\.pwd\.lock$
+!/etc/mtab$
+CONF
+chmod 0644 /etc/aide/aide.conf
+aide --config=/etc/aide/aide.conf --config-check
+systemctl enable dailyaidecheck.timer
 
 echo "harden: done"

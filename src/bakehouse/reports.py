@@ -108,6 +108,7 @@ def bake(data: dict[str, Any]) -> Report:
     ]
     if v.get("error"):
         lines.append(f"- verification did not finish: {_cell(v['error'])}")
+    lines += compliance_table(v.get("compliance") or {})
     lines += ["", "## Timings (s)", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {k} | {s:.1f} |" for k, s in data.get("timings", {}).items()]
     controls = v.get("controls", [])
@@ -144,6 +145,30 @@ def bake(data: dict[str, Any]) -> Report:
         for c in controls
     ]
     return Report("report", f"bakehouse-bake-{data['image']}", data, "\n".join(lines) + "\n", cases)
+
+
+def compliance_table(compliance: dict[str, Any]) -> list[str]:
+    """The CIS benchmark, section by section: how many recommendations passed, failed, are
+    waived, do not apply, or are not covered (the per-recommendation list is compliance.json)."""
+    sections = compliance.get("sections") or []
+    if not sections:
+        return []
+    keys = ("passed", "failed", "waived", "not applicable", "not covered")
+    lines = [
+        "",
+        f"## {compliance.get('benchmark')}, {compliance.get('profile')}",
+        "",
+        "| section | " + " | ".join(keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+    totals = dict.fromkeys(keys, 0)
+    for s in sections:
+        for k in keys:
+            totals[k] += int(s.get(k, 0))
+        cells = " | ".join(str(s.get(k, 0)) for k in keys)
+        lines.append(f"| {s['section']} {_cell(str(s.get('title', '')))} | {cells} |")
+    lines.append("| **all** | " + " | ".join(f"**{totals[k]}**" for k in keys) + " |")
+    return lines
 
 
 def changes_table(changes: list[dict[str, Any]]) -> list[str]:

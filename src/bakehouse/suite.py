@@ -36,6 +36,8 @@ class Verified:
     log: Path
     summary: dict[str, int] = field(default_factory=dict)
     evidence: list[Path] = field(default_factory=list)  # more files worth keeping (console)
+    # the suite's CIS compliance per recommendation and per section (empty if not written)
+    compliance: dict[str, Any] = field(default_factory=dict)
 
     def failed_ids(self) -> list[str]:
         """Controls that block publishing: failed, or not judged because a fact was unreadable."""
@@ -79,7 +81,7 @@ def over_ssm(instance_id: str, region: str) -> Connection:
 
 
 def pytest_argv(
-    root: Path, connection: Connection, ctx: Path, junit: Path, facts: Path
+    root: Path, connection: Connection, ctx: Path, junit: Path, facts: Path, compliance: Path
 ) -> list[str]:
     return [
         sys.executable,
@@ -90,6 +92,7 @@ def pytest_argv(
         f"--bakehouse-context={ctx}",
         f"--junitxml={junit}",
         f"--bakehouse-facts={facts}",
+        f"--bakehouse-compliance={compliance}",
         "-o",
         "junit_family=xunit1",
         "-p",
@@ -151,11 +154,12 @@ def run_suite(
     """tests/hardening against the machine ``connection`` reaches; JUnit -> results."""
     junit = folder / "junit.xml"
     facts = folder / "facts.json"
+    compliance = folder / "compliance.json"
     log = folder / "verify.log"
     progress.say(f"verify: running tests/hardening over {connection.via}")
     start = time.monotonic()
     code = proc.stream(
-        pytest_argv(root, connection, ctx, junit, facts),
+        pytest_argv(root, connection, ctx, junit, facts, compliance),
         log=log,
         cwd=root,
         timeout=suite_timeout,
@@ -170,8 +174,14 @@ def run_suite(
         for k in ("passed", "failed", "error", "waived", "skipped")
     }
     ok = passes(code, summary)
-    evidence = [facts] if facts.is_file() else []
-    return Verified(ok, controls, boot_seconds, suite_seconds, junit, log, summary, evidence)
+    evidence = [p for p in (facts, compliance) if p.is_file()]
+    try:
+        cis = json.loads(compliance.read_text()) if compliance.is_file() else {}
+    except ValueError as exc:
+        raise VerifyError(
+            f"the suite's compliance summary is unreadable: {exc}", f"see {log}"
+        ) from None
+    return Verified(ok, controls, boot_seconds, suite_seconds, junit, log, summary, evidence, cis)
 
 
 def passes(code: int, summary: dict[str, int]) -> bool:
@@ -192,6 +202,12 @@ def summary_of(verified: Verified | None, error: BaseException | None = None) ->
         "summary": verified.summary if verified else {},
         "failed": verified.failed_ids() if verified else [],
     }
+    if verified is not None and verified.compliance:
+        out["compliance"] = {
+            "benchmark": verified.compliance.get("benchmark"),
+            "profile": verified.compliance.get("profile"),
+            "sections": verified.compliance.get("sections", []),
+        }
     if error is not None:
         out["error"] = str(error) or type(error).__name__
     return out

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.hardening import cis
 from tests.hardening.controls import Control
 from tests.hardening.facts import FactError, Facts
 
@@ -38,6 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bakehouse-stats",
         default=None,
         help="write the number of commands sent to the host (and their time) to this file",
+    )
+    group.addoption(
+        "--bakehouse-compliance",
+        default=None,
+        help="write the CIS compliance per recommendation and per section (JSON) to this file",
     )
     group.addoption(
         "--bakehouse-facts",
@@ -57,11 +63,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests/hardening judges a remote machine: pass --hosts=ssh://user@host "
             "(refusing to run against the local machine)"
         )
+    cis_ids = cis.load().by_control()
     for item in items:
         control = _control(item)
         if control is not None:
+            refs = [control.ref] if control.ref else []
+            if control.id in cis_ids:
+                refs.append("CIS Debian 12 " + ", ".join(cis_ids[control.id]))
             item.user_properties.extend(
-                [("control", control.id), ("title", control.title), ("reference", control.ref)]
+                [("control", control.id), ("title", control.title), ("reference", "; ".join(refs))]
             )
 
 
@@ -137,6 +147,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.excinfo is not None and call.excinfo.errisinstance(FactError):
         # not a verdict: what the control judges could not be read (never waived either)
         item.user_properties.append(("error", str(call.excinfo.value)[:300]))
+        report.user_properties.append(("error", str(call.excinfo.value)[:300]))
         return
     waivers = item.config.stash.get(_WAIVERS, None)
     if waivers is None:
@@ -149,3 +160,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 _WAIVERS = pytest.StashKey[dict[str, str]]()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each control's outcome, for the compliance summary: passed, failed, error (a fact could
+    not be read, or a fixture broke), waived, or skipped (not applicable to this image)."""
+    control = dict(report.user_properties).get("control")
+    if control is None:
+        return
+    if report.when == "call":
+        if report.passed:
+            outcome = "passed"
+        elif report.skipped:
+            outcome = "waived" if "waived:" in str(getattr(report, "wasxfail", "")) else "skipped"
+        else:
+            outcome = "error" if "error" in dict(report.user_properties) else "failed"
+    elif report.skipped:
+        outcome = "skipped"
+    elif report.failed:
+        outcome = "error"
+    else:
+        return
+    # a teardown error after a pass still counts against the control
+    if _session_outcomes.get(control) in (None, "passed"):
+        _session_outcomes[control] = outcome
+
+
+_session_outcomes: dict[str, str] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--bakehouse-compliance", default=None)
+    if not path:
+        return
+    result = cis.compliance(cis.load(), _session_outcomes)
+    Path(path).write_text(json.dumps(result, indent=1))

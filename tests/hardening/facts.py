@@ -68,6 +68,9 @@ STAT_PATHS = (
     "/home/admin/.ssh/authorized_keys",
     "/tmp",
     "/var/tmp",
+    "/etc/shells",
+    "/boot/grub/grub.cfg",
+    "/var/lib/aide/aide.db",
 )
 
 
@@ -212,6 +215,9 @@ class Facts:
             "squid.service",
             "ctrl-alt-del.target",
             "debug-shell.service",
+            "nftables.service",
+            "dailyaidecheck.timer",
+            "rsyslog.service",
         ]
         text = self.must(
             "units",
@@ -292,7 +298,13 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
   \( -type f \( -name 'id_rsa' -o -name 'id_ecdsa' -o -name 'id_ed25519' -o -name 'id_dsa' \
      -o -name '*.pem' -o -name '*.key' \) ! -path '/usr/*' ! -path '/etc/ssl/certs/*' \
      ! -path '/etc/ssh/ssh_host_*' -printf 'keyfile %p\n' \) -o \
-  \( -type f -name 'credentials' -path '*/.aws/*' -printf 'cloudcreds %p\n' \)
+  \( -type f -name 'credentials' -path '*/.aws/*' -printf 'cloudcreds %p\n' \) -o \
+  \( \( -path '/home/*' -o -path '/root/*' \) \
+     \( -name .forward -o -name .rhosts -o -name .netrc \) -printf 'dotfile %p\n' \) -o \
+  \( ! -type l \( -regex '/home/[^/]*/\.[^/]*' -o -regex '/root/\.[^/]*' \) -perm /0022 \
+     -printf 'dotperm %p\n' \) -o \
+  \( -path '/var/log/*' -type f -perm /0137 ! -name wtmp ! -name btmp ! -name lastlog \
+     ! -name 'cloud-init*.log' -printf 'logperm %p\n' \)
 """
         out: dict[str, list[str]] = {}
         for line in self.must("scans", script).splitlines():
@@ -321,7 +333,20 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
             "/root/.ssh/authorized_keys",
             "/etc/sudoers.d/10-bakehouse",
             "/etc/issue.net",
+            "/etc/issue",
             "/proc/sys/kernel/random/boot_id",
+            "/etc/pam.d/su",
+            "/etc/pam.d/common-auth",
+            "/etc/pam.d/common-account",
+            "/etc/pam.d/common-password",
+            "/etc/pam.d/common-session",
+            "/etc/security/faillock.conf",
+            "/etc/security/pwquality.conf",
+            "/etc/security/pwquality.conf.d/90-bakehouse.conf",
+            "/etc/default/useradd",
+            "/root/.bashrc",
+            "/root/.profile",
+            "/etc/nftables.conf",
         ]
         # each file: "=== path" then its text, or "=!= absent path" when it does not exist,
         # or "=!= unreadable path" when cat failed on it
@@ -342,10 +367,103 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
                 current = None
             elif current is not None:
                 out[current] += line + "\n"
-        for core in ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/login.defs"):
+        for core in (
+            "/etc/passwd",
+            "/etc/shadow",
+            "/etc/group",
+            "/etc/login.defs",
+            "/etc/pam.d/common-auth",
+            "/etc/pam.d/common-password",
+        ):
             sane("files", bool(out.get(core, "").strip()), f"{core} is empty or missing")
         sane("files", "root:" in out["/etc/passwd"], "/etc/passwd has no root")
         return out
+
+    def text_files(self, fact: str, pattern: str) -> dict[str, str]:
+        """Every file matching a shell glob, by path ("=== path" then its text)."""
+        text = self.must(
+            fact,
+            f'for f in {pattern}; do [ -e "$f" ] || continue; echo "=== $f"; cat "$f" || exit 1; '
+            "done; echo '=== end'",
+        )
+        out: dict[str, str] = {}
+        current = None
+        for line in text.splitlines():
+            if line.startswith("=== "):
+                current = line[4:]
+                out[current] = ""
+            elif current is not None:
+                out[current] += line + "\n"
+        sane(fact, out.pop("end", None) == "", "the listing did not finish")
+        return out
+
+    @functools.cached_property
+    def sudoers(self) -> dict[str, str]:
+        out = self.text_files("sudoers", "/etc/sudoers /etc/sudoers.d/*")
+        sane("sudoers", "/etc/sudoers" in out, "/etc/sudoers not read")
+        return out
+
+    @functools.cached_property
+    def profiles(self) -> dict[str, str]:
+        """What login shells read: /etc/profile, /etc/bash.bashrc, /etc/profile.d/*.sh."""
+        out = self.text_files("profiles", "/etc/profile /etc/bash.bashrc /etc/profile.d/*.sh")
+        sane("profiles", "/etc/profile" in out, "/etc/profile not read")
+        return out
+
+    @functools.cached_property
+    def nft(self) -> str:
+        """The loaded firewall ruleset."""
+        text = self.must("firewall", "nft list ruleset && echo '# listed'")
+        sane("firewall", text.rstrip().endswith("# listed"), "the ruleset listing did not finish")
+        return text
+
+    @functools.cached_property
+    def journald(self) -> dict[str, str]:
+        """journald's effective settings (the last value of each key across its config files)."""
+        text = self.must("journald", "systemd-analyze cat-config systemd/journald.conf")
+        sane("journald", "[Journal]" in text, "no [Journal] section")
+        out = {}
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and not key.startswith(("#", ";")):
+                out[key.strip()] = value.strip()
+        return out
+
+    @functools.cached_property
+    def homes(self) -> dict[str, tuple[str, str, str]]:
+        """user -> (home, mode, owner) for every account with a login shell and uid >= 1000."""
+        text = self.must(
+            "homes",
+            "awk -F: '$3 >= 1000 && $3 != 65534 && $7 !~ /(nologin|false)$/ "
+            '{ print $1 ":" $6 }\' /etc/passwd | while IFS=: read -r user home; do '
+            'if [ -d "$home" ]; then echo "$user|$home|$(stat -c \'%a|%U\' "$home")"; '
+            'else echo "$user|$home|missing|"; fi; done; echo end',
+        )
+        lines = text.splitlines()
+        sane("homes", bool(lines) and lines[-1] == "end", "the listing did not finish")
+        out = {}
+        for line in lines[:-1]:
+            user, home, mode, owner = line.split("|")
+            out[user] = (home, mode, owner)
+        return out
+
+    @functools.cached_property
+    def apparmor_profiles(self) -> dict[str, str]:
+        """Loaded AppArmor profiles and their modes."""
+        text = self.must("apparmor", "cat /sys/kernel/security/apparmor/profiles")
+        out = {}
+        for line in text.splitlines():
+            name, _, mode = line.rpartition(" (")
+            out[name] = mode.rstrip(")")
+        sane("apparmor", bool(out), "no profile loaded")
+        return out
+
+    @functools.cached_property
+    def now(self) -> int:
+        """The host's clock (seconds since the epoch)."""
+        text = self.must("clock", "date +%s").strip()
+        sane("clock", text.isdigit() and int(text) > 1_700_000_000, f"not a time: {text!r}")
+        return int(text)
 
     @functools.cached_property
     def mounts(self) -> dict[str, dict[str, str]]:

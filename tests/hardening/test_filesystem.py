@@ -27,7 +27,7 @@ MODES = [
     f(
         "os-02",
         "/etc/shadow root:shadow 0640 or stricter",
-        f"{LB}; CIS 6.1.3",
+        LB,
         "/etc/shadow",
         0o640,
         "root",
@@ -36,7 +36,7 @@ MODES = [
     f(
         "os-02.backup",
         "/etc/shadow- root:shadow 0640 or stricter",
-        "CIS 6.1.4",
+        "bakehouse",
         "/etc/shadow-",
         0o640,
         "root",
@@ -46,7 +46,7 @@ MODES = [
     f(
         "os-03",
         "/etc/passwd root:root 0644 or stricter",
-        f"{LB}; CIS 6.1.1",
+        LB,
         "/etc/passwd",
         0o644,
         "root",
@@ -55,7 +55,7 @@ MODES = [
     f(
         "os-03b",
         "/etc/passwd- root:root 0644 or stricter",
-        f"{LB}; CIS 6.1.2",
+        LB,
         "/etc/passwd-",
         0o644,
         "root",
@@ -65,7 +65,7 @@ MODES = [
     f(
         "bh-fs-01",
         "/etc/group root:root 0644 or stricter",
-        "CIS 6.1.7",
+        "bakehouse",
         "/etc/group",
         0o644,
         "root",
@@ -74,7 +74,7 @@ MODES = [
     f(
         "bh-fs-02",
         "/etc/group- root:root 0644 or stricter",
-        "CIS 6.1.8",
+        "bakehouse",
         "/etc/group-",
         0o644,
         "root",
@@ -84,7 +84,7 @@ MODES = [
     f(
         "bh-fs-03",
         "/etc/gshadow root:shadow 0640 or stricter",
-        "CIS 6.1.5",
+        "bakehouse",
         "/etc/gshadow",
         0o640,
         "root",
@@ -93,7 +93,7 @@ MODES = [
     f(
         "bh-fs-04",
         "/etc/gshadow- root:shadow 0640 or stricter",
-        "CIS 6.1.6",
+        "bakehouse",
         "/etc/gshadow-",
         0o640,
         "root",
@@ -112,7 +112,7 @@ MODES = [
     f(
         "os-13.crontab",
         "/etc/crontab root-only",
-        f"{LB}; CIS 5.1.2",
+        LB,
         "/etc/crontab",
         0o600,
         "root",
@@ -122,7 +122,7 @@ MODES = [
     f(
         "os-13.hourly",
         "/etc/cron.hourly root-only",
-        "CIS 5.1.3",
+        "bakehouse",
         "/etc/cron.hourly",
         0o700,
         "root",
@@ -132,7 +132,7 @@ MODES = [
     f(
         "os-13.daily",
         "/etc/cron.daily root-only",
-        "CIS 5.1.4",
+        "bakehouse",
         "/etc/cron.daily",
         0o700,
         "root",
@@ -142,7 +142,7 @@ MODES = [
     f(
         "os-13.weekly",
         "/etc/cron.weekly root-only",
-        "CIS 5.1.5",
+        "bakehouse",
         "/etc/cron.weekly",
         0o700,
         "root",
@@ -152,7 +152,7 @@ MODES = [
     f(
         "os-13.monthly",
         "/etc/cron.monthly root-only",
-        "CIS 5.1.6",
+        "bakehouse",
         "/etc/cron.monthly",
         0o700,
         "root",
@@ -162,7 +162,7 @@ MODES = [
     f(
         "os-13.crond",
         "/etc/cron.d root-only",
-        "CIS 5.1.7",
+        "bakehouse",
         "/etc/cron.d",
         0o700,
         "root",
@@ -172,7 +172,7 @@ MODES = [
     f(
         "bh-fs-05",
         "cron.allow restricts cron to root",
-        "CIS 5.1.8",
+        "bakehouse",
         "/etc/cron.allow",
         0o640,
         "root",
@@ -181,24 +181,70 @@ MODES = [
     f(
         "bh-fs-06",
         "at.allow restricts at to root",
-        "CIS 5.1.9",
+        "bakehouse",
         "/etc/at.allow",
         0o640,
         "root",
         "root",
     ),
-    f("bh-fs-07", "/etc/sudoers root-only", "CIS 5.3.x", "/etc/sudoers", 0o440, "root", "root"),
+    f("bh-fs-07", "/etc/sudoers root-only", "bakehouse", "/etc/sudoers", 0o440, "root", "root"),
     f(
         "bh-fs-08",
         "/etc/issue.net root:root 0644",
-        "CIS 1.7.6",
+        "bakehouse",
         "/etc/issue.net",
         0o644,
         "root",
         "root",
     ),
-    f("bh-fs-09", "/etc/issue root:root 0644", "CIS 1.7.5", "/etc/issue", 0o644, "root", "root"),
+    f("bh-fs-09", "/etc/issue root:root 0644", "bakehouse", "/etc/issue", 0o644, "root", "root"),
+    f("bh-fs-19", "/etc/shells root:root 0644", "bakehouse", "/etc/shells", 0o644, "root", "root"),
+    f(
+        "bh-fs-20",
+        "/etc/security/opasswd root:root 0600",
+        "bakehouse",
+        "/etc/security/opasswd",
+        0o600,
+        "root",
+        "root",
+    ),
+    f(
+        "bh-fs-21",
+        "The boot loader's config root-only, where there is one",
+        "bakehouse",
+        "/boot/grub/grub.cfg",
+        0o600,
+        "root",
+        "root",
+        False,
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        Control(
+            "bh-banner-01",
+            "The console banner warns, naming no system",
+            "bakehouse",
+            ("/etc/issue",),
+        ),
+        Control(
+            "bh-banner-02",
+            "The SSH banner warns, naming no system",
+            "bakehouse",
+            ("/etc/issue.net",),
+        ),
+    ],
+    ids=ids,
+)
+def test_banner(facts: Facts, control: Control) -> None:
+    path = control.args[0]
+    text = facts.files.get(path, "")
+    assert text.strip(), f"{path} is empty or missing: no warning before login"
+    leaks = [w for w in ("\\m", "\\r", "\\s", "\\v") if w in text]
+    assert leaks == [] and "debian" not in text.lower(), f"{path} names the system: {text!r}"
 
 
 @pytest.mark.parametrize("control", MODES, ids=ids)
@@ -215,16 +261,16 @@ def test_file_mode(facts: Facts, control: Control) -> None:
 @pytest.mark.parametrize(
     "control",
     [
-        Control("bh-fs-10", "No cron.deny (allow-list instead)", "CIS 5.1.8", ("/etc/cron.deny",)),
-        Control("bh-fs-11", "No at.deny (allow-list instead)", "CIS 5.1.9", ("/etc/at.deny",)),
+        Control("bh-fs-10", "No cron.deny (allow-list instead)", "bakehouse", ("/etc/cron.deny",)),
+        Control("bh-fs-11", "No at.deny (allow-list instead)", "bakehouse", ("/etc/at.deny",)),
         Control("os-01", "No hosts.equiv", f"{LB}", ("/etc/hosts.equiv",)),
         Control(
             "os-09",
             "No .rhosts or .netrc for root",
-            f"{LB}; CIS 6.2.x",
+            LB,
             ("/root/.rhosts", "/root/.netrc"),
         ),
-        Control("bh-fs-12", "No message of the day leaking versions", "CIS 1.7.1", ("/etc/motd",)),
+        Control("bh-fs-12", "No message of the day leaking versions", "bakehouse", ("/etc/motd",)),
     ],
     ids=ids,
 )
@@ -239,12 +285,12 @@ def test_file_absent(facts: Facts, control: Control) -> None:
         Control(
             "bh-fs-13",
             "No world-writable directory without the sticky bit",
-            "CIS 6.1.11",
+            "bakehouse",
             ("wwdir",),
         ),
-        Control("bh-fs-14", "No world-writable files", "CIS 6.1.10", ("wwfile",)),
-        Control("bh-fs-15", "No files without an owner", "CIS 6.1.12", ("nouser",)),
-        Control("bh-fs-16", "No files without a group", "CIS 6.1.13", ("nogroup",)),
+        Control("bh-fs-14", "No world-writable files", "bakehouse", ("wwfile",)),
+        Control("bh-fs-15", "No files without an owner", "bakehouse", ("nouser",)),
+        Control("bh-fs-16", "No files without a group", "bakehouse", ("nogroup",)),
     ],
     ids=ids,
 )
@@ -293,13 +339,13 @@ SUID_FORBIDDEN = {
         Control(
             "bh-fs-17",
             "Set-uid programs are on the allow-list",
-            "CIS 6.1.14",
+            "bakehouse",
             ("suid-allow", SUID_ALLOWED),
         ),
         Control(
             "bh-fs-18",
             "Set-gid programs are on the allow-list",
-            "CIS 6.1.14",
+            "bakehouse",
             ("sgid-allow", SGID_ALLOWED),
         ),
     ],
@@ -316,13 +362,13 @@ def test_setid(facts: Facts, control: Control) -> None:
 
 
 MOUNTS = [
-    Control("bh-mnt-01", "/tmp is its own filesystem", "CIS 1.1.2.1", ("/tmp", None)),
-    Control("bh-mnt-02", "/tmp mounted nodev", "CIS 1.1.2.2", ("/tmp", "nodev")),
-    Control("bh-mnt-03", "/tmp mounted nosuid", "CIS 1.1.2.3", ("/tmp", "nosuid")),
-    Control("bh-mnt-04", "/tmp mounted noexec", "CIS 1.1.2.4", ("/tmp", "noexec")),
-    Control("bh-mnt-05", "/dev/shm mounted nodev", "CIS 1.1.8.1", ("/dev/shm", "nodev")),
-    Control("bh-mnt-06", "/dev/shm mounted nosuid", "CIS 1.1.8.2", ("/dev/shm", "nosuid")),
-    Control("bh-mnt-07", "/dev/shm mounted noexec", "CIS 1.1.8.3", ("/dev/shm", "noexec")),
+    Control("bh-mnt-01", "/tmp is its own filesystem", "bakehouse", ("/tmp", None)),
+    Control("bh-mnt-02", "/tmp mounted nodev", "bakehouse", ("/tmp", "nodev")),
+    Control("bh-mnt-03", "/tmp mounted nosuid", "bakehouse", ("/tmp", "nosuid")),
+    Control("bh-mnt-04", "/tmp mounted noexec", "bakehouse", ("/tmp", "noexec")),
+    Control("bh-mnt-05", "/dev/shm mounted nodev", "bakehouse", ("/dev/shm", "nodev")),
+    Control("bh-mnt-06", "/dev/shm mounted nosuid", "bakehouse", ("/dev/shm", "nosuid")),
+    Control("bh-mnt-07", "/dev/shm mounted noexec", "bakehouse", ("/dev/shm", "noexec")),
 ]
 
 

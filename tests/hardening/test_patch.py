@@ -68,7 +68,7 @@ def pending(facts: Facts, context: dict[str, Any]) -> list[tuple[str, str, str, 
 @pytest.mark.parametrize(
     "control",
     [
-        Control("bh-patch-01", "Nothing pending for a full-upgrade", "CIS 1.9", ()),
+        Control("bh-patch-01", "Nothing pending for a full-upgrade", "bakehouse", ()),
     ],
     ids=ids,
 )
@@ -79,7 +79,7 @@ def test_fully_patched(pending: list[tuple[str, str, str, bool]], control: Contr
 @pytest.mark.parametrize(
     "control",
     [
-        Control("bh-patch-02", "No pending security update", "CIS 1.9", ()),
+        Control("bh-patch-02", "No pending security update", "bakehouse", ()),
     ],
     ids=ids,
 )
@@ -93,7 +93,7 @@ def test_no_security_updates(pending: list[tuple[str, str, str, bool]], control:
 @pytest.mark.parametrize(
     "control",
     [
-        Control("bh-patch-03", "The running kernel is the newest one installed", "CIS 1.9", ()),
+        Control("bh-patch-03", "The running kernel is the newest one installed", "bakehouse", ()),
     ],
     ids=ids,
 )

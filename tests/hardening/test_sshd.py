@@ -39,14 +39,14 @@ HOSTKEY_ALGS = {
 }
 
 ALGORITHMS = [
-    Control("sshd-01", "Only strong ciphers", f"{SSH}; CIS 5.2.13", ("ciphers", CIPHERS)),
+    Control("sshd-01", "Only strong ciphers", SSH, ("ciphers", CIPHERS)),
     Control(
         "sshd-02",
         "Only strong key exchange algorithms",
-        f"{SSH}; CIS 5.2.15",
+        SSH,
         ("kexalgorithms", KEXS),
     ),
-    Control("sshd-03", "Only strong MACs (encrypt-then-MAC)", f"{SSH}; CIS 5.2.14", ("macs", MACS)),
+    Control("sshd-03", "Only strong MACs (encrypt-then-MAC)", SSH, ("macs", MACS)),
     Control(
         "bh-ssh-01",
         "Only ed25519 and SHA-2 RSA host key algorithms",
@@ -65,32 +65,32 @@ def test_sshd_algorithms(facts: Facts, control: Control) -> None:
 
 
 SETTINGS = [
-    Control("sshd-06", "No root login", f"{SSH}; CIS 5.2.10", ("permitrootlogin", "no")),
+    Control("sshd-06", "No root login", SSH, ("permitrootlogin", "no")),
     Control("sshd-07", "Listen on port 22", SSH, ("port", "22")),
     Control("sshd-11", "StrictModes on", SSH, ("strictmodes", "yes")),
     Control("sshd-12", "Log to the AUTH facility", SSH, ("syslogfacility", "AUTH")),
-    Control("sshd-13", "LogLevel VERBOSE", f"{SSH}; CIS 5.2.5", ("loglevel", "VERBOSE")),
+    Control("sshd-13", "LogLevel VERBOSE", SSH, ("loglevel", "VERBOSE")),
     Control(
         "sshd-17",
         "PermitUserEnvironment off",
-        f"{SSH}; CIS 5.2.12",
+        SSH,
         ("permituserenvironment", "no"),
     ),
-    Control("sshd-18", "LoginGraceTime 30s", f"{SSH}; CIS 5.2.21", ("logingracetime", "30")),
-    Control("sshd-19", "MaxAuthTries at most 3", f"{SSH}; CIS 5.2.18", ("maxauthtries", "3")),
-    Control("sshd-20", "MaxSessions 10", f"{SSH}; CIS 5.2.20", ("maxsessions", "10")),
-    Control("sshd-21", "MaxStartups 10:30:100", f"{SSH}; CIS 5.2.19", ("maxstartups", "10:30:100")),
+    Control("sshd-18", "LoginGraceTime 30s", SSH, ("logingracetime", "30")),
+    Control("sshd-19", "MaxAuthTries at most 3", SSH, ("maxauthtries", "3")),
+    Control("sshd-20", "MaxSessions 10", SSH, ("maxsessions", "10")),
+    Control("sshd-21", "MaxStartups 10:30:100", SSH, ("maxstartups", "10:30:100")),
     Control("sshd-22", "Public key authentication on", SSH, ("pubkeyauthentication", "yes")),
-    Control("sshd-23", "IgnoreRhosts on", f"{SSH}; CIS 5.2.8", ("ignorerhosts", "yes")),
+    Control("sshd-23", "IgnoreRhosts on", SSH, ("ignorerhosts", "yes")),
     Control("sshd-24", "IgnoreUserKnownHosts on", SSH, ("ignoreuserknownhosts", "yes")),
     Control(
         "sshd-25",
         "No host-based authentication",
-        f"{SSH}; CIS 5.2.9",
+        SSH,
         ("hostbasedauthentication", "no"),
     ),
     Control("sshd-27", "No password authentication", SSH, ("passwordauthentication", "no")),
-    Control("sshd-28", "No empty passwords", f"{SSH}; CIS 5.2.11", ("permitemptypasswords", "no")),
+    Control("sshd-28", "No empty passwords", SSH, ("permitemptypasswords", "no")),
     Control(
         "sshd-29",
         "No keyboard-interactive authentication",
@@ -100,27 +100,26 @@ SETTINGS = [
     Control("sshd-30", "No Kerberos authentication", SSH, ("kerberosauthentication", "no")),
     Control("sshd-33", "No GSSAPI authentication", SSH, ("gssapiauthentication", "no")),
     Control("sshd-35", "TCPKeepAlive off (ClientAlive is used)", SSH, ("tcpkeepalive", "no")),
-    Control(
-        "sshd-36", "ClientAliveInterval 300", f"{SSH}; CIS 5.2.22", ("clientaliveinterval", "300")
-    ),
-    Control("sshd-37", "ClientAliveCountMax 3", f"{SSH}; CIS 5.2.22", ("clientalivecountmax", "3")),
+    Control("sshd-36", "ClientAliveInterval 300", SSH, ("clientaliveinterval", "300")),
+    Control("sshd-37", "ClientAliveCountMax 3", SSH, ("clientalivecountmax", "3")),
     Control("sshd-38", "No tunnels", SSH, ("permittunnel", "no")),
-    Control("sshd-39", "No TCP forwarding", f"{SSH}; CIS 5.2.17", ("allowtcpforwarding", "no")),
+    Control("sshd-39", "No TCP forwarding", SSH, ("allowtcpforwarding", "no")),
     Control("sshd-40", "No agent forwarding", SSH, ("allowagentforwarding", "no")),
     Control("sshd-41", "No gateway ports", SSH, ("gatewayports", "no")),
-    Control("sshd-42", "No X11 forwarding", f"{SSH}; CIS 5.2.12", ("x11forwarding", "no")),
+    Control("sshd-42", "No X11 forwarding", SSH, ("x11forwarding", "no")),
     Control("sshd-43", "X11UseLocalhost on", SSH, ("x11uselocalhost", "yes")),
     Control("sshd-44", "PrintMotd off", SSH, ("printmotd", "no")),
     Control("sshd-45", "PrintLastLog off", SSH, ("printlastlog", "no")),
     Control(
         "sshd-46",
         "A warning banner before login",
-        f"{SSH}; CIS 5.2.16",
+        SSH,
         ("banner", "/etc/issue.net"),
     ),
     Control("sshd-47", "No Debian version in the banner", SSH, ("debianbanner", "no")),
     Control("bh-ssh-02", "No compression before authentication", SSH, ("compression", "no")),
     Control("bh-ssh-03", "No reverse DNS lookups", SSH, ("usedns", "no")),
+    Control("bh-ssh-08", "sshd uses PAM (account and session checks)", SSH, ("usepam", "yes")),
 ]
 
 
@@ -173,25 +172,25 @@ FILES = [
     Control(
         "sshd-05",
         "sshd_config root-owned and private",
-        f"{SSH}; CIS 5.2.1",
+        SSH,
         ("/etc/ssh/sshd_config", 0o600, "root"),
     ),
     Control(
         "bh-ssh-05",
         "ed25519 host private key root-only",
-        "CIS 5.2.2",
+        "bakehouse",
         ("/etc/ssh/ssh_host_ed25519_key", 0o600, "root"),
     ),
     Control(
         "bh-ssh-06",
         "RSA host private key root-only",
-        "CIS 5.2.2",
+        "bakehouse",
         ("/etc/ssh/ssh_host_rsa_key", 0o600, "root"),
     ),
     Control(
         "bh-ssh-07",
         "ed25519 host public key not writable by others",
-        "CIS 5.2.3",
+        "bakehouse",
         ("/etc/ssh/ssh_host_ed25519_key.pub", 0o644, "root"),
     ),
 ]

@@ -10,6 +10,7 @@ that is not in the record fails the replay (the suite changed: record again with
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import inspect
 import json
@@ -96,8 +97,22 @@ class Check:
         return self.control.id
 
 
+@functools.cache
+def _checks() -> tuple[Check, ...]:
+    return tuple(_collect())
+
+
 def checks() -> list[Check]:
     """Every control of tests/hardening, in suite order."""
+    return list(_checks())
+
+
+@functools.cache
+def _parameters(function: Callable[..., None]) -> tuple[str, ...]:
+    return tuple(inspect.signature(function).parameters)
+
+
+def _collect() -> list[Check]:
     out = []
     for info in pkgutil.iter_modules(tests.hardening.__path__):
         if not info.name.startswith("test_"):
@@ -129,7 +144,7 @@ def judge(check: Check, facts: Facts, context: dict[str, Any]) -> tuple[str, str
     if check.role is not None and roles is not None and check.role not in roles:
         return "skipped", "role"
     kwargs: dict[str, Any] = {}
-    for name in inspect.signature(check.function).parameters:
+    for name in _parameters(check.function):
         if name == "control":
             kwargs[name] = check.control
         elif name == "facts":

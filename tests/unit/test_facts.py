@@ -61,7 +61,7 @@ def test_a_scan_that_did_not_run_is_an_error() -> None:
 def files_output(**texts: str | None) -> str:
     out = []
     for name, text in texts.items():
-        path = "/etc/" + name.replace("_", ".")
+        path = "/etc/" + name.replace("_", "." if "/" not in name else "-")
         out.append(f"=!= absent {path}" if text is None else f"=== {path}\n{text}")
     return "\n".join(out) + "\n"
 
@@ -71,6 +71,8 @@ CORE = {
     "shadow": "root:*:1::::::\n",
     "group": "root:x:0:\n",
     "login_defs": "UMASK 027\n",
+    "pam.d/common_auth": "auth required pam_unix.so\n",
+    "pam.d/common_password": "password required pam_unix.so\n",
 }
 
 

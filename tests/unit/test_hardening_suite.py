@@ -36,7 +36,14 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     pkg = pytester.path / "tests"
     (pkg / "hardening").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    for name in ("__init__.py", "conftest.py", "controls.py", "facts.py"):
+    for name in (
+        "__init__.py",
+        "conftest.py",
+        "controls.py",
+        "facts.py",
+        "cis.py",
+        "cis-debian-12.yaml",
+    ):
         (pkg / "hardening" / name).write_text((ROOT / "tests" / "hardening" / name).read_text())
     (pkg / "hardening" / "test_checks.py").write_text(CHECKS)
     return pytester

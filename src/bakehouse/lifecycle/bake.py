@@ -150,6 +150,7 @@ def step_record(ctx: Context) -> None:
         "verify": {
             "summary": ctx.verified.summary if ctx.verified else {},
             "controls": ctx.verified.controls if ctx.verified else [],
+            "compliance": ctx.verified.compliance if ctx.verified else {},
             "error": record["verify"].get("error"),
         },
         "definition": spec.to_dict(),
