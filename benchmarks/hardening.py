@@ -76,7 +76,14 @@ def main() -> None:
                 stats = run.path(f"stats-{i}.json")
                 relay_stats = run.path(f"relay-{i}.json")
                 argv = [
-                    *verify.pytest_argv(ROOT, connection, ctx, junit),
+                    *verify.pytest_argv(
+                        ROOT,
+                        connection,
+                        ctx,
+                        junit,
+                        run.path(f"facts-{i}.json"),
+                        run.path(f"compliance-{i}.json"),
+                    ),
                     f"--bakehouse-stats={stats}",
                 ]
                 start = time.perf_counter()
