@@ -55,6 +55,7 @@ def main() -> None:
         cfg = vm.VmConfig(
             name="bench",
             disk=folder / "disk.qcow2",
+            data_disk=folder / "data.qcow2",
             kernel=folder / "vmlinuz",
             initrd=folder / "initrd.img",
             append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",

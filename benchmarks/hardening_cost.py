@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,8 @@ def main() -> None:
     parser.add_argument("--after", default="HEAD", help="the revision measured (default HEAD)")
     parser.add_argument("--runs", type=int, default=3, help="timed bakes per revision")
     args = parser.parse_args()
+    # a stopped benchmark still removes its work trees and state (SIGTERM unwinds like Ctrl-C)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="bakehouse-bench-"))
     variants = {"before": args.before, "after": args.after}
     trees: dict[str, Path] = {}

@@ -9,7 +9,7 @@ install -d -m 0755 /var/www/html
 printf 'ok\n' > /var/www/html/healthz
 chmod 0644 /var/www/html/healthz
 nginx -t
-systemctl enable nginx.service
+systemctl is-enabled --quiet nginx.service || systemctl enable nginx.service
 # the host firewall lets HTTP in (harden.sh includes /etc/nftables.d/*.nft)
 install -d -m 0755 /etc/nftables.d
 printf 'add rule inet filter input tcp dport 80 accept\n' > /etc/nftables.d/web.nft

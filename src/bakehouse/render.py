@@ -25,7 +25,7 @@ from bakehouse.vm import SANDBOX
 # run between the package install and hardening. Order is data, not code.
 PRE_STEPS = ("patch.sh", "packages.sh")
 POST_STEPS = ("harden.sh", "manifest.sh")
-FINAL_STEPS = ("hostkeys.sh", "cleanup.sh")
+FINAL_STEPS = ("hostkeys.sh", "cleanup.sh", "filesystems.sh")
 MANIFEST_PATH = "/var/lib/bakehouse/manifest.json"
 
 

@@ -109,6 +109,7 @@ class Patch:
 @dataclass(frozen=True)
 class LocalTarget:
     disk_size: int  # MiB
+    data_disk_size: int  # MiB: /var, /var/tmp, /var/log, /var/log/audit and /home
     memory: int  # MiB
     cpus: int
     accelerator: str
@@ -130,6 +131,7 @@ class AwsTarget:
     subnet_id: str | None
     kms_key_id: str | None
     volume_size: int  # GiB
+    data_volume_size: int  # GiB: /var, /var/tmp, /var/log, /var/log/audit and /home
     share: Share
     verify_via: str
     instance_profile: str | None  # the verification instance's, for verify_via: ssm
@@ -505,6 +507,11 @@ LOCAL_TARGET = s.record(
     LocalTarget,
     {
         "disk_size": F(s.size_mib(1024, 256 * 1024), "4G"),
+        "data_disk_size": F(
+            s.size_mib(1024, 256 * 1024),
+            2048,
+            "the second disk: /var, /var/tmp, /var/log, /var/log/audit and /home",
+        ),
         "memory": F(s.size_mib(256, 64 * 1024), "1G"),
         "cpus": F(s.integer(1, 64), 2),
         "accelerator": F(s.enum("auto", "kvm", "tcg"), "auto"),
@@ -582,6 +589,11 @@ AWS_TARGET = s.record(
             None,
         ),
         "volume_size": F(s.integer(2, 1024, unit="GiB"), 8),
+        "data_volume_size": F(
+            s.integer(2, 1024, unit="GiB"),
+            4,
+            "the second volume: /var, /var/tmp, /var/log, /var/log/audit and /home",
+        ),
         "share": F(SHARE, {}),
         "verify_via": F(s.enum("ssh", "ssm"), "ssh"),
         "instance_profile": F(

@@ -42,6 +42,7 @@ class VmConfig:
     cpus: int = 2
     ssh_port: int | None = None
     snapshot: bool = True
+    data_disk: Path | None = None  # the second disk: /var, /var/log, /home … (baked images)
 
 
 # qemu's seccomp filter: the emulator may not run programs, gain privileges, change its
@@ -92,9 +93,16 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
         _escape(cfg.name),
         "-smp",
         str(cfg.cpus),
-        "-drive",
-        f"file={_escape(str(cfg.disk))},if=virtio,format=qcow2,cache=unsafe,"
-        f"discard=unmap{',snapshot=on' if cfg.snapshot else ''}",
+        *(
+            arg
+            for path in (cfg.disk, cfg.data_disk)
+            if path is not None
+            for arg in (
+                "-drive",
+                f"file={_escape(str(path))},if=virtio,format=qcow2,cache=unsafe,"
+                f"discard=unmap{',snapshot=on' if cfg.snapshot else ''}",
+            )
+        ),
         "-device",
         "virtio-rng-pci",
     ]

@@ -41,6 +41,7 @@ def booted_web(state: Path, work: Path) -> tuple[vm.VmConfig, Path]:
     cfg = vm.VmConfig(
         name="bakehouse-agent",
         disk=folder / "disk.qcow2",
+        data_disk=folder / "data.qcow2",
         kernel=folder / "vmlinuz",
         initrd=folder / "initrd.img",
         append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",

@@ -40,27 +40,35 @@ class Benchmark:
     profile: str
     sections: dict[str, str]
     recommendations: tuple[Recommendation, ...]
+    manual: tuple[Recommendation, ...] = ()  # manual ones an image settles (not counted)
 
     def by_control(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for rec in self.recommendations:
+        for rec in (*self.recommendations, *self.manual):
             for control in rec.controls:
                 out.setdefault(control, []).append(rec.id)
         return out
 
 
+def _recommendation(path: Path, entry: dict[str, Any]) -> Recommendation:
+    kinds = [k for k in KINDS if k in entry]
+    if len(kinds) != 1:
+        raise ValueError(f"{path}: {entry.get('id')}: needs exactly one of {', '.join(KINDS)}")
+    kind = kinds[0]
+    controls = tuple(entry["controls"]) if kind == "controls" else ()
+    reason = "" if kind == "controls" else str(entry[kind])
+    return Recommendation(str(entry["id"]), entry["title"], controls, kind, reason)
+
+
 def load(path: Path = TABLE) -> Benchmark:
     data: dict[str, Any] = yaml.safe_load(path.read_text())
-    recs = []
-    for entry in data["recommendations"]:
-        kinds = [k for k in KINDS if k in entry]
-        if len(kinds) != 1:
-            raise ValueError(f"{path}: {entry.get('id')}: needs exactly one of {', '.join(KINDS)}")
-        kind = kinds[0]
-        controls = tuple(entry["controls"]) if kind == "controls" else ()
-        reason = "" if kind == "controls" else str(entry[kind])
-        recs.append(Recommendation(str(entry["id"]), entry["title"], controls, kind, reason))
-    return Benchmark(data["benchmark"], data["profile"], dict(data["sections"]), tuple(recs))
+    return Benchmark(
+        data["benchmark"],
+        data["profile"],
+        dict(data["sections"]),
+        tuple(_recommendation(path, e) for e in data["recommendations"]),
+        tuple(_recommendation(path, e) for e in data.get("manual", [])),
+    )
 
 
 def status(rec: Recommendation, outcomes: dict[str, str]) -> str:
@@ -110,6 +118,13 @@ def compliance(benchmark: Benchmark, outcomes: dict[str, str]) -> dict[str, Any]
     }
 
 
+def _how(rec: Recommendation) -> str:
+    if rec.kind == "controls":
+        return ", ".join(f"`{c}`" for c in rec.controls)
+    label = {"waived": "waived", "not_applicable": "not applicable"}
+    return f"{label.get(rec.kind, 'not covered')}: {rec.reason}".replace("|", "/")
+
+
 def render(benchmark: Benchmark) -> str:
     kinds = {"controls": 0, "waived": 0, "not_applicable": 0, "missing": 0}
     for rec in benchmark.recommendations:
@@ -136,12 +151,18 @@ def render(benchmark: Benchmark) -> str:
         for rec in benchmark.recommendations:
             if rec.section != section:
                 continue
-            if rec.kind == "controls":
-                how = ", ".join(f"`{c}`" for c in rec.controls)
-            else:
-                label = {"waived": "waived", "not_applicable": "not applicable"}
-                how = f"{label.get(rec.kind, 'not covered')}: {rec.reason}"
-            lines.append(f"| {rec.id} | {rec.title} | {how.replace('|', '/')} |")
+            lines.append(f"| {rec.id} | {rec.title} | {_how(rec)} |")
+    if benchmark.manual:
+        lines += [
+            "",
+            "## Manual recommendations an image settles",
+            "",
+            "Not counted above (the benchmark leaves them to an auditor's judgement).",
+            "",
+            "| id | recommendation | bakehouse |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {r.id} | {r.title} | {_how(r)} |" for r in benchmark.manual]
     return "\n".join(lines) + "\n"
 
 

@@ -218,6 +218,7 @@ class Facts:
             "nftables.service",
             "dailyaidecheck.timer",
             "rsyslog.service",
+            "acct.service",
         ]
         text = self.must(
             "units",
@@ -299,11 +300,11 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
      -o -name '*.pem' -o -name '*.key' \) ! -path '/usr/*' ! -path '/etc/ssl/certs/*' \
      ! -path '/etc/ssh/ssh_host_*' -printf 'keyfile %p\n' \) -o \
   \( -type f -name 'credentials' -path '*/.aws/*' -printf 'cloudcreds %p\n' \) -o \
-  \( \( -path '/home/*' -o -path '/root/*' \) \
-     \( -name .forward -o -name .rhosts -o -name .netrc \) -printf 'dotfile %p\n' \) -o \
-  \( ! -type l \( -regex '/home/[^/]*/\.[^/]*' -o -regex '/root/\.[^/]*' \) -perm /0022 \
+  \( \( -name .forward -o -name .rhosts -o -name .netrc \) \
+     \( -path '/home/*' -o -path '/root/*' \) -printf 'dotfile %p\n' \) -o \
+  \( -name '.*' -perm /0022 ! -type l \( -regex '/home/[^/]*/\.[^/]*' -o -regex '/root/\.[^/]*' \) \
      -printf 'dotperm %p\n' \) -o \
-  \( -path '/var/log/*' -type f -perm /0137 ! -name wtmp ! -name btmp ! -name lastlog \
+  \( -type f -perm /0137 -path '/var/log/*' ! -name wtmp ! -name btmp ! -name lastlog \
      ! -name 'cloud-init*.log' -printf 'logperm %p\n' \)
 """
         out: dict[str, list[str]] = {}
@@ -498,6 +499,7 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
             "sctp",
             "rds",
             "tipc",
+            "firewire-core",
         ]
         script = "; ".join(
             f"echo \"{n}|$(modprobe -n -v {n} 2>&1 | tr '\\n' ' ')|"

@@ -369,6 +369,32 @@ MOUNTS = [
     Control("bh-mnt-05", "/dev/shm mounted nodev", "bakehouse", ("/dev/shm", "nodev")),
     Control("bh-mnt-06", "/dev/shm mounted nosuid", "bakehouse", ("/dev/shm", "nosuid")),
     Control("bh-mnt-07", "/dev/shm mounted noexec", "bakehouse", ("/dev/shm", "noexec")),
+    Control("bh-mnt-08", "/home a separate filesystem, nodev", "bakehouse", ("/home", "nodev")),
+    Control("bh-mnt-09", "/home mounted nosuid", "bakehouse", ("/home", "nosuid")),
+    Control("bh-mnt-10", "/var a separate filesystem, nodev", "bakehouse", ("/var", "nodev")),
+    Control("bh-mnt-11", "/var mounted nosuid", "bakehouse", ("/var", "nosuid")),
+    Control(
+        "bh-mnt-12", "/var/tmp a separate filesystem, nodev", "bakehouse", ("/var/tmp", "nodev")
+    ),
+    Control("bh-mnt-13", "/var/tmp mounted nosuid", "bakehouse", ("/var/tmp", "nosuid")),
+    Control("bh-mnt-14", "/var/tmp mounted noexec", "bakehouse", ("/var/tmp", "noexec")),
+    Control(
+        "bh-mnt-15", "/var/log a separate filesystem, nodev", "bakehouse", ("/var/log", "nodev")
+    ),
+    Control("bh-mnt-16", "/var/log mounted nosuid", "bakehouse", ("/var/log", "nosuid")),
+    Control("bh-mnt-17", "/var/log mounted noexec", "bakehouse", ("/var/log", "noexec")),
+    Control(
+        "bh-mnt-18",
+        "/var/log/audit a separate filesystem, nodev",
+        "bakehouse",
+        ("/var/log/audit", "nodev"),
+    ),
+    Control(
+        "bh-mnt-19", "/var/log/audit mounted nosuid", "bakehouse", ("/var/log/audit", "nosuid")
+    ),
+    Control(
+        "bh-mnt-20", "/var/log/audit mounted noexec", "bakehouse", ("/var/log/audit", "noexec")
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ MODULES = [
     "sctp",
     "rds",
     "tipc",
+    "firewire-core",
 ]
 CONTROLS = [
     Control(f"os-10.{name}", f"{name} cannot be loaded", "dev-sec linux-baseline", (name,))

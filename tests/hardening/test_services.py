@@ -113,6 +113,7 @@ def test_package_absent(facts: Facts, control: Control) -> None:
         Control("bh-pkg-27", "PAM modules installed", "bakehouse", ("libpam-modules",)),
         Control("bh-pkg-28", "nftables installed", "bakehouse", ("nftables",)),
         Control("bh-pkg-29", "AIDE installed", "bakehouse", ("aide", "aide-common")),
+        Control("bh-pkg-30", "Process accounting installed", "bakehouse", ("acct",)),
     ],
     ids=ids,
 )
@@ -122,6 +123,7 @@ def test_package_present(facts: Facts, control: Control) -> None:
 
 
 RUNNING = [
+    Control("bh-svc-13", "Process accounting on", "bakehouse", ("acct.service",)),
     Control("bh-svc-01", "auditd enabled and running", "bakehouse", ("auditd.service",)),
     Control("bh-svc-02", "AppArmor enabled and loaded", "bakehouse", ("apparmor.service",)),
     Control(

@@ -61,6 +61,23 @@ def test_aws_source_is_encrypted_gp3_and_tagged() -> None:
     assert "ami_users" not in text and "ami_groups" not in text
 
 
+def test_every_volume_is_encrypted_and_the_data_volume_is_part_of_the_image() -> None:
+    """Root and data volume (/var, /var/log, /home …) are launch mappings, so the AMI keeps
+    both; each is encrypted, with the image's key where it names one."""
+    spec = load("worker")
+    text = render.render(spec, "aws", PACKER_DIR, V166)
+    blocks = re.findall(r"launch_block_device_mappings \{(.*?)\n  \}", text, re.S)
+    devices = {re.search(r'device_name\s+= "([^"]+)"', b).group(1): b for b in blocks}  # type: ignore[union-attr]
+    assert set(devices) == {"/dev/xvda", "/dev/xvdf"}
+    assert all(re.search(r"encrypted\s+= true", b) for b in blocks)
+    assert re.search(
+        rf"volume_size\s+= {spec.targets.aws.data_volume_size}\b", devices["/dev/xvdf"]
+    )
+    local = render.render(spec, "local", PACKER_DIR, V166)
+    assert f'disk_additional_size = ["{spec.targets.local.data_disk_size}M"]' in local
+    assert '"filesystems.sh"]' in local  # the last step: what it copies is what ships
+
+
 def test_packer_version_parse() -> None:
     assert PackerVersion.parse("Packer v1.6.6\n") == V166
     assert PackerVersion.parse("1.10.0-dev") == PackerVersion(1, 10, 0)

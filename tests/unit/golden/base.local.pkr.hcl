@@ -86,6 +86,7 @@ source "qemu" "image" {
   use_backing_file     = false
   format               = "qcow2"
   disk_size            = "4096M"
+  disk_additional_size = ["2048M"]
   disk_interface       = "virtio"
   disk_compression     = false
   skip_compaction      = true
@@ -147,7 +148,7 @@ build {
   provisioner "shell" {
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
-    scripts          = [for s in ["hostkeys.sh", "cleanup.sh"] : "${var.scripts_dir}/${s}"]
+    scripts          = [for s in ["hostkeys.sh", "cleanup.sh", "filesystems.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   post-processor "manifest" {

@@ -126,6 +126,17 @@ source "amazon-ebs" "image" {
     delete_on_termination = true
     encrypted             = true
   }
+
+  # /var, /var/tmp, /var/log, /var/log/audit and /home (filesystems.sh); kept in the AMI
+  launch_block_device_mappings {
+    device_name           = "/dev/xvdf"
+    volume_type           = "gp3"
+    volume_size           = 4
+    iops                  = 3000
+    throughput            = 125
+    delete_on_termination = true
+    encrypted             = true
+  }
 }
 
 build {
@@ -164,7 +175,7 @@ build {
     except           = var.communicator == "none" ? ["amazon-ebs.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
     environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
-    scripts          = [for s in ["hostkeys.sh", "cleanup.sh"] : "${var.scripts_dir}/${s}"]
+    scripts          = [for s in ["hostkeys.sh", "cleanup.sh", "filesystems.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   post-processor "manifest" {

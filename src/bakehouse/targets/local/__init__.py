@@ -203,6 +203,7 @@ class LocalTarget(Target):
                 stage / "initrd.img",
                 ctx,
                 indexes,
+                data=stage / "data.qcow2",
             )
 
     def boot_and_check(
@@ -215,8 +216,10 @@ class LocalTarget(Target):
         ctx: Context,
         indexes: debindex.Indexes | None,
         name: str = "verify",
+        data: Path | None = None,
     ) -> Verified:
-        """Boot ``disk`` in snapshot mode and run the suite over SSH; the VM always stops."""
+        """Boot ``disk`` (and the ``data`` disk a baked image has) in snapshot mode and run the
+        suite over SSH; the VM always stops."""
         local = ctx.spec.targets.local
         folder = run.path(name)
         folder.mkdir()
@@ -237,6 +240,7 @@ class LocalTarget(Target):
             memory_mib=local.memory,
             cpus=local.cpus,
             snapshot=True,
+            data_disk=data,
         )
         with vm.boot(
             cfg, key.private, "admin", local.ssh_timeout, ctx.progress, folder / "qemu.log"
@@ -259,9 +263,14 @@ class LocalTarget(Target):
         return record
 
     def deliverable(self, record: Record) -> bool:
-        return (
-            self.catalogue.image_dir(record["name"], record["version"]) / "disk.qcow2"
-        ).is_file()
+        folder = self.catalogue.image_dir(record["name"], record["version"])
+        return all(
+            (folder / name).is_file()
+            for name in (
+                "disk.qcow2",
+                *(("data.qcow2",) if "data" in record.get("artifacts", {}) else ()),
+            )
+        )
 
     def verify_recorded(
         self, spec: ImageSpec, record: Record | None, run: Run, progress: Progress
@@ -276,14 +285,16 @@ class LocalTarget(Target):
                 ctx.base.file("initrd"),
             )
             label = ctx.base.record["id"]
+            data = None  # a base has one disk: the data disk is made by the bake
         else:
             folder = self.catalogue.image_dir(spec.name, record["version"])
             disk, kernel, initrd = folder / "disk.qcow2", folder / "vmlinuz", folder / "initrd.img"
+            data = folder / "data.qcow2" if "data" in record.get("artifacts", {}) else None
             label = record["id"]
         self.probe(ctx, kernel, initrd)
         self.step_indexes(ctx)
         with progress.phase("verify", f"{label} (snapshot boot, tests/hardening)"):
-            return self.boot_and_check(spec, run, disk, kernel, initrd, ctx, ctx.indexes)
+            return self.boot_and_check(spec, run, disk, kernel, initrd, ctx, ctx.indexes, data=data)
 
     # ---- nightly ------------------------------------------------------------------------------
     def inputs(self, spec: ImageSpec) -> Inputs:

@@ -40,6 +40,8 @@ CORE_PACKAGES = (
     "nftables",
     "aide",
     "aide-common",
+    "acct",
+    "fdisk",
     "zstd",
     "linux-image-cloud-amd64",
     "systemd-sysv",

@@ -90,18 +90,22 @@ def build(
         timeout=packer_timeout,
     )
     disk = run.path("output") / f"{spec.name}.qcow2"
-    if not disk.is_file():
-        raise PackerError(f"packer finished but {disk.name} is missing", f"see {log}")
-    # Packer leaves the disk uncompressed (its own compression is zlib, several times slower);
+    data = run.path("output") / f"{spec.name}.qcow2-1"  # Packer's name for the additional disk
+    for made in (disk, data):
+        if not made.is_file():
+            raise PackerError(f"packer finished but {made.name} is missing", f"see {log}")
+    # Packer leaves the disks uncompressed (its own compression is zlib, several times slower);
     # zstd gives the same size in a fraction of the time
     start = time.monotonic()
-    proc.run(convert_argv(disk, stage / "disk.qcow2", src_format="qcow2"), check=True, timeout=1800)
-    disk.unlink()
+    for made, name in ((disk, "disk.qcow2"), (data, "data.qcow2")):
+        proc.run(convert_argv(made, stage / name, src_format="qcow2"), check=True, timeout=1800)
+        made.unlink()
     timings["compress"] = round(time.monotonic() - start, 1)
-    progress.say(f"bake: disk compressed (zstd) in {timings['compress']}s")
+    progress.say(f"bake: disks compressed (zstd) in {timings['compress']}s")
     manifest = json.loads((stage / "manifest.json").read_text())
     artifacts = {
         "disk": describe(stage / "disk.qcow2"),
+        "data": describe(stage / "data.qcow2"),
         "kernel": describe(stage / "vmlinuz"),
         "initrd": describe(stage / "initrd.img"),
         "manifest": describe(stage / "manifest.json"),
