@@ -58,32 +58,33 @@ def test_a_scan_that_did_not_run_is_an_error() -> None:
             Facts(Host(find=broken)).scans  # noqa: B018
 
 
-def files_output(**texts: str | None) -> str:
-    out = []
-    for name, text in texts.items():
-        path = "/etc/" + name.replace("_", "." if "/" not in name else "-")
-        out.append(f"=!= absent {path}" if text is None else f"=== {path}\n{text}")
+def files_output(texts: dict[str, str | None]) -> str:
+    """The files fact's answer: each path's text, or that it is absent."""
+    out = [
+        f"=!= absent {path}" if text is None else f"=== {path}\n{text}"
+        for path, text in texts.items()
+    ]
     return "\n".join(out) + "\n"
 
 
 CORE = {
-    "passwd": PASSWD,
-    "shadow": "root:*:1::::::\n",
-    "group": "root:x:0:\n",
-    "login_defs": "UMASK 027\n",
-    "pam.d/common_auth": "auth required pam_unix.so\n",
-    "pam.d/common_password": "password required pam_unix.so\n",
+    "/etc/passwd": PASSWD,
+    "/etc/shadow": "root:*:1::::::\n",
+    "/etc/group": "root:x:0:\n",
+    "/etc/login.defs": "UMASK 027\n",
+    "/etc/pam.d/common-auth": "auth required pam_unix.so\n",
+    "/etc/pam.d/common-password": "password required pam_unix.so\n",
 }
 
 
 def test_files_absent_unreadable_and_core() -> None:
-    facts = Facts(Host(**{"if": Result(files_output(**CORE, issue_net=None))}))
+    facts = Facts(Host(**{"if": Result(files_output({**CORE, "/etc/issue.net": None}))}))
     assert "root:" in facts.files["/etc/passwd"] and "/etc/issue.net" not in facts.files
-    unreadable = files_output(**CORE) + "=!= unreadable /etc/sudoers.d/10-bakehouse\n"
+    unreadable = files_output(CORE) + "=!= unreadable /etc/sudoers.d/10-bakehouse\n"
     with pytest.raises(FactError, match="exists but could not be read"):
         Facts(Host(**{"if": Result(unreadable)})).files  # noqa: B018
     with pytest.raises(FactError, match="/etc/shadow is empty or missing"):
-        Facts(Host(**{"if": Result(files_output(**{**CORE, "shadow": None}))})).files  # noqa: B018
+        Facts(Host(**{"if": Result(files_output({**CORE, "/etc/shadow": None}))})).files  # noqa: B018
 
 
 def test_stats_answer_every_path_or_error() -> None:
