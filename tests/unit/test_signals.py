@@ -4,6 +4,7 @@ own sessions, where neither a terminal's Ctrl-C nor a CI runner's SIGTERM reache
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,3 +163,57 @@ def test_a_stopped_nightly_stops_its_bakes(
     assert time.monotonic() - start < 30
     assert sorted(p.name for p in cleaned.iterdir()) == ["web", "worker"]  # each cleaned up
     assert all(p.poll() is not None for p in children) and len(children) == 2  # base: never
+
+
+DEPLOY_STOPPED_BETWEEN_STEPS = """
+import datetime as dt, os, signal, sys
+from pathlib import Path
+from bakehouse.lifecycle import deploy
+from bakehouse.project import Project
+from bakehouse.spec import Catalog
+from bakehouse.targets import get
+
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+ran = []
+
+def baked(ctx):
+    ran.append("bake")
+    # the bake's own handler is gone; the roll's is not there yet: only deploy's is left
+    os.kill(os.getpid(), signal.SIGTERM)
+    return "published"
+
+def rolled(ctx):
+    ran.append("roll")
+    return "rolled"
+
+deploy.SEQUENCE = (("bake+verify+publish", baked), ("roll", rolled))
+spec = Catalog(root / "images", root / "packer" / "scripts").load("web", dt.date.today())
+try:
+    deploy.deploy(Project(root), get("local", Project(root)), spec, report=out)
+except BaseException as exc:
+    print("stopped by", type(exc).__name__, "after", ran, exc)
+    sys.exit(143)
+"""
+
+
+def test_a_deploy_stopped_between_bake_and_roll_records_it_and_never_rolls(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM between the steps, where neither the bake's nor the roll's handler is installed:
+    deploy's own turns it into an exception, so no roll starts and the report says where it
+    stopped (without that handler the process would die with no report at all)."""
+    script = tmp_path / "deploy_stopped.py"
+    script.write_text(DEPLOY_STOPPED_BETWEEN_STEPS)
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, str(script), str(ROOT), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BAKEHOUSE_STATE_DIR": str(tmp_path / "state")},
+        check=False,
+    )
+    assert result.returncode == 143, (result.returncode, result.stderr[-2000:])
+    assert "stopped by Terminated after ['bake']" in result.stdout
+    steps = json.loads((out / "deploy.json").read_text())["steps"]
+    assert [(s["step"], s["ok"]) for s in steps] == [("bake+verify+publish", False)]
