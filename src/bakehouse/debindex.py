@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bakehouse import proc
 from bakehouse.errors import IndexError_
@@ -216,21 +216,84 @@ def check_release(
     return date
 
 
+def mark_key(suite: Suite) -> str:
+    return f"{suite.mirror} {suite.name}"
+
+
+class Marks(Protocol):
+    """The newest index Date accepted per mirror and suite, kept beside a target's state."""
+
+    def get(self, key: str) -> dt.datetime | None: ...
+
+    def raise_to(self, key: str, date: dt.datetime) -> None:
+        """Record ``date`` unless a later one is recorded already (never goes back)."""
+
+
+class StoreMarks:
+    """Marks in one JSON document of a catalogue store (S3 for the aws target), changed with
+    the store's conditional update, so concurrent runners never lower a mark."""
+
+    KEY = "indexes/seen.json"
+
+    def __init__(self, store: Any):
+        self.store = store
+        self._read: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._read is None:
+            raw = self.store.read(self.KEY)
+            try:
+                data = json.loads(raw) if raw is not None else {}
+            except ValueError as exc:
+                raise IndexError_(
+                    f"cannot read {self.store.location}/{self.KEY}: {exc}",
+                    "restore it from the bucket's versions (removing it accepts any index)",
+                ) from None
+            self._read = dict(data) if isinstance(data, dict) else {}
+        return self._read
+
+    def get(self, key: str) -> dt.datetime | None:
+        value = self._all().get(key)
+        if value is None:
+            return None
+        try:
+            return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+        except ValueError:
+            raise IndexError_(
+                f"cannot read the mark for {key} in {self.store.location}/{self.KEY}: {value!r}",
+                "restore it from the bucket's versions",
+            ) from None
+
+    def raise_to(self, key: str, date: dt.datetime) -> None:
+        def change(current: Any) -> dict[str, str]:
+            marks = dict(current) if isinstance(current, dict) else {}
+            old = marks.get(key)
+            if old is None or dt.datetime.fromisoformat(old) < date:
+                marks[key] = date.isoformat()
+            return marks
+
+        self._read = self.store.update(self.KEY, change)
+
+
 class IndexCache:
     """Signed indexes fetched and checked, with the last good copy of each kept for offline use.
 
     Per mirror and suite the cache keeps the signed ``InRelease`` as fetched (checked again,
-    signature included, whenever it is used offline) and the newest ``Date`` ever accepted."""
+    signature included, whenever it is used offline) and the newest ``Date`` ever accepted.
+    ``marks`` keeps that newest Date where the target keeps its state too (the aws account), so
+    a runner with a fresh cache still refuses an index older than any runner accepted."""
 
     def __init__(
         self,
         folder: Path,
         keyring: Path = KEYRING,
         now: Callable[[], dt.datetime] | None = None,
+        marks: Marks | None = None,
     ):
         self.folder = folder
         self.keyring = keyring
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.marks = marks
 
     def stored(self, suite: Suite) -> Path:
         """Where the last accepted signed InRelease of ``suite`` is kept."""
@@ -268,13 +331,19 @@ class IndexCache:
             check_release(text, suite, self.now(), None, f"the cached copy of {where}")
             return text, True
         text = self._verify(raw, suite)
-        date = check_release(text, suite, self.now(), self._seen(suite), where)
+        seen = [d for d in (self._seen(suite), self._marked(suite)) if d is not None]
+        date = check_release(text, suite, self.now(), max(seen, default=None), where)
         stored.parent.mkdir(parents=True, exist_ok=True)
         for path, data in ((stored, raw), (self.seen(suite), date.isoformat().encode())):
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)
             tmp.replace(path)
+        if self.marks is not None:
+            self.marks.raise_to(mark_key(suite), date)
         return text, False
+
+    def _marked(self, suite: Suite) -> dt.datetime | None:
+        return self.marks.get(mark_key(suite)) if self.marks is not None else None
 
     def _verify(self, raw: bytes, suite: Suite) -> str:
         if not self.keyring.is_file():

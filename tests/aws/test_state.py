@@ -146,3 +146,24 @@ def test_an_entry_never_replaces_a_file_another_writer_put_first(tmp_path: Path)
     with pytest.raises(CatalogueError, match=r"manifest\.json exists already"):
         cat.add(record, staged(tmp_path / "s", "mine"))
     assert cat.artifact("web", "1", "manifest.json") == b"theirs"
+
+
+def test_index_marks_are_kept_in_the_account_and_never_go_back(tmp_path: Path) -> None:
+    """A fresh runner reads the newest package-index Date any runner accepted from the
+    account's bucket (with the records), and no runner can lower it."""
+    import datetime as dt
+
+    from bakehouse import debindex
+    from bakehouse.project import Project
+    from bakehouse.targets import get
+    from tests.conftest import ROOT
+
+    key = "http://deb.debian.org/debian-security bookworm-security"
+    seen = dt.datetime(2026, 11, 28, 2, 53, tzinfo=dt.UTC)
+    marks = get("aws", Project(ROOT)).index_marks()
+    assert isinstance(marks, debindex.StoreMarks)
+    assert marks.store.location == store().location  # the catalogue's bucket
+    marks.raise_to(key, seen + dt.timedelta(days=1))
+    debindex.StoreMarks(store()).raise_to(key, seen)  # a runner with an older index
+    assert debindex.StoreMarks(store()).get(key) == seen + dt.timedelta(days=1)
+    assert get("local", Project(ROOT)).index_marks() is None  # its cache is its state

@@ -117,3 +117,43 @@ def test_a_release_without_a_date_is_refused() -> None:
         check_release(text, suite, SIGNED_AT, None, "here")
     dated = text + "Date: Sat, 28 Nov 2026 02:53:00 UTC\n"
     assert check_release(dated, suite, SIGNED_AT, None, "here") == SIGNED_AT
+
+
+def test_a_fresh_runner_refuses_an_index_older_than_the_target_has_seen(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """The high-water mark kept with the target's state (the account's bucket on aws, a
+    folder store here) reaches a runner whose own cache is empty, as a CI runner's is."""
+    from bakehouse.catalogue import DirStore
+
+    mirror.serve("bookworm-security", SECURITY)
+    suite = Suite(mirror.url, "bookworm-security", ("main",))
+    state = DirStore(tmp_path / "account")
+    marks = debindex.StoreMarks(state)
+    IndexCache(
+        tmp_path / "runner-1", now=lambda: SIGNED_AT + dt.timedelta(hours=1), marks=marks
+    ).release(suite)
+    assert marks.get(debindex.mark_key(suite)) == SIGNED_AT  # recorded with the state
+    later = SIGNED_AT + dt.timedelta(days=1)
+    debindex.StoreMarks(state).raise_to(debindex.mark_key(suite), later)  # another runner saw newer
+    debindex.StoreMarks(state).raise_to(debindex.mark_key(suite), SIGNED_AT)  # never goes back
+    fresh = IndexCache(
+        tmp_path / "runner-2",
+        now=lambda: SIGNED_AT + dt.timedelta(hours=2),
+        marks=debindex.StoreMarks(state),
+    )
+    with pytest.raises(IndexError_, match="older than the one seen before"):
+        fresh.release(suite)
+    # without the state's mark, the same fresh runner would have taken the replayed index
+    assert IndexCache(tmp_path / "runner-3", now=lambda: SIGNED_AT + dt.timedelta(hours=2)).release(
+        suite
+    )
+
+
+def test_an_unreadable_mark_is_an_error_not_a_pass(tmp_path: Path) -> None:
+    from bakehouse.catalogue import DirStore
+
+    state = DirStore(tmp_path / "account")
+    state.write(debindex.StoreMarks.KEY, b"{not json")
+    with pytest.raises(IndexError_, match="cannot read"):
+        debindex.StoreMarks(state).get("http://deb.debian.org/debian-security bookworm-security")

@@ -108,3 +108,31 @@ def test_force_must_name_an_image_of_the_run() -> None:
     web = Catalog(ROOT / "images").load("web")
     with pytest.raises(UsageError, match="--force names no image in this run: nosuch"):
         nightly.decide(PROJECT, get("local", PROJECT), [web], forced={"nosuch"})
+
+
+def test_nightly_reads_the_indexes_against_the_targets_marks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nightly fetches the indexes with the target's high-water marks (the account's, on aws),
+    so a fresh runner never decides on an index older than one any runner accepted."""
+    from bakehouse import debindex
+
+    target = get("local", PROJECT)
+    marks = object()
+    monkeypatch.setattr(type(target), "index_marks", lambda self: marks)
+    seen: list[object] = []
+
+    class Stop(Exception):
+        pass
+
+    def indexes_for(project: object, spec: object, given: object = None) -> debindex.Indexes:
+        seen.append(given)
+        raise Stop
+
+    monkeypatch.setattr(nightly, "indexes_for", indexes_for)
+    from bakehouse.spec import Catalog
+
+    web = Catalog(ROOT / "images").load("web")
+    with pytest.raises(Stop):
+        nightly.decide(PROJECT, target, [web])
+    assert seen == [marks]

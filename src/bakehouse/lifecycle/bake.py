@@ -215,14 +215,17 @@ def image_diff(ctx: Context, baked: Baked) -> dict[str, Any]:
 _INDEXES: dict[tuple[Any, ...], debindex.Indexes] = {}
 
 
-def indexes_for(project: Project, spec: ImageSpec) -> debindex.Indexes:
+def indexes_for(
+    project: Project, spec: ImageSpec, marks: debindex.Marks | None = None
+) -> debindex.Indexes:
     """The signed package indexes of the image's distribution: fetched (and checked) once per
-    command, cached on disk by content."""
+    command, cached on disk by content; ``marks``: the target's record of the newest index
+    dates accepted (never older than those)."""
     local = spec.base.local
     folder = (project.state_dir / "cache" / "indexes").resolve()
-    key = (folder, local.mirror, local.security_mirror, local.suite, local.components)
+    key = (folder, local.mirror, local.security_mirror, local.suite, local.components, id(marks))
     if key not in _INDEXES:
-        _INDEXES[key] = debindex.IndexCache(folder).load(
+        _INDEXES[key] = debindex.IndexCache(folder, marks=marks).load(
             debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
         )
     return _INDEXES[key]

@@ -108,7 +108,8 @@ def decide(
         )
     # the indexes once per distribution, then each image's facts; reading records and
     # manifests waits on the network (S3 for AMIs), so several images are read at once
-    indexes = {id(s): indexes_for(project, s) for s in specs}
+    marks = target.index_marks()
+    indexes = {id(s): indexes_for(project, s, marks) for s in specs}
     target.catalogue  # opened before the threads share it  # noqa: B018
 
     def facts(spec: ImageSpec) -> plan.Facts:

@@ -29,6 +29,7 @@ from bakehouse import render as rnd
 from bakehouse.aws.publish import RegionalAmi
 from bakehouse.aws.session import Aws, api_error
 from bakehouse.catalogue import Catalogue, Record
+from bakehouse.debindex import Marks
 from bakehouse.errors import AwsError, UsageError
 from bakehouse.files import describe
 from bakehouse.inputs import fingerprint, git_commit, suite_hash
@@ -161,6 +162,13 @@ class AwsTarget(Target):
 
     def where(self, record: Record) -> list[str]:
         return [f"{a.region}:{a.ami_id}" for a in amis_of(record)]
+
+    def index_marks(self) -> Marks:
+        """The newest index Date accepted per mirror and suite, kept in the account with the
+        records: a fresh CI runner refuses an index older than any runner accepted."""
+        from bakehouse.debindex import StoreMarks
+
+        return StoreMarks(self.catalogue.store)
 
     # ---- bake ---------------------------------------------------------------------------------
     def base(self, spec: ImageSpec, rebuild: bool, run: Run, progress: Progress) -> str:
@@ -341,7 +349,9 @@ class AwsTarget(Target):
         folder.mkdir()
         target = settings.targets.aws
         local = settings.base.local
-        indexes = debindex.IndexCache(self.project.state_dir / "cache" / "indexes").load(
+        indexes = debindex.IndexCache(
+            self.project.state_dir / "cache" / "indexes", marks=self.index_marks()
+        ).load(
             debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
         )
         candidates = suite.write_candidates(indexes, folder / "candidates.json")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bakehouse.catalogue import Catalogue, Record
+from bakehouse.debindex import Marks
 from bakehouse.errors import UsageError
 from bakehouse.progress import Progress
 from bakehouse.project import Project
@@ -139,6 +140,11 @@ class Target(ABC):
     def where(self, record: Record) -> list[str]:
         """Where a recorded image is (regions and ids, or a folder), for messages."""
         return []
+
+    def index_marks(self) -> Marks | None:
+        """Where the newest package-index dates accepted are kept beside the index cache: a
+        target whose state lives elsewhere (an account) keeps them there too."""
+        return None
 
     # ---- bake ---------------------------------------------------------------------------------
     @abstractmethod
