@@ -13,7 +13,12 @@ root_disk=$(lsblk -ndo PKNAME "$root_source")
 disk=""
 for name in $(lsblk -ndo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
     [ "$name" = "$root_disk" ] && continue
-    if [ "$(lsblk -no NAME "/dev/$name" | wc -l)" -eq 1 ] && ! blkid -p "/dev/$name" >/dev/null 2>&1; then
+    [ "$(lsblk -no NAME "/dev/$name" | wc -l)" -eq 1 ] || continue
+    # blkid says 2 when it finds no signature at all; anything else (a filesystem, a partition
+    # table, an ambiguous probe, an error) means the disk is not ours to wipe
+    status=0
+    blkid -p "/dev/$name" >/dev/null 2>&1 || status=$?
+    if [ "$status" -eq 2 ]; then
         disk="/dev/$name"
         break
     fi

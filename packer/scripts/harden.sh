@@ -19,9 +19,12 @@ enable() {
 # (one package listing and one comparison, not a command per package: each costs a fraction
 # of a second under emulation)
 installed=/run/bakehouse-installed
+# the lines of stdin that are (-x) or are not (-xv) installed packages; no line is an answer,
+# a grep that failed (status 2) is not
+pick() { grep -F "$1" -f "$installed" || [ $? -eq 1 ]; }
 dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' > "$installed"
 need=$(printf '%s\n' auditd apparmor systemd-timesyncd libpam-pwquality nftables aide aide-common \
-           acct fdisk | grep -Fxv -f "$installed" || true)
+           acct fdisk | pick -xv)
 if [ -n "$need" ]; then
     # shellcheck disable=SC2086
     apt-get -q -y --no-install-recommends install $need
@@ -31,7 +34,7 @@ purge=$(printf '%s\n' telnet telnetd inetutils-telnet inetutils-telnetd rsh-clie
            openbsd-inetd xinetd talk talkd ldap-utils rpcbind autofs isc-dhcp-server \
            kea-dhcp4-server bind9 dnsmasq vsftpd ftp tnftp inetutils-ftp slapd dovecot-imapd \
            dovecot-pop3d nfs-kernel-server cups samba snmpd squid bluez chrony ntp ntpsec ufw \
-           iptables-persistent rsyslog | grep -Fx -f "$installed" || true)
+           iptables-persistent rsyslog | pick -x)
 rm -f "$installed"
 if [ -n "$purge" ]; then
     # shellcheck disable=SC2086

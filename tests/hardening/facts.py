@@ -74,6 +74,24 @@ STAT_PATHS = (
 )
 
 
+# Filesystems and protocols an image must not load (one control each: test_modules.py)
+DISABLED_MODULES = (
+    "cramfs",
+    "freevxfs",
+    "hfs",
+    "hfsplus",
+    "jffs2",
+    "udf",
+    "squashfs",
+    "usb-storage",
+    "dccp",
+    "sctp",
+    "rds",
+    "tipc",
+    "firewire-core",
+)
+
+
 @dataclass(frozen=True)
 class Stat:
     path: str
@@ -486,21 +504,7 @@ find / -xdev \( -path /proc -o -path /sys -o -path /run -o -path /dev \) -prune 
     @functools.cached_property
     def modules(self) -> dict[str, str]:
         """What `modprobe -n -v` would do for each module a control disables, and if loaded."""
-        names = [
-            "cramfs",
-            "freevxfs",
-            "hfs",
-            "hfsplus",
-            "jffs2",
-            "udf",
-            "squashfs",
-            "usb-storage",
-            "dccp",
-            "sctp",
-            "rds",
-            "tipc",
-            "firewire-core",
-        ]
+        names = DISABLED_MODULES
         script = "; ".join(
             f"echo \"{n}|$(modprobe -n -v {n} 2>&1 | tr '\\n' ' ')|"
             f"$(grep -c '^{n.replace('-', '_')} ' /proc/modules)\""

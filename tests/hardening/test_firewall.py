@@ -10,7 +10,7 @@ import pytest
 
 from tests.hardening.controls import Control, ids
 from tests.hardening.facts import Facts
-from tests.hardening.test_services import allowed_ports
+from tests.hardening.test_services import allowed_ports, exposed
 
 BH = "bakehouse"
 
@@ -101,11 +101,9 @@ def test_ports_let_in(facts: Facts, context: dict[str, Any], control: Control) -
         if m
     }
     allowed = allowed_ports(context)
-    missing = []
-    for proto, local, process in facts.listening:
-        addr, _, port = local.rpartition(":")
-        if addr.startswith(("127.", "[::1]", "::1")) or addr.endswith("%lo"):
-            continue
-        if port in allowed and (proto, port) not in opened:
-            missing.append(f"{proto}/{port} ({process[:40]})")
+    missing = [
+        f"{proto}/{port} ({process[:40]})"
+        for proto, _, port, process in exposed(facts)
+        if port in allowed and (proto, port) not in opened
+    ]
     assert missing == [], f"listening but not let in: {missing}"

@@ -5,26 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.hardening.controls import Control, ids
-from tests.hardening.facts import Facts
+from tests.hardening.facts import DISABLED_MODULES, Facts
 
-MODULES = [
-    "cramfs",
-    "freevxfs",
-    "hfs",
-    "hfsplus",
-    "jffs2",
-    "udf",
-    "squashfs",
-    "usb-storage",
-    "dccp",
-    "sctp",
-    "rds",
-    "tipc",
-    "firewire-core",
-]
 CONTROLS = [
     Control(f"os-10.{name}", f"{name} cannot be loaded", "dev-sec linux-baseline", (name,))
-    for name in MODULES
+    for name in DISABLED_MODULES
 ]
 
 

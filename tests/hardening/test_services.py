@@ -223,6 +223,17 @@ ALLOWED_PORTS = {
 ROLE_PORTS = {"nginx": {"80": "nginx"}}
 
 
+def exposed(facts: Facts) -> list[tuple[str, str, str, str]]:
+    """(protocol, local address:port, port, process) of every socket listening beyond
+    loopback."""
+    out = []
+    for proto, local, process in facts.listening:
+        addr, _, port = local.rpartition(":")
+        if not (addr.startswith(("127.", "[::1]", "::1")) or addr.endswith("%lo")):
+            out.append((proto, local, port, process))
+    return out
+
+
 def allowed_ports(context: dict[str, Any]) -> dict[str, str]:
     roles = context.get("role_checks")
     chosen = ROLE_PORTS if roles is None else {r: ROLE_PORTS[r] for r in roles if r in ROLE_PORTS}
@@ -238,12 +249,9 @@ def allowed_ports(context: dict[str, Any]) -> dict[str, str]:
 )
 def test_listening_ports(facts: Facts, context: dict[str, Any], control: Control) -> None:
     allowed = allowed_ports(context)
-    unexpected = []
-    for proto, local, process in facts.listening:
-        port = local.rsplit(":", 1)[-1]
-        addr = local.rsplit(":", 1)[0]
-        if addr.startswith(("127.", "[::1]", "::1")) or addr.endswith("%lo"):
-            continue
-        if port not in allowed or allowed[port] not in process:
-            unexpected.append(f"{proto} {local} {process}")
+    unexpected = [
+        f"{proto} {local} {process}"
+        for proto, local, port, process in exposed(facts)
+        if port not in allowed or allowed[port] not in process
+    ]
     assert unexpected == [], f"unexpected listeners: {unexpected}"

@@ -262,15 +262,15 @@ class LocalTarget(Target):
         progress.say(f"catalogue: {record['id']} recorded as {record['state']} ({dest})")
         return record
 
-    def deliverable(self, record: Record) -> bool:
+    def disks(self, record: Record) -> tuple[Path, Path | None]:
+        """A recorded image's root disk, and its data disk (images baked before it had one
+        have none)."""
         folder = self.catalogue.image_dir(record["name"], record["version"])
-        return all(
-            (folder / name).is_file()
-            for name in (
-                "disk.qcow2",
-                *(("data.qcow2",) if "data" in record.get("artifacts", {}) else ()),
-            )
-        )
+        data = folder / "data.qcow2" if "data" in record.get("artifacts", {}) else None
+        return folder / "disk.qcow2", data
+
+    def deliverable(self, record: Record) -> bool:
+        return all(d.is_file() for d in self.disks(record) if d is not None)
 
     def verify_recorded(
         self, spec: ImageSpec, record: Record | None, run: Run, progress: Progress
@@ -288,8 +288,8 @@ class LocalTarget(Target):
             data = None  # a base has one disk: the data disk is made by the bake
         else:
             folder = self.catalogue.image_dir(spec.name, record["version"])
-            disk, kernel, initrd = folder / "disk.qcow2", folder / "vmlinuz", folder / "initrd.img"
-            data = folder / "data.qcow2" if "data" in record.get("artifacts", {}) else None
+            disk, data = self.disks(record)
+            kernel, initrd = folder / "vmlinuz", folder / "initrd.img"
             label = record["id"]
         self.probe(ctx, kernel, initrd)
         self.step_indexes(ctx)
