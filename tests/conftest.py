@@ -13,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = dt.date(2026, 6, 1)  # fixed, so waiver expiry tests do not age
+# one trust key for the whole run and every command it starts (the tests' state folders are
+# throwaway); tests/unit/test_trust.py covers the key file a machine makes for itself
+os.environ["BAKEHOUSE_TRUST_KEY"] = "7e57" * 16
 
 MINIMAL_DEFAULTS = """\
 base:

@@ -48,7 +48,7 @@ def current_manifest(target: Target, spec: ImageSpec) -> dict[str, Any]:
 
 
 def make_ami(region: str, image: str, version: str) -> str:
-    """An AMI in moto, tagged the way the amazon-ebs template tags a bake's AMI."""
+    """An AMI in moto, tagged the way a bake tags its AMIs (some of the tags)."""
     from tests.aws.conftest import client
 
     ec2 = client("ec2", region)

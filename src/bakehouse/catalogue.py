@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bakehouse.errors import CatalogueError, UsageError
+from bakehouse.errors import CatalogueError, Untrusted, UsageError
 from bakehouse.files import dumps, write_bytes
 from bakehouse.locks import held
+from bakehouse.trust import SUFFIX, Trust
 
 Record = dict[str, Any]
 
@@ -88,13 +89,20 @@ class Store(ABC):
         """A file on this machine (local artifacts: disks, kernels)."""
         raise CatalogueError(f"{self.location} keeps no files on this machine ({key})")
 
+    def read_artifact(self, key: str) -> bytes | None:
+        """A file of an entry, which its record's sha256 vouches for (not a document)."""
+        return self.read(key)
+
 
 class DirStore(Store):
-    """A folder on this machine; writes are atomic renames under one lock."""
+    """A folder on this machine; writes are atomic renames under one lock. With ``trust``,
+    every document written is sealed and every document read must carry the seal
+    (:mod:`bakehouse.trust`): a folder restored from elsewhere is not taken on its word."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, trust: Trust | None = None):
         self.root = root
         self.location = str(root)
+        self.trust = trust
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -107,7 +115,7 @@ class DirStore(Store):
             raise CatalogueError(f"refusing the catalogue key {key!r}: it leaves {self.root}")
         return self.root / key
 
-    def read(self, key: str) -> bytes | None:
+    def read_artifact(self, key: str) -> bytes | None:
         try:
             return self.path(key).read_bytes()
         except FileNotFoundError:
@@ -115,16 +123,31 @@ class DirStore(Store):
         except OSError as exc:
             raise CatalogueError(f"cannot read {self.path(key)}: {exc}") from None
 
+    def read(self, key: str) -> bytes | None:
+        raw = self.read_artifact(key)
+        if raw is None or self.trust is None:
+            return raw
+        return self.trust.check(self.path(key), key, raw)
+
     def write(self, key: str, data: bytes) -> None:
-        write_bytes(self.path(key), data)
+        self._sealed(self.path(key), key, data)
+
+    def _sealed(self, path: Path, key: str, data: bytes) -> None:
+        # the seal first: a crash between the two leaves a document that does not verify,
+        # never a changed one that does
+        if self.trust is not None:
+            self.trust.write_seal(path, key, data)
+        write_bytes(path, data)
 
     def children(self, prefix: str) -> list[str]:
         folder = self.path(prefix)
-        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if not p.name.endswith(SUFFIX))
 
     def add_entry(self, prefix: str, staged: Path, record: bytes) -> str:
         dest = self.path(prefix)
-        write_bytes(staged / "record.json", record)
+        self._sealed(staged / "record.json", f"{prefix}/record.json", record)
         with self.locked():
             if dest.exists():
                 raise CatalogueError(f"the catalogue already has {prefix}")
@@ -170,7 +193,7 @@ class Catalogue:
         return self.store.path(self.entry_key(name, version))
 
     def artifact(self, name: str, version: str, file: str) -> bytes | None:
-        return self.store.read(f"{self.entry_key(name, version)}/{file}")
+        return self.store.read_artifact(f"{self.entry_key(name, version)}/{file}")
 
     def checked_artifact(self, record: Record, role: str) -> bytes:
         """The ``role`` artifact of an entry (e.g. its package manifest), only if it is the
@@ -324,6 +347,16 @@ class Catalogue:
         record: Record = _parse(raw, self.base_key(key))
         return record
 
+    def cached_base(self, key: str, say: Callable[[str], None]) -> Record | None:
+        """The base's record; None when there is none, or when its record does not carry this
+        machine's seal — then the entry is removed, so the base is built again."""
+        try:
+            return self.base(key)
+        except Untrusted as exc:
+            say(f"base: {exc.message}")
+            self.remove_base(key)
+            return None
+
     def add_base(self, record: Record, staged: Path) -> Path:
         self.store.add_entry(self.base_key(record["key"]), staged, dumps(record).encode())
         return self.base_dir(record["key"])
@@ -346,7 +379,7 @@ def local(state_dir: Path, target: str = "local") -> Catalogue:
     """The catalogue kept on this machine, under ``<state>/catalogue``."""
     root = state_dir / "catalogue"
     migrate(root)
-    return Catalogue(DirStore(root), target)
+    return Catalogue(DirStore(root, Trust.load()), target)
 
 
 def migrate(root: Path) -> None:

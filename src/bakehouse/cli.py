@@ -132,8 +132,8 @@ def bake(
     """Bake a patched, hardened image, boot it, prove it with tests/hardening, publish it.
 
     local: base → accelerator → indexes → host patch → packer (qemu) → verify (snapshot boot)
-    → record → publish. aws: owner-pinned base AMI → packer (amazon-ebs, encrypted, IMDSv2) →
-    verify on a fresh instance → record (S3, tags) → publish (SSM). Ctrl-C leaves nothing."""
+    → record → publish. aws: owner-pinned base AMI → build instance (IMDSv2, encrypted) →
+    packer → AMIs tagged as made, in every region → verify on a fresh instance → record (S3, tags) → publish (SSM). Ctrl-C leaves nothing."""
     from bakehouse import output as out
     from bakehouse.lifecycle.bake import bake as run
     from bakehouse.targets.base import BakeRequest
@@ -387,10 +387,23 @@ def base(
     cmd.show(run(project, cmd.target(project, target, profile), cmd.spec(project, image), rebuild))
 
 
+@command()
+def trust(c: Any, yes: bool = False, json: bool = False) -> None:
+    """List what in the state folder this machine's trust key has not sealed; --yes seals it.
+
+    Records, channels, roll records and cached package indexes are sealed with a key kept
+    outside the folder (BAKEHOUSE_TRUST_KEY, or ~/.config/bakehouse/trust.key) and not used
+    unless they verify. Seal a folder only after checking it (moved from another machine,
+    restored from a backup you trust); an untrusted cache is better built again."""
+    from bakehouse import output as out
+    from bakehouse.trust import adopt
+
+    out.show(adopt(cmd.project().state_dir, yes), json, out.trust)
+
+
 images = Collection("images", images_list, images_show, images_history, images_diff)
-ns = Collection(
-    render, validate, bake, verify, base, publish, revoke, nightly, deploy, roll, prune, gc, images
-)
+tasks = (render, validate, bake, verify, base, publish, revoke, nightly, deploy, roll, prune, gc)
+ns = Collection(*tasks, trust, images)
 ns.configure({"run": {"echo": False}})
 program = Program(namespace=ns, version=__version__, name="bakehouse", binary="bakehouse")
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from bakehouse import proc
 from bakehouse.errors import IndexError_
+from bakehouse.trust import Trust
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 ARCH = "amd64"
@@ -275,6 +276,11 @@ class StoreMarks:
         self._read = self.store.update(self.KEY, change)
 
 
+# parsed Packages by the sha256 the signed Release names: content-addressed, so one process
+# parses each at most once (nightly reads the same indexes for every image)
+_PARSED: dict[str, dict[str, str]] = {}
+
+
 class IndexCache:
     """Signed indexes fetched and checked, with the last good copy of each kept for offline use.
 
@@ -289,11 +295,32 @@ class IndexCache:
         keyring: Path = KEYRING,
         now: Callable[[], dt.datetime] | None = None,
         marks: Marks | None = None,
+        trust: Trust | None = None,
     ):
         self.folder = folder
         self.keyring = keyring
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.marks = marks
+        self.trust = trust
+
+    def _place(self, path: Path) -> str:
+        return "indexes/" + str(path.relative_to(self.folder))
+
+    def _trusted(self, path: Path) -> bytes | None:
+        """A cached file that this machine's key sealed (with no key: any); else None."""
+        if not path.is_file():
+            return None
+        data = path.read_bytes()
+        if self.trust is not None and not self.trust.holds(path, self._place(path), data):
+            return None
+        return data
+
+    def _keep(self, path: Path, data: bytes) -> None:
+        if self.trust is not None:
+            self.trust.write_seal(path, self._place(path), data)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
 
     def stored(self, suite: Suite) -> Path:
         """Where the last accepted signed InRelease of ``suite`` is kept."""
@@ -305,10 +332,11 @@ class IndexCache:
 
     def _seen(self, suite: Suite) -> dt.datetime | None:
         path = self.seen(suite)
-        if not path.is_file():
+        raw = self._trusted(path)  # unsealed: as good as absent (a deletion cannot be seen)
+        if raw is None:
             return None
         try:
-            return dt.datetime.fromisoformat(path.read_text().strip()).astimezone(dt.UTC)
+            return dt.datetime.fromisoformat(raw.decode().strip()).astimezone(dt.UTC)
         except ValueError:
             raise IndexError_(
                 f"cannot read {path}", "remove it to accept the mirror's current index"
@@ -335,9 +363,7 @@ class IndexCache:
         date = check_release(text, suite, self.now(), max(seen, default=None), where)
         stored.parent.mkdir(parents=True, exist_ok=True)
         for path, data in ((stored, raw), (self.seen(suite), date.isoformat().encode())):
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            self._keep(path, data)
         if self.marks is not None:
             self.marks.raise_to(mark_key(suite), date)
         return text, False
@@ -376,8 +402,12 @@ class IndexCache:
             return {}
         digest, _ = entries[path]
         parsed = self.folder / "packages" / f"{digest}.json"
-        if parsed.is_file():
-            data: dict[str, str] = json.loads(parsed.read_text())
+        if digest in _PARSED:  # this process read (and checked) that very content before
+            return _PARSED[digest]
+        cached = self._trusted(parsed)  # unsealed (made elsewhere, or changed): fetched again
+        if cached is not None:
+            data: dict[str, str] = json.loads(cached)
+            _PARSED[digest] = data
             return data
         if offline:
             raise IndexError_(
@@ -388,9 +418,8 @@ class IndexCache:
             raise IndexError_(f"{suite.url(path)}: sha256 does not match the signed Release")
         packages = parse_packages(lzma.decompress(raw).decode("utf-8", "replace"))
         parsed.parent.mkdir(parents=True, exist_ok=True)
-        tmp = parsed.with_suffix(".tmp")
-        tmp.write_text(json.dumps(packages))
-        tmp.replace(parsed)
+        self._keep(parsed, json.dumps(packages).encode())
+        _PARSED[digest] = packages
         return packages
 
     def load(self, suites: Iterable[Suite]) -> Indexes:
@@ -412,6 +441,11 @@ class IndexCache:
             if suite.security:
                 out.security.add(suite.name)
         return out
+
+
+def state_cache(state_dir: Path, marks: Marks | None = None) -> IndexCache:
+    """The index cache in bakehouse's state folder, sealed with this machine's trust key."""
+    return IndexCache((state_dir / "cache" / "indexes").resolve(), marks=marks, trust=Trust.load())
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,10 @@ class CatalogueError(BakehouseError):
     """The catalogue (local folder or the target's own store) is damaged or refuses a change."""
 
 
+class Untrusted(CatalogueError):
+    """A document in the state folder that this machine's trust key did not seal."""
+
+
 class AwsError(BakehouseError):
     """An AWS call failed, or AWS holds something bakehouse cannot use."""
 

@@ -332,3 +332,11 @@ def gc(r: GcResult) -> str:
             f"dry run: nothing removed; run `invoke gc --target {r.target} --yes` to remove"
         )
     return "\n".join(lines)
+
+
+def trust(result: dict[str, Any]) -> str:
+    paths = result["documents"]
+    if not paths:
+        return "trust: every document in the state folder carries this machine's seal"
+    verb = "sealed" if result["sealed"] else "not sealed (check them, then --yes seals them)"
+    return "\n".join([f"trust: {len(paths)} document(s) {verb}:", *paths])

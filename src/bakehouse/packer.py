@@ -35,9 +35,8 @@ VALIDATE_VARS: dict[str, dict[str, str]] = {
         "ssh_public_key_b64": "AAAA",
     },
     "aws": {
-        "source_ami": "ami-0123456789abcdef0",
-        "security_group_id": "sg-0123456789abcdef0",
-        "ssh_keypair_name": "bakehouse-build-validate",
+        "ssh_host": "192.0.2.1",
+        "ssh_private_key_file": "/nonexistent/build-key",
     },
 }
 

@@ -107,29 +107,7 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         groups[-1][0].extend(POST_STEPS)
     else:
         groups.append((list(POST_STEPS), env_vars))
-    aws = spec.targets.aws
-    run_tags = {
-        "Name": f"bakehouse-build-{spec.name}",
-        "bakehouse:image": spec.name,
-        "bakehouse:run-id": hcl.raw("var.run_id"),
-        "bakehouse:version": hcl.raw("var.version"),
-        "bakehouse:git-commit": hcl.raw("var.git_commit"),
-    }
-    ami_tags = {
-        "Name": hcl.raw(f'format("bakehouse-%s-%s", {hcl.quote(spec.name)}, var.version)'),
-        "bakehouse:image": spec.name,
-        "bakehouse:version": hcl.raw("var.version"),
-        "bakehouse:run-id": hcl.raw("var.run_id"),
-        "bakehouse:fingerprint": hcl.raw("var.fingerprint"),
-        "bakehouse:base-ami": hcl.raw("var.source_ami"),
-        "bakehouse:git-commit": hcl.raw("var.git_commit"),
-        "bakehouse:state": "baked",
-    }
     return {
-        "aws": aws,
-        "run_tags": run_tags,
-        "ami_tags": ami_tags,
-        "region_kms": {r: aws.kms_key_id for r in aws.regions[1:]},
         "spec": spec,
         "target": target,
         "packer": packer,

@@ -8,6 +8,7 @@ something and the whoAMI attack can be tested. Every test starts from a reset se
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import ssl
@@ -132,9 +133,13 @@ def aws_env(
 
 
 def client(service: str, region: str = REGIONS[0]) -> Any:
-    """A boto3 client on the test server (what a user's console would show)."""
+    """A boto3 client on the test server (what a user's console would show); one per service,
+    region and endpoint, as making one costs more than most calls."""
+    return _client(service, region, os.environ["BAKEHOUSE_AWS_ENDPOINT"], TLS["ca"])
+
+
+@functools.lru_cache(maxsize=64)
+def _client(service: str, region: str, endpoint: str, ca: str) -> Any:
     import boto3
 
-    return boto3.client(
-        service, region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
-    )
+    return boto3.client(service, region_name=region, endpoint_url=endpoint, verify=ca)

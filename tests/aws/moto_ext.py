@@ -1,5 +1,6 @@
 """The moto server the AWS tests start, with the calls bakehouse makes that moto (5.2) does not
-implement: image deprecation, an AMI's ImdsSupport, the account's instance metadata defaults,
+implement: image deprecation, an AMI's ImdsSupport, tags on a new AMI's snapshots and on an
+AMI's copies (and the copies' encryption),
 public parameters other than Amazon's (Debian's ``/aws/service/debian/…``, seeded from the file
 named by BAKEHOUSE_MOTO_PUBLIC_PARAMETERS, like MOTO_AMIS_PATH seeds the AMIs), and listing an
 auto-scaling group's instance refreshes (there are none: moto cannot start one;
@@ -94,21 +95,55 @@ def modify_image_attribute(self: Any) -> Any:
     return _modify(self)
 
 
-def _defaults(self: Any) -> dict[str, Any]:
-    """The region's account-level defaults, kept on moto's backend (reset with it)."""
-    return self.ec2_backend.__dict__.setdefault("bakehouse_metadata_defaults", {})
+def _tag_map(specs: list[dict[str, Any]], kind: str) -> dict[str, str]:
+    return {
+        t["Key"]: t["Value"] for spec in specs if spec["ResourceType"] == kind for t in spec["Tags"]
+    }
 
 
-def get_instance_metadata_defaults(self: Any) -> ActionResult:
-    return ActionResult({"AccountLevel": dict(_defaults(self))})
+def _made(self: Any, image: Any, specs: list[dict[str, Any]]) -> ActionResult:
+    """Tag a new AMI and its snapshot as the request's TagSpecifications say."""
+    for kind, ident in (("image", image.id), ("snapshot", image.ebs_snapshot.id)):
+        tags = _tag_map(specs, kind)
+        if tags:
+            self.ec2_backend.create_tags([ident], tags)
+    return ActionResult({"ImageId": image.id})
 
 
-def modify_instance_metadata_defaults(self: Any) -> ActionResult:
-    for key in ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint"):
-        value = self._get_param(key)
-        if value is not None:
-            _defaults(self)[key] = value
-    return ActionResult({"Return": True})
+def create_image(self: Any) -> ActionResult:
+    """moto refuses snapshot TagSpecifications (NotImplementedError); EC2 tags the AMI's
+    snapshots with them."""
+    self.error_on_dryrun()
+    specs = self._get_param("TagSpecifications", [])
+    for spec in specs:
+        if spec["ResourceType"] not in ("image", "snapshot"):
+            raise InvalidParameterValueError(f"ResourceType {spec['ResourceType']!r}")
+    image = self.ec2_backend.create_image(
+        self._get_param("InstanceId"),
+        self._get_param("Name"),
+        self._get_param("Description", ""),
+        tag_specifications=[],
+    )
+    return _made(self, image, specs)
+
+
+def copy_image(self: Any) -> ActionResult:
+    """moto drops CopyImage's TagSpecifications, Encrypted and KmsKeyId: the copy and its
+    snapshot are tagged, and the snapshot keeps its encryption and key, as EC2 does."""
+    self.error_on_dryrun()
+    kms = self._get_param("KmsKeyId")
+    encrypted = str(self._get_param("Encrypted", "false")).lower() == "true"
+    if kms and not encrypted:
+        raise InvalidParameterValueError("KmsKeyId requires Encrypted")
+    image = self.ec2_backend.copy_image(
+        self._get_param("SourceImageId"),
+        self._get_param("SourceRegion"),
+        self._get_param("Name"),
+        self._get_param("Description"),
+    )
+    image.ebs_snapshot.encrypted = encrypted
+    image.ebs_snapshot.kms_key_id = kms
+    return _made(self, image, self._get_param("TagSpecifications", []))
 
 
 def describe_instance_refreshes(self: Any) -> ActionResult:
@@ -126,8 +161,8 @@ for _name, _fn in {
     "enable_image_deprecation": enable_image_deprecation,
     "disable_image_deprecation": disable_image_deprecation,
     "modify_image_attribute": modify_image_attribute,
-    "get_instance_metadata_defaults": get_instance_metadata_defaults,
-    "modify_instance_metadata_defaults": modify_instance_metadata_defaults,
+    "create_image": create_image,
+    "copy_image": copy_image,
 }.items():
     setattr(EC2Response, _name, _fn)
 

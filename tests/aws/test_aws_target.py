@@ -1,5 +1,6 @@
 """The aws target against a real moto server: resolution (the look-alike attack included), a full
-Packer amazon-ebs build recorded in the account (S3 and tags), publish with SSM and sharing,
+bake (bakehouse's build instance provisioned by Packer, AMIs tagged as they are made) recorded
+in the account (S3 and tags), publish with SSM and sharing,
 the verify-instance life cycle with cleanup after a failure, prune that keeps every in-use AMI
 (every version of every launch template), and gc."""
 
@@ -9,14 +10,13 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from bakehouse.aws import build, prune
 from bakehouse.aws import gc as aws_gc
-from bakehouse.aws import prune
-from bakehouse.aws.instances import ImdsGuard, imds_account_default, verify_instance
+from bakehouse.aws.instances import verify_instance
 from bakehouse.aws.publish import RegionalAmi, channel_parameter, publish, tag_state
 from bakehouse.aws.resolve import resolve
 from bakehouse.aws.session import Aws
@@ -27,26 +27,14 @@ from bakehouse.project import Project
 from bakehouse.spec import AmiFilter, AwsBase, Catalog, ImageSpec, Share
 from bakehouse.targets import aws as aws_target
 from bakehouse.targets.base import BakeRequest, TargetOptions
-from tests.aws.conftest import ACCOUNT, ATTACKER, DEBIAN_OWNER, REGIONS
+from tests.aws.conftest import ACCOUNT, ATTACKER, DEBIAN_OWNER, REGIONS, client
 from tests.conftest import ROOT, TODAY
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def ec2(region: str = REGIONS[0]):  # type: ignore[no-untyped-def]
-    import os
-
-    return boto3.client(
-        "ec2", region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
-    )
-
-
-def client(service: str, region: str = REGIONS[0]):  # type: ignore[no-untyped-def]
-    import os
-
-    return boto3.client(
-        service, region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
-    )
+    return client("ec2", region)
 
 
 def spec(name: str = "worker") -> ImageSpec:
@@ -207,9 +195,15 @@ def test_packer_build_against_moto(baked: dict) -> None:  # type: ignore[type-ar
         assert tags["bakehouse:image"] == "worker"
         assert tags["bakehouse:run-id"] == baked["run_id"]
         assert tags["bakehouse:state"] == "baked"
-        if ami["region"] == REGIONS[0]:
-            assert tags["bakehouse:base-ami"] == "ami-0d0000000000000a2"
-            assert tags["bakehouse:fingerprint"] == baked["fingerprint"]
+        assert tags["bakehouse:base-ami"] == "ami-0d0000000000000a2"
+        assert tags["bakehouse:fingerprint"] == baked["fingerprint"]
+        assert image["Description"] == spec("worker").description
+        # the snapshots were tagged in the same call, not afterwards
+        (snap,) = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"]]
+        (snapshot,) = ec2(ami["region"]).describe_snapshots(SnapshotIds=[snap])["Snapshots"]
+        assert {t["Key"]: t["Value"] for t in snapshot["Tags"]}["bakehouse:image"] == "worker"
+        if ami["region"] != REGIONS[0]:  # a copy: encrypted
+            assert snapshot["Encrypted"] is True
     # the temporary build resources are gone
     assert (
         ec2().describe_instances(
@@ -222,14 +216,12 @@ def test_packer_build_against_moto(baked: dict) -> None:  # type: ignore[type-ar
     )
 
 
-def test_the_build_reaches_its_instance_through_bakehouse_own_group_and_key(
+def test_the_build_instance_is_bakehouses_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Packer makes no security group or key pair of its own (those would be untagged, so the
-    IAM policy could not hold them): bakehouse makes both, tagged when created, open to the
-    runner only, hands them to Packer and removes them afterwards. The description is set by
-    bakehouse on the tagged AMIs, not by Packer on untagged ones (moto keeps no description:
-    that call is checked with the Stubber)."""
+    """bakehouse launches the build instance itself: IMDSv2 only from launch, both volumes
+    encrypted, tagged at launch, reachable through its own security group (the runner only)
+    and key pair; Packer only provisions it. All of it is gone afterwards."""
     from bakehouse import packer as packer_mod
 
     monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
@@ -238,16 +230,37 @@ def test_the_build_reaches_its_instance_through_bakehouse_own_group_and_key(
     real_build = packer_mod.build
 
     def spy(path: Path, variables: dict[str, str], **kwargs: object) -> object:
-        group = ec2().describe_security_groups(GroupIds=[variables["security_group_id"]])
-        (key,) = ec2().describe_key_pairs(KeyNames=[variables["ssh_keypair_name"]])["KeyPairs"]
-        seen.update(group=group["SecurityGroups"][0], key=key, variables=dict(variables))
+        (res,) = ec2().describe_instances(
+            Filters=[
+                {"Name": "tag:bakehouse:run-id", "Values": [variables["run_id"]]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ]
+        )["Reservations"]
+        inst = res["Instances"][0]
+        volumes = ec2().describe_volumes(
+            Filters=[{"Name": "attachment.instance-id", "Values": [inst["InstanceId"]]}]
+        )["Volumes"]
+        (group,) = ec2().describe_security_groups(
+            GroupIds=[g["GroupId"] for g in inst["SecurityGroups"]]
+        )["SecurityGroups"]
+        (key,) = ec2().describe_key_pairs(KeyNames=[inst["KeyName"]])["KeyPairs"]
+        seen.update(instance=inst, volumes=volumes, group=group, key=key, variables=variables)
         seen["key_mode"] = Path(variables["ssh_private_key_file"]).stat().st_mode & 0o777
         return real_build(path, variables, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(packer_mod, "build", spy)
     request = BakeRequest(verify=False, publish=False)
     record = bake(Project(ROOT), spec("worker"), target(), request, QUIET).record
-    group, key = seen["group"], seen["key"]
+    inst, group, key = seen["instance"], seen["group"], seen["key"]
+    assert inst["MetadataOptions"]["HttpTokens"] == "required"  # type: ignore[index]
+    assert inst["ImageId"] == record["base"]["ami_id"]  # type: ignore[index]
+    tags = {t["Key"]: t["Value"] for t in inst["Tags"]}  # type: ignore[index]
+    assert tags["bakehouse:role"] == "build" and tags["bakehouse:run-id"] == record["run_id"]
+    assert tags["bakehouse:image"] == "worker"
+    volumes = seen["volumes"]
+    assert sorted(v["Size"] for v in volumes) == [4, 8]  # type: ignore[attr-defined]
+    assert all(v["Encrypted"] for v in volumes)  # type: ignore[attr-defined]
+    assert seen["variables"]["ssh_host"]  # type: ignore[index]
     tags = {t["Key"]: t["Value"] for t in group["Tags"]}  # type: ignore[index]
     assert tags["bakehouse:role"] == "build" and tags["bakehouse:run-id"] == record["run_id"]
     assert {t["Key"]: t["Value"] for t in key["Tags"]}["bakehouse:role"] == "build"  # type: ignore[index]
@@ -255,6 +268,9 @@ def test_the_build_reaches_its_instance_through_bakehouse_own_group_and_key(
     assert (rule["FromPort"], rule["ToPort"]) == (22, 22)
     assert rule["IpRanges"] == [{"CidrIp": "192.0.2.10/32", "Description": "bakehouse runner"}]
     assert seen["key_mode"] == 0o600
+    assert record["build_instance"] == inst["InstanceId"]  # type: ignore[index]
+    after = ec2().describe_instances(InstanceIds=[record["build_instance"]])
+    assert after["Reservations"][0]["Instances"][0]["State"]["Name"] == "terminated"
     assert not ec2().describe_security_groups(
         Filters=[{"Name": "tag:bakehouse:run-id", "Values": [record["run_id"]]}]
     )["SecurityGroups"]
@@ -262,8 +278,126 @@ def test_the_build_reaches_its_instance_through_bakehouse_own_group_and_key(
         Filters=[{"Name": "tag:bakehouse:run-id", "Values": [record["run_id"]]}]
     )["KeyPairs"]
     template = (ROOT / "packer" / "aws.pkr.hcl.j2").read_text()
-    assert "temporary_security_group_source_cidrs" not in template
-    assert "ami_description" not in template  # the description call: the Stubber test below
+    assert 'source "null" "image"' in template and 'source "amazon-ebs"' not in template
+
+
+def test_a_failed_copy_removes_every_ami_the_run_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A region copy refused after the first AMI exists: that AMI and its snapshot are removed
+    before the error goes on, and so are the build instance, its group and key pair."""
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    made: list[RegionalAmi] = []
+    real_capture = build.capture
+
+    def capture(*args: object, **kwargs: object) -> RegionalAmi:
+        made.append(real_capture(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    def refused(*args: object, **kwargs: object) -> RegionalAmi:
+        raise AwsError("copying to eu-central-1 failed: InvalidParameterValue: no such key")
+
+    monkeypatch.setattr(build, "capture", capture)
+    monkeypatch.setattr(build, "copy", refused)
+    with pytest.raises(AwsError, match="copying to eu-central-1 failed"):
+        bake(Project(ROOT), spec("worker"), target(), BakeRequest(verify=False), QUIET)
+    (ami,) = made
+    assert ec2().describe_images(ImageIds=[ami.ami_id])["Images"] == []
+    assert not ec2().describe_snapshots(
+        Filters=[{"Name": "tag:bakehouse:image", "Values": ["worker"]}]
+    )["Snapshots"]
+    running = ec2().describe_instances(
+        Filters=[
+            {"Name": "tag:bakehouse:image", "Values": ["worker"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]},
+        ]
+    )["Reservations"]
+    assert running == []
+    assert not ec2().describe_security_groups(
+        Filters=[{"Name": "tag:bakehouse:image", "Values": ["worker"]}]
+    )["SecurityGroups"]
+
+
+def test_images_are_made_and_copied_tagged_encrypted_with_stubber() -> None:
+    """The exact requests bakehouse makes for the AMI and its copy (moto drops some of these
+    parameters), checked by botocore's Stubber against the EC2 service model."""
+    from botocore.stub import Stubber
+
+    aws = Aws()
+    home, other = aws.client("ec2", REGIONS[0]), aws.client("ec2", REGIONS[1])
+    tags = build.image_tags("worker", "1.2.3", "r1", "fp", "ami-0d0000000000000a2", "c0ffee")
+    specs = [{"ResourceType": "image", "Tags": tags}, {"ResourceType": "snapshot", "Tags": tags}]
+    inst = build.BuildInstance(REGIONS[0], "i-0123456789abcdef0", "192.0.2.1")
+    available = {"Images": [{"ImageId": "ami-0aaaaaaaaaaaaaaaa", "State": "available"}]}
+    copied = {"Images": [{"ImageId": "ami-0bbbbbbbbbbbbbbbb", "State": "available"}]}
+    stopped = {"Reservations": [{"Instances": [{"State": {"Name": "stopped", "Code": 80}}]}]}
+    with Stubber(home) as h, Stubber(other) as o:
+        h.add_response("stop_instances", {}, {"InstanceIds": [inst.instance_id]})
+        h.add_response("describe_instances", stopped, {"InstanceIds": [inst.instance_id]})
+        h.add_response(
+            "create_image",
+            {"ImageId": "ami-0aaaaaaaaaaaaaaaa"},
+            {
+                "InstanceId": inst.instance_id,
+                "Name": "bakehouse-worker-1.2.3",
+                "Description": "d",
+                "TagSpecifications": specs,
+            },
+        )
+        h.add_response("describe_images", available, {"ImageIds": ["ami-0aaaaaaaaaaaaaaaa"]})
+        o.add_response(
+            "copy_image",
+            {"ImageId": "ami-0bbbbbbbbbbbbbbbb"},
+            {
+                "SourceRegion": REGIONS[0],
+                "SourceImageId": "ami-0aaaaaaaaaaaaaaaa",
+                "Name": "bakehouse-worker-1.2.3",
+                "Description": "d",
+                "Encrypted": True,
+                "KmsKeyId": "alias/bakehouse",
+                "TagSpecifications": specs,
+            },
+        )
+        o.add_response("describe_images", copied, {"ImageIds": ["ami-0bbbbbbbbbbbbbbbb"]})
+        amis = build.make_images(
+            aws, inst, list(REGIONS), "bakehouse-worker-1.2.3", "d", tags, "alias/bakehouse"
+        )
+        h.assert_no_pending_responses()
+        o.assert_no_pending_responses()
+    assert amis == [
+        RegionalAmi(REGIONS[0], "ami-0aaaaaaaaaaaaaaaa"),
+        RegionalAmi(REGIONS[1], "ami-0bbbbbbbbbbbbbbbb"),
+    ]
+
+
+def test_the_build_instance_request() -> None:
+    """IMDSv2 only, both volumes encrypted with the definition's key on the base's own root
+    device, tagged at launch, stopped (never terminated) by a shutdown from inside."""
+    tags = [{"Key": "bakehouse:image", "Value": "web"}]
+    volumes = build.Volumes("/dev/sda1", 8, 4, "alias/k")
+    request = build.launch_request("ami-1", "t3.small", "key", "sg-1", None, volumes, tags)
+    assert request["MetadataOptions"] == {
+        "HttpTokens": "required",
+        "HttpEndpoint": "enabled",
+        "HttpPutResponseHopLimit": 1,
+    }
+    assert request["InstanceInitiatedShutdownBehavior"] == "stop"
+    root, data = request["BlockDeviceMappings"]
+    assert root["DeviceName"] == "/dev/sda1" and data["DeviceName"] == "/dev/xvdf"
+    for mapping, size in ((root, 8), (data, 4)):
+        assert mapping["Ebs"]["Encrypted"] is True and mapping["Ebs"]["KmsKeyId"] == "alias/k"
+        assert mapping["Ebs"]["VolumeSize"] == size
+    assert request["TagSpecifications"] == [
+        {"ResourceType": "instance", "Tags": tags},
+        {"ResourceType": "volume", "Tags": tags},
+    ]
+    assert "SubnetId" not in request and request["KeyName"] == "key"
+    default_key = build.launch_request(
+        "ami-1", "t3.small", None, "sg-1", "subnet-1", build.Volumes("/dev/xvda", 8, 4, None), tags
+    )
+    assert "KmsKeyId" not in default_key["BlockDeviceMappings"][0]["Ebs"]
+    assert "KeyName" not in default_key and default_key["SubnetId"] == "subnet-1"
 
 
 def test_unverified_amis_are_not_published(baked: dict) -> None:  # type: ignore[type-arg]
@@ -439,24 +573,6 @@ def test_verify_instance_for_ssm_has_no_key_and_no_inbound_rule(tmp_path: Path) 
     assert groups == []
 
 
-def test_imds_guard_requires_imdsv2_on_the_build_instance() -> None:
-    run = ec2().run_instances(
-        ImageId="ami-0d0000000000000a2",
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t3.small",
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "bakehouse:run-id", "Value": "r1"}]}
-        ],
-    )
-    iid = run["Instances"][0]["InstanceId"]
-    guard = ImdsGuard(Aws(), REGIONS[0], "r1")
-    guard.sweep()
-    assert guard.done == {iid} and guard.errors == []
-    inst = ec2().describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
-    assert inst["MetadataOptions"]["HttpTokens"] == "required"
-
-
 # ---- prune --------------------------------------------------------------------------------------
 
 
@@ -585,23 +701,7 @@ def test_calls_are_counted() -> None:
     assert ACCOUNT  # moto's account owns what tests create
 
 
-def test_manifest_parsing(tmp_path: Path) -> None:
-    path = tmp_path / "m.json"
-    path.write_text(
-        '{"builds": [{"artifact_id": "eu-west-1:ami-0123456789abcdef0,'
-        'us-east-1:ami-0fedcba9876543210", "packer_run_uuid": "u"}], '
-        '"last_run_uuid": "u"}'
-    )
-    assert aws_target.parse_manifest(path) == [
-        RegionalAmi("eu-west-1", "ami-0123456789abcdef0"),
-        RegionalAmi("us-east-1", "ami-0fedcba9876543210"),
-    ]
-    path.write_text('{"builds": [{"artifact_id": "eu-west-1:snap-0123"}]}')
-    with pytest.raises(AwsError, match="cannot read the artifact id"):
-        aws_target.parse_manifest(path)
-
-
-def test_finish_sets_imdsv2_description_and_deprecation_with_stubber() -> None:
+def test_finish_sets_imdsv2_and_deprecation_with_stubber() -> None:
     """The exact requests, checked by botocore's Stubber against the real EC2 service model
     (moto has no image deprecation; the tests' moto_ext.py adds it for the whole-bake tests)."""
     from botocore.stub import Stubber
@@ -617,11 +717,6 @@ def test_finish_sets_imdsv2_description_and_deprecation_with_stubber() -> None:
             {"ImageId": "ami-0123456789abcdef0", "ImdsSupport": {"Value": "v2.0"}},
         )
         stub.add_response(
-            "modify_image_attribute",
-            {},
-            {"ImageId": "ami-0123456789abcdef0", "Description": {"Value": worker.description}},
-        )
-        stub.add_response(
             "enable_image_deprecation",
             {"Return": True},
             {
@@ -633,34 +728,6 @@ def test_finish_sets_imdsv2_description_and_deprecation_with_stubber() -> None:
         stub.assert_no_pending_responses()
 
 
-def test_imds_account_default_with_stubber() -> None:
-    """The real answers, from botocore's Stubber and the EC2 service model; a call that fails is
-    an error, never "unknown"."""
-    from botocore.stub import Stubber
-
-    aws = Aws()
-    ec2_client = aws.client("ec2", REGIONS[0])
-    with Stubber(ec2_client) as stub:
-        stub.add_response(
-            "get_instance_metadata_defaults",
-            {"AccountLevel": {"HttpTokens": "required", "HttpEndpoint": "enabled"}},
-            {},
-        )
-        stub.add_response("get_instance_metadata_defaults", {"AccountLevel": {}}, {})
-        stub.add_client_error("get_instance_metadata_defaults", "UnauthorizedOperation")
-        assert imds_account_default(aws, REGIONS[0]) == "required"
-        assert imds_account_default(aws, REGIONS[0]) == "no-preference"
-        with pytest.raises(AwsError, match="UnauthorizedOperation"):
-            imds_account_default(aws, REGIONS[0])
-        stub.assert_no_pending_responses()
-
-
-def test_imds_account_default_from_the_server() -> None:
-    assert imds_account_default(Aws(), REGIONS[0]) == "no-preference"
-    ec2().modify_instance_metadata_defaults(HttpTokens="required")
-    assert imds_account_default(Aws(), REGIONS[0]) == "required"
-
-
 def test_the_test_switches_only_work_against_an_emulated_endpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -670,9 +737,8 @@ def test_the_test_switches_only_work_against_an_emulated_endpoint(
 
     monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
     with run_dir(tmp_path, "web", "t") as run:
-        emulated = target().packer_variables(run, tmp_path, "fp", "c", "ami-1")
+        emulated = target().packer_variables(run, tmp_path, "fp", "c")
         monkeypatch.delenv("BAKEHOUSE_AWS_ENDPOINT")
-        real = target().packer_variables(run, tmp_path, "fp", "c", "ami-1")
-    assert emulated["communicator"] == "none" and emulated["ec2_endpoint"].startswith("https://")
-    assert "communicator" not in real and "ec2_endpoint" not in real
-    assert real["security_group_id"] == ""  # filled in by the bake, from the group it makes
+        real = target().packer_variables(run, tmp_path, "fp", "c")
+    assert emulated["communicator"] == "none"
+    assert "communicator" not in real

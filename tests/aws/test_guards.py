@@ -43,7 +43,13 @@ def web() -> Any:
 
 
 def image(ami: str, owner: str, created: str) -> dict[str, Any]:
-    return {"ImageId": ami, "OwnerId": owner, "Name": "debian-12-amd64-x", "CreationDate": created}
+    return {
+        "ImageId": ami,
+        "OwnerId": owner,
+        "Name": "debian-12-amd64-x",
+        "CreationDate": created,
+        "RootDeviceName": "/dev/xvda",
+    }
 
 
 # ---- base resolution: the two owner checks ------------------------------------------------------
@@ -85,6 +91,27 @@ def test_an_answer_from_another_owner_is_dropped() -> None:
         )
         with pytest.raises(AwsError, match="no base AMI found"):
             resolve(aws, FILTER, REGIONS[0])
+
+
+def test_a_base_without_a_root_device_is_refused() -> None:
+    """The build puts an encrypted volume on the base's root device: a base that names none
+    would leave the root volume as the base has it, so nothing is built from it."""
+    aws = Aws()
+    rootless = image("ami-0d0000000000000a2", DEBIAN_OWNER, "2026-11-01T11:00:00.000Z")
+    del rootless["RootDeviceName"]
+    with Stubber(aws.client("ec2", REGIONS[0])) as stub:
+        stub.add_response(
+            "describe_images", {"Images": [rootless]}, {"Owners": [DEBIAN_OWNER], "Filters": ANY}
+        )
+        with pytest.raises(AwsError, match="names no root device"):
+            resolve(aws, FILTER, REGIONS[0])
+    with Stubber(aws.client("ec2", REGIONS[0])) as stub:
+        found = image("ami-0d0000000000000a2", DEBIAN_OWNER, "2026-11-01T11:00:00.000Z")
+        found["RootDeviceName"] = "/dev/sda1"
+        stub.add_response(
+            "describe_images", {"Images": [found]}, {"Owners": [DEBIAN_OWNER], "Filters": ANY}
+        )
+        assert resolve(aws, FILTER, REGIONS[0]).root_device == "/dev/sda1"
 
 
 # ---- publish: the AMI's own state, and the lifecycle's rule -------------------------------------

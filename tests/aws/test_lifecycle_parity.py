@@ -286,9 +286,9 @@ def test_revoking_a_base(world: World) -> None:
     key = record["base"]["key"]
     with pytest.raises(UsageError, match="names no local base in the catalogue"):
         channels.revoke(world.target, world.spec, None, "bad kernel", base=True)
-    folder = world.target.catalogue.base_dir(key)  # the base as the catalogue holds it
-    folder.mkdir(parents=True)
-    (folder / "record.json").write_text(json.dumps({"kind": "base", "key": key}))
+    catalogue = world.target.catalogue  # the base as the catalogue holds it
+    base = json.dumps({"kind": "base", "key": key}).encode()
+    catalogue.store.write(f"{catalogue.base_key(key)}/record.json", base)
     dry = channels.revoke(world.target, world.spec, None, "bad kernel", base=True, dry_run=True)
     assert dry.subject.startswith(f"base-{key}") and "revoked" not in world.target.catalogue.base(
         key

@@ -53,7 +53,7 @@ def test_a_fresh_runner_decides_like_the_baking_machine(tmp_path: Path, index_ca
         (folder / "cache").mkdir(parents=True)
         (folder / "cache" / "indexes").symlink_to(index_cache)
     # the baking machine: worker baked and never verified, web verified with an old openssl
-    # and published (Packer's amazon-ebs bake against this server: test_aws_target.py)
+    # and published (the whole aws bake against this server: test_aws_target.py)
     target = AwsTarget(Project(baker))
     catalog = Catalog(baker / "images", baker / "packer" / "scripts")
     os.environ["BAKEHOUSE_STATE_DIR"] = str(state)

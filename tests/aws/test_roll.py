@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -20,17 +19,11 @@ from bakehouse.aws import roll as rl
 from bakehouse.aws.session import Aws
 from bakehouse.errors import AwsError, Terminated
 from bakehouse.spec import Catalog, Roll
-from tests.aws.conftest import REGIONS
+from tests.aws.conftest import REGIONS, client
 from tests.conftest import ROOT, TODAY
 
 pytestmark = pytest.mark.usefixtures("aws_env")
 SELECTOR = {"bakehouse:role": "web"}
-
-
-def client(service: str, region: str = REGIONS[0]):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        service, region_name=region, endpoint_url=os.environ["BAKEHOUSE_AWS_ENDPOINT"]
-    )
 
 
 def web_roll() -> Roll:

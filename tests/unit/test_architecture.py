@@ -76,7 +76,6 @@ def test_nothing_below_the_command_layer_imports_it() -> None:
 
 def test_the_command_layer_is_thin() -> None:
     source = (PACKAGE / "cli.py").read_text()
-    assert len(source.splitlines()) < 400
     tree = ast.parse(source)
     tasks = [
         f
@@ -88,6 +87,7 @@ def test_the_command_layer_is_thin() -> None:
         )
     ]
     assert len(tasks) >= 15
+    assert len(source.splitlines()) < 25 * len(tasks)  # flags, a docstring and one call each
     for fn in tasks:
         body = (fn.end_lineno or 0) - fn.lineno + 1
         assert body <= 40, f"task {fn.name} is {body} lines"

@@ -12,7 +12,8 @@ import pytest
 
 from bakehouse import catalogue as cat
 from bakehouse.catalogue import Catalogue, DirStore
-from bakehouse.errors import CatalogueError, UsageError
+from bakehouse.errors import CatalogueError, Untrusted, UsageError
+from bakehouse.trust import adopt
 
 
 def stage(tmp: Path, name: str = "stage") -> Path:
@@ -162,6 +163,10 @@ def test_old_layout_moves_into_the_keyed_one(tmp_path: Path) -> None:
     (root / "rolls").mkdir()
     (root / "rolls" / "web.json").write_text(json.dumps([{"at": "x"}, {"at": "y"}]))
     c = cat.local(tmp_path)
+    # written by a bakehouse that sealed nothing: used only once the operator vouches for it
+    with pytest.raises(Untrusted):
+        c.images("web")
+    assert len(adopt(tmp_path, yes=True)["documents"]) == 6  # 2 records, a base, channels, 2 rolls
     assert [r["version"] for r in c.images("web")] == ["1"]
     assert (c.image_dir("web", "1") / "disk.qcow2").read_bytes() == b"d"
     assert Catalogue(c.store, "aws").image("web", "2")["target"] == "aws"

@@ -1,7 +1,7 @@
 """The pipeline definitions: validated with actionlint (GitHub Actions) and check-jsonschema's
 GitLab CI schema, the CodeBuild buildspec against AWS's documented keys, every task and flag
 they call exists, actions are pinned by SHA, and the IAM policy holds exactly the EC2, Auto
-Scaling and SSM actions the code (and Packer's amazon-ebs builder) uses."""
+Scaling and SSM actions the code uses."""
 
 from __future__ import annotations
 
@@ -26,29 +26,6 @@ GITLAB = PIPELINES / "gitlab" / ".gitlab-ci.yml"
 BUILDSPEC = PIPELINES / "codebuild" / "buildspec.yml"
 ALL = [*WORKFLOWS, GITLAB, BUILDSPEC]
 
-# Packer 1.6.6's amazon-ebs builder with the rendered template (bakehouse's own security group
-# and key pair, encrypt_boot, ami_regions, tags at launch; no description or sharing): the EC2
-# actions its source calls. Windows-only and spot-only calls are left out.
-PACKER_EC2 = {
-    "CopyImage",
-    "CreateImage",
-    "CreateTags",
-    "DeleteSnapshot",
-    "DeleteVolume",
-    "DeregisterImage",
-    "DescribeImages",
-    "DescribeInstances",
-    "DescribeRegions",
-    "DescribeSecurityGroups",
-    "DescribeSnapshots",
-    "DescribeSubnets",
-    "DescribeVolumes",
-    "DescribeVpcs",
-    "ModifyInstanceAttribute",
-    "RunInstances",
-    "StopInstances",
-    "TerminateInstances",
-}
 # S3's IAM actions are not its operation names
 S3_ACTIONS = {
     "CreateBucket": "CreateBucket",
@@ -64,6 +41,8 @@ S3_ACTIONS = {
 WAITERS = {
     "instance_running": ("ec2", "DescribeInstances"),
     "instance_terminated": ("ec2", "DescribeInstances"),
+    "instance_stopped": ("ec2", "DescribeInstances"),
+    "image_available": ("ec2", "DescribeImages"),
 }
 
 
@@ -240,7 +219,8 @@ def test_iam_policy_is_exactly_what_is_used() -> None:
         if a.split(":")[0] in ("ec2", "autoscaling", "ssm", "s3", "ram")
     }
     # RAM's CreateResourceShare with tags needs TagResource too
-    needed = code_actions() | {("ec2", a) for a in PACKER_EC2} | {("ram", "TagResource")}
+    # (Packer makes no AWS call: bakehouse launches the build instance and makes the images)
+    needed = code_actions() | {("ram", "TagResource")}
     assert granted - needed == set(), f"granted but never used: {sorted(granted - needed)}"
     assert needed - granted == set(), f"used but not granted: {sorted(needed - granted)}"
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
@@ -293,7 +273,10 @@ NO_RESOURCE_LEVEL = {"ssm:CancelCommand": "it only stops a command; it can never
 # what parliament (the IAM policy linter) reports and why it stays: (issue, action or resource)
 ACCEPTED_FINDINGS = {
     ("RESOURCE_MISMATCH", "ec2:CreateImage"): "CreateImage's instance is held to bakehouse's "
-    "tag in one statement, its new image and snapshots (untagged yet) allowed in another",
+    "tag in one statement, its new image and snapshots to tags in the request in another",
+    ("RESOURCE_MISMATCH", "ec2:RunInstances"): "each resource RunInstances touches has its own "
+    "condition keys (IMDSv2 on the instance, encryption on volumes, tags in the request or on "
+    "the resource), so each has its own statement",
     ("RESOURCE_MISMATCH", "ssm:SendCommand"): "the AWS-owned document cannot carry the tag "
     "that the instance statement requires, so they are two statements",
     ("RESOURCE_POLICY_PRIVILEGE_ESCALATION", "arn:aws:s3:::bakehouse-state-*"): "bakehouse "
@@ -322,14 +305,7 @@ def granting(action: str) -> list[dict]:  # type: ignore[type-arg]
 
 # every statement that changes something without a condition, exactly: (actions, resources)
 UNCONDITIONED = {
-    "NewImagesFromBakehouseInstances": (
-        ["ec2:CopyImage", "ec2:CreateImage"],
-        ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
-    ),
-    "RemoveImages": (
-        ["ec2:DeleteSnapshot", "ec2:DeregisterImage"],
-        ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"],
-    ),
+    "LaunchIntoSubnets": (["ec2:RunInstances"], ["arn:aws:ec2:*:*:subnet/*"]),
     "VerifyOverSsmDocument": (
         ["ssm:SendCommand"],
         ["arn:aws:ssm:*:*:document/AWS-RunShellScript"],
@@ -356,8 +332,9 @@ UNCONDITIONED = {
 
 
 def test_no_mutating_action_without_a_condition_but_the_listed_ones() -> None:
-    """Packer 1.6.6 needs the image statements (see the README); SendCommand's document is
-    AWS's own; CancelCommand has no resource-level permission. Nothing else, and none wider."""
+    """A subnet is where an instance starts, not what it is (every other resource of the launch
+    has its condition); SendCommand's document is AWS's own; CancelCommand has no
+    resource-level permission. Nothing else, and none wider."""
     for s in statements():
         if "Condition" in s or not any(map(mutating, s["Action"])):
             continue
@@ -367,15 +344,33 @@ def test_no_mutating_action_without_a_condition_but_the_listed_ones() -> None:
         assert all(resources(s) == ["*"] for s in granting(action))
 
 
-def test_tags_only_at_creation_except_bakehouse_keys_on_images() -> None:
-    """Tagging an existing instance `bakehouse:role=verify` would open it to SendCommand."""
+CREATE_ACTIONS = [
+    "CopyImage",
+    "CreateImage",
+    "CreateKeyPair",
+    "CreateSecurityGroup",
+    "RunInstances",
+]
+
+
+def test_tags_only_at_creation_and_after_it_only_the_state_of_bakehouse_images() -> None:
+    """Tagging an existing instance `bakehouse:role=verify` would open it to SendCommand;
+    tagging another team's AMI `bakehouse:image` would let the role share or deregister it.
+    After creation only an AMI that already carries `bakehouse:image` may have its state and
+    revocation reason changed, and no other key."""
+    at_creation = later = 0
     for s in granting("ec2:CreateTags"):
         condition = s["Condition"]
-        if "StringEquals" in condition and "ec2:CreateAction" in condition["StringEquals"]:
+        if condition == {"StringEquals": {"ec2:CreateAction": CREATE_ACTIONS}}:
+            at_creation += 1
             continue
-        assert all(r.endswith(("::image/*", "::snapshot/*")) for r in resources(s)), s["Sid"]
-        keys = condition["ForAllValues:StringLike"]["aws:TagKeys"]
-        assert set(keys) == {"Name", "bakehouse:*"}, s["Sid"]
+        assert resources(s) == ["arn:aws:ec2:*::image/*"], s["Sid"]
+        assert condition == {
+            "Null": {"aws:ResourceTag/bakehouse:image": "false"},
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["bakehouse:revoked", "bakehouse:state"]},
+        }, s["Sid"]
+        later += 1
+    assert (at_creation, later) == (1, 1)
 
 
 @pytest.mark.parametrize(
@@ -383,8 +378,6 @@ def test_tags_only_at_creation_except_bakehouse_keys_on_images() -> None:
     [
         "ec2:TerminateInstances",
         "ec2:StopInstances",
-        "ec2:ModifyInstanceAttribute",
-        "ec2:ModifyInstanceMetadataOptions",
         "ec2:AuthorizeSecurityGroupIngress",
         "ec2:DeleteSecurityGroup",
         "ec2:DeleteKeyPair",
@@ -392,6 +385,8 @@ def test_tags_only_at_creation_except_bakehouse_keys_on_images() -> None:
         "ec2:ModifyImageAttribute",
         "ec2:ModifySnapshotAttribute",
         "ec2:EnableImageDeprecation",
+        "ec2:DeregisterImage",
+        "ec2:DeleteSnapshot",
         "ram:AssociateResourceShare",
     ],
 )
@@ -402,11 +397,73 @@ def test_changes_only_to_what_bakehouse_tagged(action: str) -> None:
 
 @pytest.mark.parametrize(
     "action",
-    ["ec2:RunInstances", "ec2:CreateSecurityGroup", "ec2:CreateKeyPair", "ram:CreateResourceShare"],
+    ["ec2:CreateSecurityGroup", "ec2:CreateKeyPair", "ram:CreateResourceShare", "ec2:CopyImage"],
 )
 def test_everything_new_is_tagged_bakehouse_when_made(action: str) -> None:
     for s in granting(action):
         assert s["Condition"] == {"Null": {"aws:RequestTag/bakehouse:image": "false"}}, s["Sid"]
+
+
+def test_images_are_made_only_from_bakehouse_instances_and_tagged_as_made() -> None:
+    for s in granting("ec2:CreateImage"):
+        if resources(s) == ["arn:aws:ec2:*::image/*", "arn:aws:ec2:*::snapshot/*"]:
+            assert s["Condition"] == {"Null": {"aws:RequestTag/bakehouse:image": "false"}}
+        else:
+            assert "arn:aws:ec2:*:*:instance/*" in resources(s)
+            assert s["Condition"] == {"Null": {"aws:ResourceTag/bakehouse:image": "false"}}
+
+
+def launch_statements() -> dict[str, list[dict]]:  # type: ignore[type-arg]
+    """RunInstances' statements by the kind of resource they name."""
+    found: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    for s in granting("ec2:RunInstances"):
+        assert s["Action"] == ["ec2:RunInstances"], s["Sid"]
+        for r in resources(s):
+            found.setdefault(r.split(":")[-1].split("/")[0], []).append(s)
+    return found
+
+
+def test_instances_launch_tagged_imdsv2_only_with_encrypted_volumes() -> None:
+    """The build and verification instances: the tag and IMDSv2 required in the request, every
+    volume encrypted, and only through bakehouse's own security group and key pair."""
+    found = {k: v[0] for k, v in launch_statements().items() if len(v) == 1}
+    assert found["instance"]["Condition"] == {
+        "Null": {"aws:RequestTag/bakehouse:image": "false"},
+        "StringEquals": {"ec2:MetadataHttpTokens": "required"},
+    }
+    assert found["volume"]["Condition"] == {
+        "Null": {"aws:RequestTag/bakehouse:image": "false"},
+        "Bool": {"ec2:Encrypted": "true"},
+    }
+    assert found["network-interface"]["Condition"] == {
+        "Null": {"aws:RequestTag/bakehouse:image": "false"}
+    }
+    for kind in ("security-group", "key-pair"):
+        assert found[kind]["Condition"] == {"Null": {"aws:ResourceTag/bakehouse:image": "false"}}
+    assert set(launch_statements()) == {
+        "instance",
+        "volume",
+        "network-interface",
+        "security-group",
+        "key-pair",
+        "image",
+        "subnet",
+    }
+
+
+def test_launches_only_from_bakehouse_images_or_the_shipped_bases_publishers() -> None:
+    """Launching another team's image (and imaging the instance) would copy it into an AMI
+    the role may share: only bakehouse's own AMIs and those of the accounts the shipped
+    definitions take their bases from. A definition with a base from another owner fails here
+    until the policy names it."""
+    from bakehouse.spec import Catalog
+
+    catalog = Catalog(ROOT / "images", ROOT / "packer" / "scripts")
+    owners = {o for n in catalog.names() for o in catalog.load(n).base.aws.allowed_owners()}
+    conditions = [s["Condition"] for s in launch_statements()["image"]]
+    assert {"Null": {"aws:ResourceTag/bakehouse:image": "false"}} in conditions
+    (publishers,) = [c for c in conditions if "StringEquals" in c]
+    assert publishers == {"StringEquals": {"ec2:Owner": sorted(owners - {"self"})}}
 
 
 @pytest.mark.parametrize(

@@ -47,32 +47,24 @@ def test_packer_block_is_version_aware() -> None:
     assert "required_plugins" not in old and 'required_version = ">= 1.6.6"' in old
     assert "required_plugins" in new and 'source  = "github.com/hashicorp/qemu"' in new
     aws_new = render.render(web, "aws", PACKER_DIR, PackerVersion(1, 9, 4))
-    assert 'http_tokens                 = "required"' in aws_new
-    assert "github.com/hashicorp/amazon" in aws_new
+    assert "required_plugins" not in aws_new  # the null builder is part of Packer itself
 
 
-def test_aws_source_is_encrypted_gp3_and_tagged() -> None:
+def test_the_aws_template_only_provisions() -> None:
+    """Everything AWS is bakehouse's (src/bakehouse/aws/build.py): the template names no
+    instance, volume, key, region or tag, so Packer makes no AWS call; sharing happens at
+    publish, after verification."""
     text = render.render(load("worker"), "aws", PACKER_DIR, V166)
-    assert re.search(r"encrypt_boot\s+= true", text)
-    assert re.search(r'volume_type\s+= "gp3"', text)
-    assert re.search(r'"bakehouse:run-id"\s+= var\.run_id', text)
-    assert re.search(r'ami_regions\s+= \["eu-central-1"\]', text)
-    # sharing happens at publish, after verification, never at bake time
-    assert "ami_users" not in text and "ami_groups" not in text
+    assert re.search(r'source "null" "image"', text)
+    body = text.split('source "null"', 1)[1]
+    for word in ("amazon-ebs", "ami_", "region", "tags", "kms", "encrypt", "security_group"):
+        assert word not in body, word
 
 
-def test_every_volume_is_encrypted_and_the_data_volume_is_part_of_the_image() -> None:
-    """Root and data volume (/var, /var/log, /home …) are launch mappings, so the AMI keeps
-    both; each is encrypted, with the image's key where it names one."""
+def test_the_data_disk_is_part_of_the_local_image() -> None:
+    """(On aws both volumes are the build instance's launch mappings, encrypted:
+    tests/aws/test_aws_target.py::test_the_build_instance_request.)"""
     spec = load("worker")
-    text = render.render(spec, "aws", PACKER_DIR, V166)
-    blocks = re.findall(r"launch_block_device_mappings \{(.*?)\n  \}", text, re.S)
-    devices = {re.search(r'device_name\s+= "([^"]+)"', b).group(1): b for b in blocks}  # type: ignore[union-attr]
-    assert set(devices) == {"/dev/xvda", "/dev/xvdf"}
-    assert all(re.search(r"encrypted\s+= true", b) for b in blocks)
-    assert re.search(
-        rf"volume_size\s+= {spec.targets.aws.data_volume_size}\b", devices["/dev/xvdf"]
-    )
     local = render.render(spec, "local", PACKER_DIR, V166)
     assert f'disk_additional_size = ["{spec.targets.local.data_disk_size}M"]' in local
     assert '"filesystems.sh"]' in local  # the last step: what it copies is what ships
@@ -144,17 +136,3 @@ def test_packer_accepts_render(tmp_path: Path, image: str, target: str) -> None:
     path = tmp_path / f"{image}.{target}.pkr.hcl"
     path.write_text(render.render(load(image), target, PACKER_DIR, version))
     assert packer.validate(path, target, SCRIPTS) == []
-
-
-@pytest.mark.packer
-def test_kms_and_subnet_variant_passes_packer(tmp_path: Path) -> None:
-    spec = load("worker")
-    aws = dataclasses.replace(
-        spec.targets.aws, kms_key_id="alias/bakehouse", subnet_id="subnet-0123456789abcdef0"
-    )
-    spec = dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, aws=aws))
-    text = render.render(spec, "aws", PACKER_DIR, V166)
-    assert "region_kms_key_ids" in text and '"eu-central-1" = "alias/bakehouse"' in text
-    path = tmp_path / "w.pkr.hcl"
-    path.write_text(text)
-    assert packer.validate(path, "aws", SCRIPTS) == []

@@ -55,6 +55,5 @@ def test_the_communicator_switch_needs_the_local_endpoint(
 
     target = AwsTarget(Project(ROOT), TargetOptions(runner_cidr="192.0.2.1/32"))
     with run_dir(tmp_path, "web", "test") as run:
-        variables = target.packer_variables(run, tmp_path, "fp", "abc", "ami-0d0000000000000a2")
+        variables = target.packer_variables(run, tmp_path, "fp", "abc")
     assert variables.get("communicator", "ssh") == "ssh"
-    assert "ec2_endpoint" not in variables

@@ -1,20 +1,17 @@
 """Verification instances: launched from the new AMI (never the build instance), IMDSv2
 required, and always removed — instance, key pair and security group — when the ``with`` block
-ends, whatever ends it (a failed check, an API error, Ctrl-C).
+ends, whatever ends it (a failed check, an API error, Ctrl-C). The build instance
+(:mod:`bakehouse.aws.build`) reaches the runner the same way.
 
 Over SSH the instance gets an ephemeral key pair and a security group open to the runner's
 address on port 22 only. Over SSM it gets neither a key pair nor any inbound rule: only the
 instance profile that lets its agent talk to Systems Manager.
-
-Also the IMDSv2 guard for Packer 1.6.6, whose amazon-ebs builder cannot require IMDSv2: while
-Packer runs, the build instance tagged with the run id is switched to ``HttpTokens=required``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ class VerifyInstance:
     address: str | None
 
 
-def _tags(run_id: str, image: str, role: str) -> list[dict[str, str]]:
+def resource_tags(run_id: str, image: str, role: str) -> list[dict[str, str]]:
     return [
         {"Key": "bakehouse:run-id", "Value": run_id},
         {"Key": "bakehouse:image", "Value": image},
@@ -57,7 +54,7 @@ def run_instances_request(
     instance_profile: str | None = None,
 ) -> dict[str, Any]:
     """The RunInstances request for a verification instance (pure)."""
-    tags = _tags(run_id, image, "verify")
+    tags = resource_tags(run_id, image, "verify")
     request: dict[str, Any] = {
         "ImageId": ami_id,
         "InstanceType": instance_type,
@@ -119,7 +116,7 @@ def access(
                     KeyName=key_name,
                     KeyType="ed25519",
                     TagSpecifications=[
-                        {"ResourceType": "key-pair", "Tags": _tags(run_id, image, role)}
+                        {"ResourceType": "key-pair", "Tags": resource_tags(run_id, image, role)}
                     ],
                 )
                 created["key"] = key_name
@@ -143,7 +140,7 @@ def access(
                 VpcId=vpc_id,
                 Description=f"bakehouse {role} {image} {run_id}: {reach}",
                 TagSpecifications=[
-                    {"ResourceType": "security-group", "Tags": _tags(run_id, image, role)}
+                    {"ResourceType": "security-group", "Tags": resource_tags(run_id, image, role)}
                 ],
             )
             created["group"] = group["GroupId"]
@@ -224,7 +221,8 @@ def verify_instance(
 
 
 def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600) -> None:
-    """Remove what ``verify_instance`` made, in dependency order; keeps going past errors."""
+    """Remove what ``verify_instance``, ``access`` or the build made, in dependency order;
+    keeps going past errors."""
     from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
     ec2 = aws.client("ec2", region)
@@ -259,70 +257,6 @@ def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600
             errors.append(f"key pair {created['key']}: {exc}")
     if errors:
         raise AwsError(
-            "could not remove everything the verification made: " + "; ".join(errors),
+            "could not remove everything the run launched in " + region + ": " + "; ".join(errors),
             "run `invoke gc --target aws --yes` to remove what is left",
         )
-
-
-def imds_account_default(aws: Aws, region: str) -> str:
-    """The region's account-level default for new instances' HttpTokens ("required" closes the
-    moment before the guard reaches the build instance)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        reply = aws.client("ec2", region).get_instance_metadata_defaults()
-    except (ClientError, BotoCoreError) as exc:
-        raise api_error(exc, f"reading the instance metadata defaults of {region}") from None
-    return str(reply.get("AccountLevel", {}).get("HttpTokens") or "no-preference")
-
-
-class ImdsGuard:
-    """While Packer 1.6.6 builds, require IMDSv2 on the build instance (found by run-id tag)."""
-
-    def __init__(self, aws: Aws, region: str, run_id: str, interval: float = 2.0):
-        self.aws = aws
-        self.region = region
-        self.run_id = run_id
-        self.interval = interval
-        self.done: set[str] = set()
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="imds-guard", daemon=True)
-
-    def __enter__(self) -> ImdsGuard:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def sweep(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        ec2 = self.aws.client("ec2", self.region)
-        try:
-            pages = ec2.get_paginator("describe_instances").paginate(
-                Filters=[
-                    {"Name": "tag:bakehouse:run-id", "Values": [self.run_id]},
-                    {"Name": "instance-state-name", "Values": ["pending", "running"]},
-                ]
-            )
-            for page in pages:
-                for res in page["Reservations"]:
-                    for inst in res["Instances"]:
-                        iid = inst["InstanceId"]
-                        if iid in self.done:
-                            continue
-                        if inst.get("MetadataOptions", {}).get("HttpTokens") != "required":
-                            ec2.modify_instance_metadata_options(
-                                InstanceId=iid, HttpTokens="required", HttpEndpoint="enabled"
-                            )
-                        self.done.add(iid)
-        except (ClientError, BotoCoreError) as exc:
-            self.errors.append(str(exc))
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.sweep()
-            self._stop.wait(self.interval)

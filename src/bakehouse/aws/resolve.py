@@ -31,6 +31,7 @@ class ResolvedAmi:
     name: str
     created: str
     via: str
+    root_device: str  # the image's RootDeviceName: the build puts an encrypted volume there
 
     def to_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -104,6 +105,11 @@ def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
             "check the name pattern, the owners and the region",
         )
     newest = max(images, key=lambda i: str(i.get("CreationDate", "")))
+    if not newest.get("RootDeviceName"):  # the build replaces that device with an encrypted one
+        raise AwsError(
+            f"base AMI {newest['ImageId']} names no root device",
+            "use an EBS-backed base AMI",
+        )
     return ResolvedAmi(
         newest["ImageId"],
         region,
@@ -111,4 +117,5 @@ def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
         str(newest.get("Name", "")),
         str(newest.get("CreationDate", "")),
         via,
+        str(newest["RootDeviceName"]),
     )

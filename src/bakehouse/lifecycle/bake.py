@@ -225,7 +225,7 @@ def indexes_for(
     folder = (project.state_dir / "cache" / "indexes").resolve()
     key = (folder, local.mirror, local.security_mirror, local.suite, local.components, id(marks))
     if key not in _INDEXES:
-        _INDEXES[key] = debindex.IndexCache(folder, marks=marks).load(
+        _INDEXES[key] = debindex.state_cache(project.state_dir, marks).load(
             debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
         )
     return _INDEXES[key]

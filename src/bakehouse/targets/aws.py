@@ -1,5 +1,6 @@
-"""The aws target: the owner-pinned base AMI, Packer's amazon-ebs builder, verification on a
-fresh instance, and everything the lifecycle needs kept in the AWS account itself:
+"""The aws target: the owner-pinned base AMI, a build instance bakehouse launches and Packer
+provisions, AMIs tagged as they are made, verification on a fresh instance, and everything the
+lifecycle needs kept in the AWS account itself:
 
 - records, package manifests, SBOMs and reports in S3 (:mod:`bakehouse.aws.state`), so any
   runner — a fresh clone with no ``.bakehouse/`` — sees what the baking machine saw;
@@ -7,8 +8,9 @@ fresh instance, and everything the lifecycle needs kept in the AWS account itsel
 - channels as SSM parameters ``/bakehouse/<image>/<channel>`` in every region, their history
   as the parameters' own history.
 
-Its bake is a sequence too: resolve → render → packer (IMDSv2 guard with Packer 1.6.6) →
-AMI settings (IMDSv2 only, deprecation date); its verification launches the new AMI.
+Its bake is a sequence too: resolve → render → launch (IMDSv2, encrypted volumes) → packer
+(provisioning over SSH) → AMI and region copies (:mod:`bakehouse.aws.build`) → AMI settings
+(IMDSv2 only, deprecation date); its verification launches the new AMI.
 """
 
 from __future__ import annotations
@@ -58,30 +60,13 @@ STATE_BUCKET_ENV = "BAKEHOUSE_AWS_STATE_BUCKET"
 STATE_REGION_ENV = "BAKEHOUSE_AWS_STATE_REGION"
 
 
-def parse_manifest(path: Path) -> list[RegionalAmi]:
-    """Packer's manifest → one AMI per region (``artifact_id`` is ``region:ami,region:ami``)."""
-    data = json.loads(path.read_text())
-    builds = data.get("builds", [])
-    if not builds:
-        raise AwsError(f"Packer's manifest {path} lists no build")
-    last = [b for b in builds if b.get("packer_run_uuid") == data.get("last_run_uuid")] or builds
-    out = []
-    for part in str(last[-1]["artifact_id"]).split(","):
-        region, _, ami = part.partition(":")
-        if not region or not ami.startswith("ami-"):
-            raise AwsError(f"cannot read the artifact id {last[-1]['artifact_id']!r}")
-        out.append(RegionalAmi(region, ami))
-    return out
-
-
 def deprecation_time(spec: ImageSpec, now: dt.datetime) -> dt.datetime:
     """An image older than the patch policy's max age should not be launched any more."""
     return (now + dt.timedelta(days=spec.patch.max_age_days)).replace(second=0, microsecond=0)
 
 
 def finish_amis(aws: Aws, spec: ImageSpec, amis: list[RegionalAmi], now: dt.datetime) -> None:
-    """After the build: IMDSv2-only AMIs, their description and a deprecation date, in every
-    region."""
+    """After the build: IMDSv2-only AMIs and a deprecation date, in every region."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from bakehouse.aws.publish import deprecate
@@ -90,9 +75,6 @@ def finish_amis(aws: Aws, spec: ImageSpec, amis: list[RegionalAmi], now: dt.date
         ec2 = aws.client("ec2", ami.region)
         try:
             ec2.modify_image_attribute(ImageId=ami.ami_id, ImdsSupport={"Value": "v2.0"})
-            # set here, on the tagged AMI, not by Packer 1.6.6 (which would change the
-            # still untagged AMIs, and so need that right on every AMI of the account)
-            ec2.modify_image_attribute(ImageId=ami.ami_id, Description={"Value": spec.description})
         except (ClientError, BotoCoreError) as exc:
             raise api_error(exc, f"finishing {ami.ami_id} in {ami.region}") from None
     deprecate(aws, amis, deprecation_time(spec, now))
@@ -127,7 +109,7 @@ def check_runner_cidr(cidr: str, wide: bool) -> None:
 
 class AwsTarget(Target):
     name = "aws"
-    summary = "AMIs with Packer's amazon-ebs builder; state in the account (S3, tags, SSM)"
+    summary = "AMIs provisioned by Packer, tagged at creation; state in the account (S3, tags, SSM)"
     deploy_always_bakes = True  # "built from images patched on every deploy"
 
     def __init__(self, project: Any, options: TargetOptions | None = None):
@@ -210,7 +192,8 @@ class AwsTarget(Target):
         return done
 
     def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
-        from bakehouse.aws.instances import ImdsGuard, access, imds_account_default
+        from bakehouse.aws import build
+        from bakehouse.aws.instances import access, resource_tags
         from bakehouse.aws.resolve import resolve
 
         spec = self.with_settings(spec)
@@ -233,51 +216,76 @@ class AwsTarget(Target):
             spec, template, self.project.scripts_dir, resolved.ami_id, suite_hash(root)
         )
         commit = git_commit(root)
-        variables = self.packer_variables(run, stage, fp, commit, resolved.ami_id)
-        env = {"AWS_PROFILE": self.options.profile} if self.options.profile else {}
-        # Packer >= 1.7 requires IMDSv2 itself (metadata_options in the template)
-        guard = ImdsGuard(self.aws, home, run.id) if not version.plugins else None
-        imds_default = imds_account_default(self.aws, home) if guard else None
-        if guard and imds_default != "required":
-            progress.say(
-                f"bake: Packer {version} cannot ask for IMDSv2, so bakehouse sets it on the "
-                "build instance once it exists; to have it from launch run: aws ec2 "
-                f"modify-instance-metadata-defaults --http-tokens required --region {home}"
-            )
-        with (
-            access(
-                self.aws,
-                home,
-                spec.name,
-                run.id,
-                "build",
-                self.options.runner_cidr,
-                target.subnet_id,
-                run.dir,
-            ) as way,
-            progress.phase("bake", f"packer build (amazon-ebs) {spec.name} {run.version}"),
-            guard or contextlib.nullcontext(),
-        ):
-            variables["security_group_id"] = way.group_id
-            variables["ssh_keypair_name"] = way.key_name or ""
-            variables["ssh_private_key_file"] = str(way.key_file or "")
-            timings = packer.build(
-                path,
-                variables,
-                log=stage / "packer.log",
-                cwd=run.dir,
-                tmp=run.tmp,
-                progress=progress,
-                timeout=7200,
-                env=env,
-            )
-        order = {r: i for i, r in enumerate(target.regions)}
-        amis = sorted(
-            parse_manifest(stage / "packer-manifest.json"),
-            key=lambda a: order.get(a.region, len(order)),
+        variables = self.packer_variables(run, stage, fp, commit)
+        tags = build.image_tags(spec.name, run.version, run.id, fp, resolved.ami_id, commit)
+        launch_tags = [
+            *resource_tags(run.id, spec.name, "build"),
+            {"Key": "bakehouse:version", "Value": run.version},
+            {"Key": "bakehouse:git-commit", "Value": commit},
+        ]
+        volumes = build.Volumes(
+            resolved.root_device, target.volume_size, target.data_volume_size, target.kms_key_id
         )
-        with progress.phase("ami", "IMDSv2 only, deprecation date"):
-            finish_amis(self.aws, spec, amis, run.started)
+        name = f"bakehouse-{spec.name}-{run.version}"
+        with contextlib.ExitStack() as stack:
+            way = stack.enter_context(
+                access(
+                    self.aws,
+                    home,
+                    spec.name,
+                    run.id,
+                    "build",
+                    self.options.runner_cidr,
+                    target.subnet_id,
+                    run.dir,
+                )
+            )
+            launch = build.launch_request(
+                resolved.ami_id,
+                target.instance_type,
+                way.key_name,
+                way.group_id,
+                target.subnet_id,
+                volumes,
+                launch_tags,
+            )
+            with progress.phase("launch", f"build instance from {resolved.ami_id} in {home}"):
+                inst = stack.enter_context(build.build_instance(self.aws, home, launch))
+            progress.say(f"launch: {inst.instance_id} at {inst.address or 'no address'}")
+            if variables.get("communicator") != "none" and not inst.address:
+                raise AwsError(
+                    f"build instance {inst.instance_id} has no address to reach",
+                    "use a subnet that gives public addresses, or run from inside the VPC",
+                )
+            variables["ssh_host"] = inst.address or ""
+            variables["ssh_private_key_file"] = str(way.key_file or "")
+            with progress.phase("bake", f"packer build {spec.name} {run.version}"):
+                timings = packer.build(
+                    path,
+                    variables,
+                    log=stage / "packer.log",
+                    cwd=run.dir,
+                    tmp=run.tmp,
+                    progress=progress,
+                    timeout=7200,
+                    env={},
+                )
+            with progress.phase("ami", f"{name} in {', '.join(target.regions)}"):
+                amis = build.make_images(
+                    self.aws,
+                    inst,
+                    list(target.regions),
+                    name,
+                    spec.description,
+                    tags,
+                    target.kms_key_id,
+                )
+        try:
+            with progress.phase("finish", "IMDSv2 only, deprecation date"):
+                finish_amis(self.aws, spec, amis, run.started)
+        except BaseException:
+            build.discard(self.aws, amis)
+            raise
         manifest_file = stage / "manifest.json"
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
         notes = []
@@ -295,18 +303,16 @@ class AwsTarget(Target):
             timings=timings,
             fields={
                 "amis": [{"region": a.region, "ami_id": a.ami_id} for a in amis],
-                "imds_guard": sorted(guard.done) if guard is not None else [],
-                "imds_account_default": imds_default,
+                "build_instance": inst.instance_id,
                 "notes": notes,
             },
             where=[f"{a.region}:{a.ami_id}" for a in amis],
             context=amis,
         )
 
-    def packer_variables(
-        self, run: Run, stage: Path, fp: str, commit: str, source_ami: str
-    ) -> dict[str, str]:
-        """The template's run-specific values."""
+    def packer_variables(self, run: Run, stage: Path, fp: str, commit: str) -> dict[str, str]:
+        """The template's run-specific values (the build instance's address and key are added
+        once it runs)."""
         variables = {
             "run_id": run.id,
             "version": run.version,
@@ -314,16 +320,10 @@ class AwsTarget(Target):
             "scripts_dir": str(self.project.scripts_dir),
             "git_commit": commit,
             "fingerprint": fp,
-            "source_ami": source_ami,
-            # bakehouse's own, tagged when made (see bake): Packer makes neither
-            "security_group_id": "",
-            "ssh_keypair_name": "",
-            "ssh_private_key_file": "",
         }
-        if self.aws.endpoint:  # an emulated endpoint (tests): never against AWS itself
-            variables["ec2_endpoint"] = self.aws.endpoint
-            if os.environ.get(COMMUNICATOR_ENV):
-                variables["communicator"] = os.environ[COMMUNICATOR_ENV]
+        if self.aws.endpoint and os.environ.get(COMMUNICATOR_ENV):
+            # an emulated endpoint (tests): never against AWS itself
+            variables["communicator"] = os.environ[COMMUNICATOR_ENV]
         return variables
 
     def verify(self, spec: ImageSpec, baked: Baked, run: Run, progress: Progress) -> Verified:
@@ -349,9 +349,7 @@ class AwsTarget(Target):
         folder.mkdir()
         target = settings.targets.aws
         local = settings.base.local
-        indexes = debindex.IndexCache(
-            self.project.state_dir / "cache" / "indexes", marks=self.index_marks()
-        ).load(
+        indexes = debindex.state_cache(self.project.state_dir, self.index_marks()).load(
             debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
         )
         candidates = suite.write_candidates(indexes, folder / "candidates.json")

@@ -117,7 +117,7 @@ class LocalTarget(Target):
         with ctx.progress.phase(
             "indexes", f"package indexes for {local.suite} from {local.mirror}"
         ):
-            cache = debindex.IndexCache(self.project.state_dir / "cache" / "indexes")
+            cache = debindex.state_cache(self.project.state_dir)
             ctx.indexes = cache.load(
                 debindex.suites_for(
                     local.mirror, local.security_mirror, local.suite, local.components

@@ -21,7 +21,7 @@ from typing import Any
 
 from bakehouse import proc
 from bakehouse.catalogue import Catalogue, Record, now_iso
-from bakehouse.errors import BaseError, ToolError
+from bakehouse.errors import BaseError, ToolError, Untrusted
 from bakehouse.files import describe, sha256
 from bakehouse.locks import held
 from bakehouse.progress import Progress
@@ -326,10 +326,18 @@ def current(
     customize, shared = base_scripts(project_packer)
     data = inputs(local, customize, tool_version(), shared)
     key = content_key(data)
-    while (found := catalogue.base(key)) is not None and found.get("revoked"):
+    while (found := _known(catalogue, key)) is not None and found.get("revoked"):
         data = {**data, "replaces": key}
         key = content_key(data)
     return data, key
+
+
+def _known(catalogue: Catalogue, key: str) -> dict[str, Any] | None:
+    """A base's record, or None (also when unsealed: the build that follows replaces it)."""
+    try:
+        return catalogue.base(key)
+    except Untrusted:
+        return None
 
 
 def ensure(
@@ -357,7 +365,7 @@ def _ensure(
     progress: Progress,
     rebuild: bool,
 ) -> BaseImage:
-    record = catalogue.base(key)
+    record = catalogue.cached_base(key, progress.say)
     if record is not None and not rebuild:
         base = BaseImage(record, catalogue.base_dir(key))
         try:

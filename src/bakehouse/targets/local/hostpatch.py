@@ -116,7 +116,7 @@ def _ensure(
 ) -> base_stage.BaseImage:
     from bakehouse import debindex
 
-    cached = catalogue.base(key)
+    cached = catalogue.cached_base(key, progress.say)
     if cached is not None:
         derived = base_stage.BaseImage(cached, catalogue.base_dir(key))
         try:
