@@ -106,9 +106,7 @@ def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type:
 
     # the same context bakehouse gives the suite (host-side indexes), prepared untimed
     local = spec.base.local
-    indexes = debindex.IndexCache(state / "cache" / "indexes").load(
-        debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
-    )
+    indexes = debindex.IndexCache(state / "cache" / "indexes").load(local.index_suites())
     candidates = verify_stage.write_candidates(indexes, work / "candidates.json")
 
     port = free_port()

@@ -39,9 +39,7 @@ def main() -> None:
     folder = catalogue.image_dir("web", record["version"])
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
     local = spec.base.local
-    indexes = debindex.IndexCache(state / "cache" / "indexes").load(
-        debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
-    )
+    indexes = debindex.IndexCache(state / "cache" / "indexes").load(local.index_suites())
     accel = str(record.get("accelerator", {}).get("accelerator", "tcg"))
     progress = Progress()
     rows = []

@@ -55,9 +55,7 @@ def pending_in_base(state: Path, record: dict) -> int:  # type: ignore[type-arg]
     folder = catalogue.local(state).base_dir(base["key"])
     manifest = json.loads((folder / "manifest.json").read_text())
     spec = Catalog(ROOT / "images").load("web").base.local
-    ix = debindex.IndexCache(state / "cache" / "indexes").load(
-        debindex.suites_for(spec.mirror, spec.security_mirror, spec.suite, spec.components)
-    )
+    ix = debindex.IndexCache(state / "cache" / "indexes").load(spec.index_suites())
     return len(debindex.pending(debindex.installed_from_manifest(manifest), ix))
 
 

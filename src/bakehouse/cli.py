@@ -133,7 +133,8 @@ def bake(
 
     local: base → accelerator → indexes → host patch → packer (qemu) → verify (snapshot boot)
     → record → publish. aws: owner-pinned base AMI → build instance (IMDSv2, encrypted) →
-    packer → AMIs tagged as made, in every region → verify on a fresh instance → record (S3, tags) → publish (SSM). Ctrl-C leaves nothing."""
+    packer → AMIs tagged as made, in every region → verify on a fresh instance → record (S3,
+    tags) → publish (SSM). Ctrl-C leaves nothing."""
     from bakehouse import output as out
     from bakehouse.lifecycle.bake import bake as run
     from bakehouse.targets.base import BakeRequest

@@ -1,12 +1,13 @@
-"""Debian repository indexes on the host: which updates an image is missing, without booting it.
+"""Package indexes (Debian, Ubuntu) on the host: which updates an image is missing, unbooted.
 
 For each suite of an image (release, -updates, -security) the signed ``InRelease`` is fetched
-and checked with ``gpgv`` against Debian's archive keyring, then each ``Packages.xz`` it names
+and checked with ``gpgv`` against its distribution's archive keyring (and, where the family pins
+one, that key's fingerprint), then each ``Packages.xz`` of the image's architecture it names
 is fetched, its sha256 checked against the signed list, and reduced to ``{package: version}``.
 Parsed indexes are cached by that sha256, so an unchanged mirror costs one small request per
 suite. When the mirror cannot be reached, the newest cached state is used and flagged offline.
 
-Versions are compared with Debian's ordering (python-debian).
+Versions are compared with dpkg's ordering (python-debian), for every .deb family.
 """
 
 from __future__ import annotations
@@ -26,37 +27,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bakehouse import proc
+from bakehouse.distro import Suite
 from bakehouse.errors import IndexError_
 from bakehouse.trust import Trust
 
-KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-ARCH = "amd64"
+__all__ = ["IndexCache", "Indexes", "Suite", "pending", "state_cache"]
+
 TIMEOUT = 30
-
-
-@dataclass(frozen=True)
-class Suite:
-    mirror: str
-    name: str  # bookworm, bookworm-updates, bookworm-security
-    components: tuple[str, ...]
-
-    @property
-    def security(self) -> bool:
-        return self.name.endswith("-security")
-
-    def url(self, path: str) -> str:
-        return f"{self.mirror.rstrip('/')}/dists/{self.name}/{path}"
-
-
-def suites_for(
-    mirror: str, security_mirror: str, suite: str, components: Iterable[str]
-) -> list[Suite]:
-    comps = tuple(components)
-    return [
-        Suite(mirror, suite, comps),
-        Suite(mirror, f"{suite}-updates", comps),
-        Suite(security_mirror, f"{suite}-security", comps),
-    ]
 
 
 def _fetch(url: str) -> bytes:
@@ -217,6 +194,15 @@ def check_release(
     return date
 
 
+def signed_by(status: list[str]) -> set[str]:
+    """Primary key fingerprints of the good signatures in gpgv's status output."""
+    return {
+        line.split()[-1]
+        for line in status
+        if line.startswith("[GNUPG:] VALIDSIG ") and len(line.split()) >= 12
+    }
+
+
 def mark_key(suite: Suite) -> str:
     return f"{suite.mirror} {suite.name}"
 
@@ -292,13 +278,11 @@ class IndexCache:
     def __init__(
         self,
         folder: Path,
-        keyring: Path = KEYRING,
         now: Callable[[], dt.datetime] | None = None,
         marks: Marks | None = None,
         trust: Trust | None = None,
     ):
         self.folder = folder
-        self.keyring = keyring
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.marks = marks
         self.trust = trust
@@ -372,10 +356,12 @@ class IndexCache:
         return self.marks.get(mark_key(suite)) if self.marks is not None else None
 
     def _verify(self, raw: bytes, suite: Suite) -> str:
-        if not self.keyring.is_file():
+        if not suite.keyring.is_file():
             raise IndexError_(
-                f"no Debian archive keyring at {self.keyring}",
-                "install the debian-archive-keyring package",
+                f"no archive keyring at {suite.keyring}",
+                "install the debian-archive-keyring package"
+                if suite.keyring.name.startswith("debian")
+                else "the keyring ships with bakehouse: reinstall it",
             )
         work = self.folder / "tmp"
         work.mkdir(parents=True, exist_ok=True)
@@ -383,21 +369,40 @@ class IndexCache:
         signed.write_bytes(raw)
         try:
             result = proc.run(
-                ["gpgv", "--keyring", str(self.keyring), "--output", "-", str(signed)], timeout=60
+                # status lines ([GNUPG:] …) go to stderr with gpgv's own messages
+                [
+                    "gpgv",
+                    "--keyring",
+                    str(suite.keyring),
+                    "--status-fd",
+                    "2",
+                    "--output",
+                    "-",
+                    str(signed),
+                ],
+                timeout=60,
             )
         finally:
             signed.unlink(missing_ok=True)
+        lines = (result.stderr or "").splitlines()
         if not result.ok:
             raise IndexError_(
                 f"the signature of {suite.url('InRelease')} does not verify",
-                result.stderr.strip().splitlines()[-1] if result.stderr else None,
+                next((x for x in reversed(lines) if x and not x.startswith("[GNUPG:]")), None),
+            )
+        if suite.signers and not signed_by(lines) & set(suite.signers):
+            by = ", ".join(sorted(signed_by(lines))) or "no key"
+            raise IndexError_(
+                f"{suite.url('InRelease')} is not signed by the pinned key "
+                f"{', '.join(suite.signers)} (but by {by})",
+                "the keyring holds more keys than the archive's own: check the mirror",
             )
         return result.stdout
 
     def _packages(
         self, suite: Suite, component: str, entries: dict[str, tuple[str, int]], offline: bool
     ) -> dict[str, str]:
-        path = f"{component}/binary-{ARCH}/Packages.xz"
+        path = f"{component}/binary-{suite.arch}/Packages.xz"
         if path not in entries:
             return {}
         digest, _ = entries[path]
@@ -433,7 +438,7 @@ class IndexCache:
             merged: dict[str, str] = {}
             for component in suite.components:
                 merged.update(self._packages(suite, component, entries, offline))
-                entry = entries.get(f"{component}/binary-{ARCH}/Packages.xz")
+                entry = entries.get(f"{component}/binary-{suite.arch}/Packages.xz")
                 if entry is not None:
                     out.index_hashes[f"{suite.name}/{component}"] = entry[0]
             out.suites[suite.name] = merged
@@ -464,13 +469,23 @@ def pending(installed: dict[str, str], indexes: Indexes) -> list[Pending]:
     from debian.debian_support import version_compare
 
     cands = indexes.candidates()
+    security = indexes.security_versions()
     out = []
     for name, version in sorted(installed.items()):
         cand = cands.get(name)
         # most packages are at the candidate: equal strings need no Debian version compare
         if cand is not None and cand[0] != version and version_compare(cand[0], version) > 0:
-            out.append(Pending(name, version, cand[0], cand[1]))
+            out.append(Pending(name, version, cand[0], fixes_security(security.get(name), version)))
     return out
+
+
+def fixes_security(security_version: str | None, installed: str) -> bool:
+    """Whether updating ``installed`` brings a security fix: the security suite carries a newer
+    version — even when a newer non-security update exists too (Ubuntu copies security updates
+    to -updates and may have a later update there; Debian's -security is its own suite)."""
+    from debian.debian_support import version_compare
+
+    return security_version is not None and version_compare(security_version, installed) > 0
 
 
 def installed_from_manifest(manifest: dict[str, Any]) -> dict[str, str]:

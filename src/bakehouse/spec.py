@@ -7,12 +7,14 @@ immutable. ``load_image`` is the one entry point: YAML (with ``extends:``) → I
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bakehouse import distro
 from bakehouse import schema as s
 from bakehouse.errors import SpecError
 from bakehouse.load import ImageFiles, Path_
@@ -22,20 +24,49 @@ from bakehouse.schema import F
 PACKAGE_RE = r"[a-z0-9][a-z0-9+.-]{1,62}"
 SCRIPT_RE = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}\.sh"
 ACCOUNT_RE = r"[0-9]{12}"
-SUITES = ("bookworm",)
 ROLE_CHECKS = ("nginx",)
 PROFILES = ("baseline",)
 
 
 @dataclass(frozen=True)
 class LocalBase:
-    suite: str
-    mirror: str
-    security_mirror: str
-    components: tuple[str, ...]
+    """The distribution release and where its packages come from (the name ``local`` is
+    historical: nightly and the aws target read the same release's indexes)."""
+
+    suite: str  # a release codename (bakehouse.distro.RELEASES)
+    mirror: str | None  # None: the family's archive for the architecture
+    security_mirror: str | None
+    components: tuple[str, ...] | None  # None: the family's default
     packages: tuple[str, ...]
     include_updates: bool
     initramfs: str
+
+    @property
+    def release(self) -> distro.Release:
+        return distro.release(self.suite)
+
+    def mirror_for(self, arch: str = "amd64") -> str:
+        return self.mirror or self.release.distro.mirror(arch)
+
+    def security_mirror_for(self, arch: str = "amd64") -> str:
+        return self.security_mirror or self.release.distro.security_mirror(arch)
+
+    @property
+    def comps(self) -> tuple[str, ...]:
+        return self.components or self.release.distro.components
+
+    def index_suites(self, arch: str = "amd64") -> list[distro.Suite]:
+        """Every signed index a patch level of this release is read from, for ``arch``."""
+        rel = self.release
+        return rel.distro.suites(
+            rel, self.mirror_for(arch), self.security_mirror_for(arch), self.comps, arch
+        )
+
+    def apt_sources(self, arch: str = "amd64") -> list[str]:
+        """The apt sources an image keeps: release, -updates and -security."""
+        return [
+            f"deb {s.mirror} {s.name} {' '.join(s.components)}" for s in self.index_suites(arch)
+        ]
 
 
 @dataclass(frozen=True)
@@ -56,9 +87,9 @@ PUBLISHERS = {
 
 @dataclass(frozen=True)
 class AwsBase:
-    ssm_parameter: str | None
+    ssm_parameter: str | None  # neither this nor a filter: the release publisher's parameter
     filter: AmiFilter | None
-    ssh_username: str
+    ssh_username: str  # "": the family's (admin on Debian, ubuntu on Ubuntu)
     owners: tuple[str, ...] = ()  # who may own the AMI an ssm_parameter names
 
     def allowed_owners(self) -> tuple[str, ...]:
@@ -77,6 +108,18 @@ class AwsBase:
 class Base:
     local: LocalBase
     aws: AwsBase
+    arch: str = "amd64"  # the image's architecture (Debian's names); arm64 on aws only
+
+
+def _base(local: LocalBase, aws: AwsBase, arch: str) -> Base:
+    """The base with what the release decides filled in: the publisher's public parameter when
+    the definition names no AMI, and the family's login user."""
+    rel = local.release
+    if aws.ssm_parameter is None and aws.filter is None:
+        aws = dataclasses.replace(aws, ssm_parameter=rel.distro.ssm_parameter(rel, arch))
+    if not aws.ssh_username:
+        aws = dataclasses.replace(aws, ssh_username=rel.distro.ssh_username)
+    return Base(local, aws, arch)
 
 
 @dataclass(frozen=True)
@@ -213,21 +256,50 @@ def _jsonable(value: Any) -> Any:
 
 
 def _check_aws_base(b: AwsBase, path: Path_, ctx: s.Ctx) -> None:
-    if (b.ssm_parameter is None) == (b.filter is None):
+    if b.ssm_parameter is not None and b.filter is not None:
         ctx.fail(
             path,
-            "set exactly one of ssm_parameter or filter",
-            "an SSM public parameter (e.g. /aws/service/debian/release/12/latest/amd64) "
-            "or a name filter with owners",
+            "set one of ssm_parameter or filter, not both",
+            "an SSM public parameter (e.g. /aws/service/debian/release/13/latest/amd64), a name "
+            "filter with owners, or neither for the release publisher's own parameter",
         )
     if b.filter is not None and b.owners:
         ctx.fail((*path, "owners"), "with a filter, the owners go under filter.owners")
-    if b.ssm_parameter is not None and not b.allowed_owners():
+
+
+def _check_local_base(b: LocalBase, path: Path_, ctx: s.Ctx) -> None:
+    family = b.release.distro
+    for i, component in enumerate(b.components or ()):
+        if component not in family.allowed_components:
+            ctx.fail(
+                (*path, "components", i),
+                f"{component} is not a component of {family.title}'s archive",
+                f"use {', '.join(family.allowed_components)}",
+            )
+
+
+def _check_base(b: Base, path: Path_, ctx: s.Ctx) -> None:
+    aws = (*path, "aws")
+    if b.aws.ssm_parameter is not None and not b.aws.allowed_owners():
         ctx.fail(
-            (*path, "ssm_parameter"),
+            (*aws, "ssm_parameter"),
             "a base from an SSM parameter needs an owners allow-list: anyone who can write the "
             "parameter could otherwise name any AMI",
             "add base.aws.owners, e.g. ['123456789012'] or [self]",
+        )
+    ec2 = distro.EC2_ARCH[b.arch]
+    if b.aws.filter is not None and b.aws.filter.architecture != ec2:
+        ctx.fail(
+            (*aws, "filter", "architecture"),
+            f"is {b.aws.filter.architecture}, but base.arch is {b.arch} ({ec2} on EC2)",
+            "make them agree",
+        )
+    other = next(a for a in distro.ARCHES if a != b.arch)
+    if b.aws.ssm_parameter is not None and f"/{other}/" in f"{b.aws.ssm_parameter}/":
+        ctx.fail(
+            (*aws, "ssm_parameter"),
+            f"names {other} images, but base.arch is {b.arch}",
+            f"use the {b.arch} parameter, or set base.arch: {other}",
         )
 
 
@@ -360,14 +432,28 @@ def _free_name(name: str) -> str:
 LOCAL_BASE = s.record(
     LocalBase,
     {
-        "suite": F(s.enum(*SUITES), "bookworm", "the Debian release"),
-        "mirror": F(_url, "http://deb.debian.org/debian"),
-        "security_mirror": F(_url, "http://deb.debian.org/debian-security"),
+        "suite": F(
+            s.enum(*distro.RELEASES),
+            "trixie",
+            "the distribution release by codename: trixie, bookworm (Debian 13, 12); noble, "
+            "jammy (Ubuntu 24.04, 22.04)",
+        ),
+        "mirror": F(s.optional(_url), None, "default: the distribution's own archive"),
+        "security_mirror": F(
+            s.optional(_url), None, "default: the distribution's own security archive"
+        ),
         "components": F(
-            s.list_of(
-                s.enum("main", "contrib", "non-free", "non-free-firmware"), min_len=1, unique=True
+            s.optional(
+                s.list_of(
+                    s.enum(
+                        *sorted({c for f in distro.FAMILIES.values() for c in f.allowed_components})
+                    ),
+                    min_len=1,
+                    unique=True,
+                )
             ),
-            ["main"],
+            None,
+            "default: main (Debian), main and universe (Ubuntu)",
         ),
         "packages": F(s.list_of(_package, unique=True), []),
         "include_updates": F(
@@ -383,6 +469,7 @@ LOCAL_BASE = s.record(
             "initramfs in seconds; most: every module, like a generic vendor image",
         ),
     },
+    _check_local_base,
 )
 
 OWNER = s.string(
@@ -425,7 +512,11 @@ AWS_BASE = s.record(
             None,
         ),
         "filter": F(s.optional(AMI_FILTER), None),
-        "ssh_username": F(s.string(r"[a-z_][a-z0-9_-]{0,31}", what="a user name"), "admin"),
+        "ssh_username": F(
+            s.string(r"[a-z_][a-z0-9_-]{0,31}", what="a user name", allow_empty=True),
+            "",
+            "default: the distribution's (admin on Debian, ubuntu on Ubuntu)",
+        ),
         "owners": F(
             s.list_of(OWNER, unique=True),
             [],
@@ -437,7 +528,17 @@ AWS_BASE = s.record(
 )
 
 BASE = s.record(
-    Base, {"local": F(LOCAL_BASE, {}), "aws": F(AWS_BASE, s.REQUIRED, "how to find the base AMI")}
+    _base,
+    {
+        "local": F(LOCAL_BASE, {}),
+        "aws": F(AWS_BASE, {}, "how to find the base AMI (default: the release publisher's)"),
+        "arch": F(
+            s.enum(*distro.ARCHES),
+            "amd64",
+            "the image's architecture: arm64 builds for Graviton instances (aws target only)",
+        ),
+    },
+    _check_base,
 )
 
 STEP = s.record(
@@ -680,9 +781,7 @@ def _provision(value: Any, path: Path_, ctx: s.Ctx) -> tuple[Step, ...]:
 IMAGE_FIELDS: dict[str, F] = {
     "name": F(s.string(NAME_RE, what="a lower-case name (a-z, 0-9, -)")),
     "description": F(s.string(max_len=500), help="one line saying what the image is for"),
-    "base": F(
-        BASE, s.REQUIRED, "set base.aws (and optionally base.local) in images/_defaults.yaml"
-    ),
+    "base": F(BASE, {}, "the distribution release, its architecture and where images come from"),
     "packages": F(s.list_of(_package, unique=True), []),
     "provision": F(_provision, []),
     "hardening": F(HARDENING, {}),
@@ -739,6 +838,14 @@ class Catalog:
                 ("name",),
                 f"must match the file name ({name!r}, got {spec.name!r})",
                 f"rename the file to {spec.name}.yaml or drop the name key",
+            )
+        kind = distro.instance_arch(spec.targets.aws.instance_type)
+        if kind != spec.base.arch:
+            ctx.fail(
+                ("targets", "aws", "instance_type"),
+                f"{spec.targets.aws.instance_type} is an {distro.EC2_ARCH[kind]} instance type, "
+                f"but the base is {spec.base.arch}",
+                "Graviton types (t4g, m7g, c7g …) for arm64, others for amd64; or change base.arch",
             )
         if self.scripts_dir is not None:
             for i, step in enumerate(spec.provision):

@@ -137,7 +137,12 @@ def parse_junit(path: Path) -> list[dict[str, Any]]:
 
 
 def write_candidates(indexes: Indexes, path: Path) -> Path:
-    path.write_text(json.dumps({k: [v, s] for k, (v, s) in indexes.candidates().items()}))
+    """{package: [newest version, the security suite's version or null]}: the suite judges an
+    update as a security one when the security version is newer than what is installed."""
+    security = indexes.security_versions()
+    path.write_text(
+        json.dumps({k: [v, security.get(k)] for k, (v, _) in indexes.candidates().items()})
+    )
     return path
 
 

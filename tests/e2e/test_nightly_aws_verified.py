@@ -1,7 +1,7 @@
 """Nightly on the aws target, end to end, with a real image standing in for the EC2 instance:
 `invoke nightly --target aws` decides, bakes (a build instance on the moto server, Packer,
-AMIs tagged as made), verifies on a fresh instance over SSM Run Command and publishes. moto has no SSM
-agent, so the server's agent for instances with a profile is SSH into the web image the local
+AMIs tagged as made), verifies on a fresh instance over SSM Run Command and publishes. moto has
+no SSM agent, so the server's agent for instances with a profile is SSH into the web image the local
 bake made, booted here (tests/agent.py): every one of the suite's commands travels
 SendCommand → the server → the real VM → GetCommandInvocation, through bakehouse's production
 SSM backend. Runs after test_local_bake.py (it needs that bake's image)."""

@@ -27,7 +27,10 @@ def _pending_from_context(
     for name, installed in sorted(facts.packages.items()):
         cand = candidates.get(name)
         if cand is not None and cand[0] != installed and version_compare(cand[0], installed) > 0:
-            out.append((name, installed, cand[0], bool(cand[1])))
+            # [newest, security suite's version]; older records: [newest, newest is security]
+            sec = cand[1]
+            fixes = version_compare(sec, installed) > 0 if isinstance(sec, str) else bool(sec)
+            out.append((name, installed, cand[0], fixes))
     return out
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from bakehouse import debindex
 from bakehouse.debindex import IndexCache, Suite
+from bakehouse.distro import DEBIAN_KEYRING
 from bakehouse.errors import IndexError_
 
 FIX = Path(__file__).parents[1] / "fixtures" / "inrelease"
@@ -25,7 +26,7 @@ UPDATES = FIX / "bookworm-updates.InRelease"  # Date: Sat, 28 Nov 2026 02:15:35 
 SIGNED_AT = dt.datetime(2026, 11, 28, 2, 53, tzinfo=dt.UTC)
 VALID_UNTIL = dt.datetime(2026, 12, 5, 2, 53, tzinfo=dt.UTC)
 
-pytestmark = pytest.mark.skipif(not debindex.KEYRING.is_file(), reason="needs Debian's keyring")
+pytestmark = pytest.mark.skipif(not DEBIAN_KEYRING.is_file(), reason="needs Debian's keyring")
 
 
 class Mirror:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bakehouse import debindex, plan
+from bakehouse import debindex, distro, plan
 from bakehouse.project import Project
 from bakehouse.spec import Catalog
 from bakehouse.targets.local import LocalTarget
@@ -157,12 +157,14 @@ def test_live_mirror_when_reachable(index_cache: Path) -> None:
         urllib.request.urlopen("http://deb.debian.org/debian/dists/bookworm/InRelease", timeout=5)
     except OSError:
         pytest.skip("the Debian mirror is not reachable from here")
+    debian = distro.FAMILIES["debian"]
     ix = debindex.IndexCache(index_cache).load(
-        debindex.suites_for(
-            "http://deb.debian.org/debian",
-            "http://deb.debian.org/debian-security",
-            "bookworm",
-            ["main"],
+        debian.suites(
+            distro.release("bookworm"),
+            debian.mirror("amd64"),
+            debian.security_mirror("amd64"),
+            ("main",),
+            "amd64",
         )
     )
     cands = ix.candidates()

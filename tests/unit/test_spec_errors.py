@@ -87,7 +87,7 @@ CASES = [
             "      owners: ['136693071363']\n"
         },
         "web",
-        "images/web.yaml:3: base.aws: set exactly one of ssm_parameter or filter",
+        "images/web.yaml:3: base.aws: set one of ssm_parameter or filter, not both",
         "SSM public parameter",
     ),
     (

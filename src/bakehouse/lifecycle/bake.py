@@ -223,11 +223,10 @@ def indexes_for(
     dates accepted (never older than those)."""
     local = spec.base.local
     folder = (project.state_dir / "cache" / "indexes").resolve()
-    key = (folder, local.mirror, local.security_mirror, local.suite, local.components, id(marks))
+    suites = tuple(local.index_suites(spec.base.arch))
+    key = (folder, suites, id(marks))
     if key not in _INDEXES:
-        _INDEXES[key] = debindex.state_cache(project.state_dir, marks).load(
-            debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
-        )
+        _INDEXES[key] = debindex.state_cache(project.state_dir, marks).load(suites)
     return _INDEXES[key]
 
 

@@ -350,7 +350,7 @@ class AwsTarget(Target):
         target = settings.targets.aws
         local = settings.base.local
         indexes = debindex.state_cache(self.project.state_dir, self.index_marks()).load(
-            debindex.suites_for(local.mirror, local.security_mirror, local.suite, local.components)
+            local.index_suites(settings.base.arch)
         )
         candidates = suite.write_candidates(indexes, folder / "candidates.json")
         ctx = folder / "context.json"

@@ -115,14 +115,10 @@ class LocalTarget(Target):
     def step_indexes(self, ctx: Context) -> None:
         local = ctx.spec.base.local
         with ctx.progress.phase(
-            "indexes", f"package indexes for {local.suite} from {local.mirror}"
+            "indexes", f"package indexes for {local.release.title} from {local.mirror_for()}"
         ):
             cache = debindex.state_cache(self.project.state_dir)
-            ctx.indexes = cache.load(
-                debindex.suites_for(
-                    local.mirror, local.security_mirror, local.suite, local.components
-                )
-            )
+            ctx.indexes = cache.load(local.index_suites())
             for note in ctx.indexes.notes:
                 ctx.progress.say(f"indexes: {note}")
 

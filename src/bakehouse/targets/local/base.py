@@ -63,12 +63,7 @@ DPKG_FIELDS = (
 
 def sources(local: LocalBase) -> list[str]:
     """The apt sources the image keeps: release, -updates and -security."""
-    comps = " ".join(local.components)
-    return [
-        f"deb {local.mirror} {local.suite} {comps}",
-        f"deb {local.mirror} {local.suite}-updates {comps}",
-        f"deb {local.security_mirror} {local.suite}-security {comps}",
-    ]
+    return local.apt_sources()
 
 
 def install_sources(local: LocalBase) -> list[str]:
@@ -91,9 +86,9 @@ def inputs(
     return {
         "format": BASE_FORMAT,
         "suite": local.suite,
-        "mirror": local.mirror,
-        "security_mirror": local.security_mirror,
-        "components": list(local.components),
+        "mirror": local.mirror_for(),
+        "security_mirror": local.security_mirror_for(),
+        "components": list(local.comps),
         "include_updates": local.include_updates,
         "initramfs": local.initramfs,
         "packages": packages(local),
@@ -116,7 +111,7 @@ def mmdebstrap_argv(local: LocalBase, rootfs: Path, customize: Path) -> list[str
         "--mode=root",
         "--variant=apt",
         "--format=directory",
-        f"--components={','.join(local.components)}",
+        f"--components={','.join(local.comps)}",
         f"--include={','.join(packages(local))}",
         '--aptopt=APT::Install-Recommends "false"',
         "--dpkgopt=path-exclude=/usr/share/doc/*",
