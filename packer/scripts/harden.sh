@@ -42,6 +42,17 @@ if [ -n "$purge" ]; then
 fi
 enable auditd.service apparmor.service systemd-timesyncd.service nftables.service acct.service
 
+# -- AppArmor: every profile loaded enforces or complains (CIS 1.3.1.3). AppArmor 4 (Debian 13)
+#    ships profiles in "unconfined" mode for desktop programs that use user namespaces; none of
+#    them is on a server image, so they are disabled: the image never loads them.
+install -d -m 0755 /etc/apparmor.d/disable
+for profile in /etc/apparmor.d/*; do
+    [ -f "$profile" ] || continue
+    if grep -Eq 'flags=\([^)]*\bunconfined\b' "$profile"; then
+        ln -sf "$profile" "/etc/apparmor.d/disable/$(basename "$profile")"
+    fi
+done
+
 # -- sshd (dev-sec ssh-baseline sshd-*, CIS 5.2.x). Debian reads sshd_config.d first: first value wins.
 install -d -m 0755 /etc/ssh/sshd_config.d
 cat > /etc/ssh/sshd_config.d/10-bakehouse.conf <<'CONF'
@@ -298,6 +309,15 @@ install -d -m 0755 /etc/systemd/journald.conf.d
 printf '[Journal]\nStorage=persistent\nCompress=yes\nForwardToSyslog=no\n' \
     > /etc/systemd/journald.conf.d/90-bakehouse.conf
 chmod 0644 /etc/systemd/journald.conf.d/90-bakehouse.conf
+# A vendor drop-in read after ours would turn forwarding back on (Debian 13 ships
+# /usr/lib/systemd/journald.conf.d/syslog.conf with ForwardToSyslog=yes): a /dev/null link of
+# the same name in /etc masks it.
+for vendor in /usr/lib/systemd/journald.conf.d/*.conf; do
+    [ -e "$vendor" ] || continue
+    if grep -Eq '^[[:space:]]*ForwardToSyslog[[:space:]]*=' "$vendor"; then
+        ln -sf /dev/null "/etc/systemd/journald.conf.d/$(basename "$vendor")"
+    fi
+done
 
 # -- system accounts cannot log in
 awk -F: '($3 < 1000 && $1 != "root" && $1 != "sync" && $1 != "shutdown" && $1 != "halt") {print $1":"$7}' /etc/passwd |

@@ -84,6 +84,11 @@ def environment(packer_dir: Path) -> jinja2.Environment:
     return env
 
 
+def security_source(spec: ImageSpec) -> str:
+    (line,) = [s for s in spec.base.local.apt_sources(spec.base.arch) if "-security " in s]
+    return line
+
+
 def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, Any]:
     """Everything a template may use, already shaped for HCL."""
     env_vars = [
@@ -92,6 +97,8 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         f"BAKEHOUSE_PATCH_POLICY={spec.patch.policy}",
         f"BAKEHOUSE_PACKAGES={' '.join(spec.packages)}",
         f"BAKEHOUSE_SUITE={spec.base.local.suite}",
+        # the release's security suite as an apt line, for images whose sources lack it
+        f"BAKEHOUSE_SECURITY_SOURCE={security_source(spec)}",
         f"BAKEHOUSE_MANIFEST={MANIFEST_PATH}",
     ]
     # each provision step runs on its own with bakehouse's variables and its own env only;

@@ -1,5 +1,6 @@
 """CycloneDX SBOM of an image, from its package manifest (cyclonedx-python-lib does the format,
-validation and serialisation; one component per installed Debian package, with its purl)."""
+validation and serialisation; one component per installed package, with its purl:
+``pkg:deb/<family>/<name>@<version>?arch=…&distro=<family>-<version>``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 
-def build(manifest: dict[str, Any], image: str, version: str, distro: str = "debian-12") -> str:
+def build(manifest: dict[str, Any], image: str, version: str, family: str, distro: str) -> str:
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
@@ -32,7 +33,7 @@ def build(manifest: dict[str, Any], image: str, version: str, distro: str = "deb
         if pkg.get("source_version"):
             props.append(Property(name="debian:source_version", value=pkg["source_version"]))
         purl = PackageURL(
-            type="deb", namespace="debian", name=name, version=pkg["version"], qualifiers=qualifiers
+            type="deb", namespace=family, name=name, version=pkg["version"], qualifiers=qualifiers
         )
         bom.components.add(
             Component(
@@ -48,6 +49,8 @@ def build(manifest: dict[str, Any], image: str, version: str, distro: str = "deb
     return str(JsonV1Dot5(bom).output_as_string(indent=2))
 
 
-def write(manifest: dict[str, Any], image: str, version: str, path: Path) -> Path:
-    path.write_text(build(manifest, image, version) + "\n")
+def write(
+    manifest: dict[str, Any], image: str, version: str, path: Path, family: str, distro: str
+) -> Path:
+    path.write_text(build(manifest, image, version, family, distro) + "\n")
     return path

@@ -28,19 +28,19 @@ TLS: dict[str, str] = {}  # "ca": the CA the server's certificate is signed by, 
 SEED = [
     {
         "ami_id": "ami-0d0000000000000a1",
-        "name": "debian-12-amd64-20260901-1000",
+        "name": "debian-13-amd64-20260901-1000",
         "owner_id": DEBIAN_OWNER,
         "creation_date": "2026-09-01T10:00:00.000Z",
     },
     {
         "ami_id": "ami-0d0000000000000a2",
-        "name": "debian-12-amd64-20261101-1100",
+        "name": "debian-13-amd64-20261101-1100",
         "owner_id": DEBIAN_OWNER,
         "creation_date": "2026-11-01T11:00:00.000Z",
     },
     {
         "ami_id": "ami-0d0000000000000a3",
-        "name": "debian-12-arm64-20261120-1100",
+        "name": "debian-13-arm64-20261120-1100",
         "owner_id": DEBIAN_OWNER,
         "creation_date": "2026-11-20T11:00:00.000Z",
         "architecture": "arm64",
@@ -48,7 +48,7 @@ SEED = [
     # the look-alike: same name pattern, public, newer, from someone else
     {
         "ami_id": "ami-0bad0000000000bad",
-        "name": "debian-12-amd64-20261127-0000",
+        "name": "debian-13-amd64-20261127-0000",
         "owner_id": ATTACKER,
         "creation_date": "2026-11-27T00:00:00.000Z",
     },
@@ -82,8 +82,9 @@ def _seed_file(folder: Path) -> Path:
 
 # Debian's own public parameters, as AWS serves them (base.aws.ssm_parameter)
 PUBLIC_PARAMETERS = [
+    {"Name": "/aws/service/debian/release/13/latest/amd64", "Value": "ami-0d0000000000000a2"},
     {"Name": "/aws/service/debian/release/12/latest/amd64", "Value": "ami-0d0000000000000a2"},
-    {"Name": "/aws/service/debian/release/12/latest/arm64", "Value": "ami-0d0000000000000a3"},
+    {"Name": "/aws/service/debian/release/13/latest/arm64", "Value": "ami-0d0000000000000a3"},
 ]
 
 

@@ -43,7 +43,7 @@ def spec(name: str = "worker") -> ImageSpec:
 
 FILTER = AwsBase(
     ssm_parameter=None,
-    filter=AmiFilter("debian-12-amd64-*", (DEBIAN_OWNER,), "x86_64"),
+    filter=AmiFilter("debian-13-amd64-*", (DEBIAN_OWNER,), "x86_64"),
     ssh_username="admin",
 )
 
@@ -55,12 +55,12 @@ def test_owner_pinned_filter_never_picks_the_look_alike() -> None:
     resolved = resolve(Aws(), FILTER, REGIONS[0])
     assert resolved.ami_id == "ami-0d0000000000000a2"
     assert resolved.owner == DEBIAN_OWNER
-    assert resolved.via == f"filter:debian-12-amd64-* owners={DEBIAN_OWNER}"
+    assert resolved.via == f"filter:debian-13-amd64-* owners={DEBIAN_OWNER}"
 
 
 def test_the_look_alike_is_real_without_the_owner_pin() -> None:
     """Shows the attack the pin defends against: by name alone the newest is the attacker's."""
-    images = ec2().describe_images(Filters=[{"Name": "name", "Values": ["debian-12-amd64-*"]}])
+    images = ec2().describe_images(Filters=[{"Name": "name", "Values": ["debian-13-amd64-*"]}])
     newest = max(images["Images"], key=lambda i: i["CreationDate"])
     assert newest["OwnerId"] == ATTACKER
 

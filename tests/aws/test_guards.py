@@ -35,7 +35,7 @@ from tests.conftest import ROOT, TODAY
 from tests.recorded import make_ami, record_version
 
 pytestmark = pytest.mark.usefixtures("aws_env")
-FILTER = AwsBase(None, AmiFilter("debian-12-amd64-*", (DEBIAN_OWNER,), "x86_64"), "admin")
+FILTER = AwsBase(None, AmiFilter("debian-13-amd64-*", (DEBIAN_OWNER,), "x86_64"), "admin")
 
 
 def web() -> Any:
@@ -46,7 +46,7 @@ def image(ami: str, owner: str, created: str) -> dict[str, Any]:
     return {
         "ImageId": ami,
         "OwnerId": owner,
-        "Name": "debian-12-amd64-x",
+        "Name": "debian-13-amd64-x",
         "CreationDate": created,
         "RootDeviceName": "/dev/xvda",
     }
@@ -562,7 +562,7 @@ def test_owners_belong_under_the_filter(tmp_images) -> None:  # type: ignore[no-
     tmp_images.write(
         "web",
         "description: x\nbase:\n  aws:\n    ssm_parameter: null\n    owners: ['136693071363']\n"
-        "    filter: {name: debian-12-*, owners: ['136693071363']}\n",
+        "    filter: {name: debian-13-*, owners: ['136693071363']}\n",
     )
     with pytest.raises(SpecError, match=r"with a filter, the owners go under filter\.owners"):
         tmp_images.load("web")

@@ -146,13 +146,14 @@ def test_kill_9_then_gc_removes_what_was_left(state: Path) -> None:
 def test_unhardened_base_fails_verify_with_control_ids(state: Path) -> None:
     """The negative proof: the base image, before patching and hardening, fails every control
     the bake is responsible for (harden.sh's, by id; the web role's; cleanup's), and no other."""
-    from tests.unit.test_controls_fail import CLEANUP, FILESYSTEMS, HARDEN, ROLE
+    from bakehouse.spec import Catalog
+    from tests.unit.test_controls_fail import fixed_by_the_bake
 
     result = run(state, "verify", "--image", "web", "--base", "--json")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
     failed = {c["id"] for c in data["controls"] if c["outcome"] in ("failed", "error")}
-    fixed = HARDEN | ROLE | CLEANUP | FILESYSTEMS
+    fixed = fixed_by_the_bake(Catalog(ROOT / "images").load("web").base.local.suite)
     assert failed == fixed, (sorted(failed - fixed), sorted(fixed - failed))
     errors = {c["id"] for c in data["controls"] if c["outcome"] == "error"}
     assert errors == {"bh-web-04"}  # no nginx on the base whose configuration could be read

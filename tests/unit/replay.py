@@ -1,9 +1,9 @@
 """Run the hardening controls against recorded facts, without a machine.
 
 The verify stage writes every command the suite sent and its answer (``facts.json``, kept with
-each baked version's evidence). The fixtures in tests/fixtures/hardening are such records, of
-the web image and of its unhardened base; a ReplayHost answers the controls from them. A command
-that is not in the record fails the replay (the suite changed: record again with
+each baked version's evidence). The fixtures in tests/fixtures/hardening/<release>/ are such
+records, of the web image and of its unhardened base; a ReplayHost answers the controls from
+them. A command that is not in the record fails the replay (the suite changed: record again with
 ``bakehouse bake --image web`` and copy ``verify/facts.json`` from the new version's evidence).
 """
 
@@ -50,8 +50,8 @@ class Recording:
     candidates: dict[str, Any]
 
     @classmethod
-    def load(cls, name: str) -> Recording:
-        folder = FIXTURES / name
+    def load(cls, name: str, release: str = "bookworm") -> Recording:
+        folder = FIXTURES / release / name
         return cls(
             json.loads((folder / "facts.json").read_text()),
             json.loads((folder / "context.json").read_text()),

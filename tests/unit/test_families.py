@@ -335,3 +335,19 @@ def test_every_family_is_complete() -> None:
                 assert family.mirror(arch).startswith("http")
     with pytest.raises(SpecError, match="unknown release 'buster'"):
         distro.release("buster")
+
+
+def test_the_local_target_bakes_amd64_only(tmp_path: Path) -> None:
+    from bakehouse.errors import UsageError
+    from bakehouse.project import Project
+    from bakehouse.targets import get
+    from bakehouse.targets.base import BakeRequest
+    from tests.conftest import ROOT
+
+    cat = catalog(
+        tmp_path,
+        arm="description: a\nbase:\n  arch: arm64\n"
+        "targets:\n  aws:\n    instance_type: t4g.small\n",
+    )
+    with pytest.raises(UsageError, match="the local target bakes amd64 images; arm is arm64"):
+        get("local", Project(ROOT)).check(cat.load("arm", TODAY), BakeRequest())

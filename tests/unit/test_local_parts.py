@@ -40,7 +40,8 @@ def test_base_key_follows_content(tmp_path: Path) -> None:
 def test_stale_base_installs_from_release_only_but_keeps_all_sources() -> None:
     lb = dataclasses.replace(local_base(), include_updates=False)
     argv = base_stage.mmdebstrap_argv(lb, Path("/r"), Path("/c.sh"))
-    assert argv[-2:] == ["/r", "deb http://deb.debian.org/debian bookworm main"]
+    suite = lb.suite
+    assert argv[-2:] == ["/r", f"deb http://deb.debian.org/debian {suite} main"]
     assert len(base_stage.sources(lb)) == 3
     assert any(a.startswith("--customize-hook=sh /c.sh ") for a in argv)
 
@@ -136,11 +137,13 @@ def test_sbom_lists_every_package_with_a_purl() -> None:
             },
         ],
     }
-    doc = json.loads(sbom.build(manifest, "web", "20260101.000000"))
+    doc = json.loads(sbom.build(manifest, "web", "20260101.000000", "debian", "debian-12"))
     assert doc["bomFormat"] == "CycloneDX"
     purls = sorted(c["purl"] for c in doc["components"])
     assert purls[1].startswith("pkg:deb/debian/libssl3@3.0.22-1~deb12u2?arch=amd64")
-    assert "upstream=openssl" in purls[1]
+    assert "upstream=openssl" in purls[1] and "distro=debian-12" in purls[1]
+    ubuntu = json.loads(sbom.build(manifest, "web", "1", "ubuntu", "ubuntu-24.04"))
+    assert sorted(c["purl"] for c in ubuntu["components"])[1].startswith("pkg:deb/ubuntu/libssl3@")
     assert doc["metadata"]["component"]["name"] == "bakehouse-web"
 
 

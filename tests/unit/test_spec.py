@@ -33,7 +33,7 @@ def test_web_extends_base_and_defaults(catalog: Catalog) -> None:
     assert web.publish.channels == ("latest", "stable")
     assert dict(web.roll.selector) == {"bakehouse:role": "web"}
     # from _defaults
-    assert web.base.aws.ssm_parameter == "/aws/service/debian/release/12/latest/amd64"
+    assert web.base.aws.ssm_parameter == "/aws/service/debian/release/13/latest/amd64"
     assert web.targets.local.disk_size == 4096 and web.targets.local.memory == 1024
 
 

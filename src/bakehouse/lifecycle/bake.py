@@ -101,7 +101,15 @@ def step_record(ctx: Context) -> None:
     state = state_of(ctx)
     keep_evidence(ctx.verified, baked)
     if baked.manifest is not None:
-        path = sbom.write(baked.manifest, spec.name, baked.version, baked.stage / "sbom.cdx.json")
+        rel = spec.base.local.release
+        path = sbom.write(
+            baked.manifest,
+            spec.name,
+            baked.version,
+            baked.stage / "sbom.cdx.json",
+            rel.family,
+            rel.distro.sbom_id(rel),
+        )
         baked.artifacts["sbom"] = describe(path)
     note = ", ".join(ctx.verified.failed_ids()) if ctx.verified else ""
     if ctx.error is not None:

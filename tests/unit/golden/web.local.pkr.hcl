@@ -123,7 +123,7 @@ build {
 
   provisioner "shell" {
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["patch.sh", "packages.sh", "web.sh", "harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
@@ -147,7 +147,7 @@ build {
 
   provisioner "shell" {
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["hostkeys.sh", "cleanup.sh", "filesystems.sh"] : "${var.scripts_dir}/${s}"]
   }
 

@@ -67,21 +67,21 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["patch.sh", "packages.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "WORKER_USER=worker"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "WORKER_USER=worker"]
     scripts          = [for s in ["worker.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
@@ -95,7 +95,7 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=bookworm", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
     scripts          = [for s in ["hostkeys.sh", "cleanup.sh", "filesystems.sh"] : "${var.scripts_dir}/${s}"]
   }
 

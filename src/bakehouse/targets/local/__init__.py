@@ -67,6 +67,13 @@ class LocalTarget(Target):
     def open_catalogue(self) -> Catalogue:
         return cat.local(self.project.state_dir)
 
+    def check(self, spec: ImageSpec, request: BakeRequest) -> None:
+        if spec.base.arch != "amd64":  # qemu would emulate another architecture: far too slow
+            raise UsageError(
+                f"the local target bakes amd64 images; {spec.name} is {spec.base.arch}",
+                "bake it with --target aws (Graviton), or set base.arch: amd64",
+            )
+
     def where(self, record: Record) -> list[str]:
         return [str(self.catalogue.image_dir(record["name"], record["version"]))]
 

@@ -43,7 +43,6 @@ CORE_PACKAGES = (
     "acct",
     "fdisk",
     "zstd",
-    "linux-image-cloud-amd64",
     "systemd-sysv",
     "systemd-resolved",
     "openssh-server",
@@ -72,7 +71,8 @@ def install_sources(local: LocalBase) -> list[str]:
 
 
 def packages(local: LocalBase) -> list[str]:
-    return sorted({*CORE_PACKAGES, *local.packages})
+    """What the base installs: the core, the release's kernel and the definition's own."""
+    return sorted({*CORE_PACKAGES, local.release.kernel, *local.packages})
 
 
 def base_scripts(packer_dir: Path) -> tuple[Path, tuple[Path, ...]]:
@@ -112,6 +112,7 @@ def mmdebstrap_argv(local: LocalBase, rootfs: Path, customize: Path) -> list[str
         "--variant=apt",
         "--format=directory",
         f"--components={','.join(local.comps)}",
+        f"--keyring={local.release.distro.keyring}",
         f"--include={','.join(packages(local))}",
         '--aptopt=APT::Install-Recommends "false"',
         "--dpkgopt=path-exclude=/usr/share/doc/*",
