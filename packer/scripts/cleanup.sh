@@ -19,6 +19,9 @@ for user in root ${BAKEHOUSE_BUILD_USER:-admin}; do
     fi
 done
 
+# The kernel and initrd copies the local bake downloaded (manifest.sh)
+rm -rf /var/lib/bakehouse/boot
+
 # Packages: caches and indexes are rebuilt by whoever needs them.
 apt-get -q -y autoremove --purge
 apt-get -q clean

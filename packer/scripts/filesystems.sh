@@ -11,7 +11,8 @@ root_source=$(findmnt -no SOURCE /)
 root_disk=$(lsblk -ndo PKNAME "$root_source")
 [ -n "$root_disk" ] || root_disk=$(basename "$root_source")
 disk=""
-for name in $(lsblk -ndo NAME,TYPE | awk '$2 == "disk" { print $1 }'); do
+# (fixed disks only: Ubuntu's generic kernel also lists the emulated floppy, removable, empty)
+for name in $(lsblk -bndo NAME,TYPE,RM,SIZE | awk '$2 == "disk" && $3 == 0 && $4 > 0 { print $1 }'); do
     [ "$name" = "$root_disk" ] && continue
     [ "$(lsblk -no NAME "/dev/$name" | wc -l)" -eq 1 ] || continue
     # blkid says 2 when it finds no signature at all; anything else (a filesystem, a partition
@@ -36,7 +37,8 @@ bh-varlog /var/log 25 nodev,nosuid,noexec
 bh-audit /var/log/audit 15 nodev,nosuid,noexec
 bh-home /home 15 nodev,nosuid'
 
-mib=$(( $(blockdev --getsize64 "$disk") / 1048576 - 2 ))
+bytes=$(blockdev --getsize64 "$disk")  # a failure stops here (set -e), not in the arithmetic
+mib=$(( bytes / 1048576 - 2 ))
 echo "filesystems: data disk $disk, $mib MiB"
 table=$(printf '%s\n' "$layout" | awk -v mib="$mib" '
     { n++; label[n] = $1; share[n] = $3 }

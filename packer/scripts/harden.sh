@@ -41,6 +41,12 @@ if [ -n "$purge" ]; then
     apt-get -q -y purge $purge
 fi
 enable auditd.service apparmor.service systemd-timesyncd.service nftables.service acct.service
+# sshd as a service, not socket-activated (Ubuntu 22.10 and later): only then do Port and
+# ListenAddress in sshd_config apply as written, and sshd runs from boot
+if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then
+    systemctl disable ssh.socket
+fi
+enable ssh.service
 
 # -- AppArmor: every profile loaded enforces or complains (CIS 1.3.1.3). AppArmor 4 (Debian 13)
 #    ships profiles in "unconfined" mode for desktop programs that use user namespaces; none of

@@ -20,4 +20,11 @@ if [ -n "$kernel" ]; then
     ln -sfn "boot/vmlinuz-$kernel" /vmlinuz
     ln -sfn "boot/initrd.img-$kernel" /initrd.img
 fi
+# ...and the bake downloads both as the login user: copies it may read (Ubuntu's kernels are
+# readable by root only), removed again by cleanup.sh
+if [ "${BAKEHOUSE_TARGET:-}" = local ] && [ -n "$kernel" ]; then
+    install -d -m 0755 /var/lib/bakehouse/boot
+    install -m 0644 "/boot/vmlinuz-$kernel" /var/lib/bakehouse/boot/vmlinuz
+    install -m 0644 "/boot/initrd.img-$kernel" /var/lib/bakehouse/boot/initrd.img
+fi
 echo "manifest: $(grep -c '"name"' "$out") packages, kernel $kernel"

@@ -133,8 +133,7 @@ class DirStore(Store):
         self._sealed(self.path(key), key, data)
 
     def _sealed(self, path: Path, key: str, data: bytes) -> None:
-        # the seal first: a crash between the two leaves a document that does not verify,
-        # never a changed one that does
+        # a crash between the two leaves a document that does not verify (either order)
         if self.trust is not None:
             self.trust.write_seal(path, key, data)
         write_bytes(path, data)

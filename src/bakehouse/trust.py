@@ -18,6 +18,7 @@ the operator vouches for).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -50,14 +51,12 @@ def _parse(text: str, where: str) -> bytes:
 
 
 def _from_file(path: Path) -> bytes:
+    if path.is_symlink():
+        raise UsageError(
+            f"the trust key {path} is a symbolic link", "make it a file of its own (mode 0600)"
+        )
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another bakehouse made it first
-            return _from_file(path)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+        _make(path)
     info = path.stat()
     if info.st_mode & 0o077 or info.st_uid != os.getuid():
         raise UsageError(
@@ -65,6 +64,23 @@ def _from_file(path: Path) -> bytes:
             f"chmod 600 {path} (and chown it to this user)",
         )
     return _parse(path.read_text(), str(path))
+
+
+def _make(path: Path) -> None:
+    """Write a new key whole, then put it in place only if there is none yet (a link cannot
+    replace a file): a crash leaves no half-written key, and two first runs agree on one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileExistsError):  # another bakehouse made it first: use it
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Trust:

@@ -1,6 +1,7 @@
 """The moto server the AWS tests start, with the calls bakehouse makes that moto (5.2) does not
 implement: image deprecation, an AMI's ImdsSupport, tags on a new AMI's snapshots and on an
-AMI's copies (and the copies' encryption),
+AMI's copies (and the copies' encryption), the root device type of an AMI made from an instance
+(EBS),
 public parameters other than Amazon's (Debian's ``/aws/service/debian/…``, seeded from the file
 named by BAKEHOUSE_MOTO_PUBLIC_PARAMETERS, like MOTO_AMIS_PATH seeds the AMIs), and listing an
 auto-scaling group's instance refreshes (there are none: moto cannot start one;
@@ -124,6 +125,7 @@ def create_image(self: Any) -> ActionResult:
         self._get_param("Description", ""),
         tag_specifications=[],
     )
+    image.root_device_type = "ebs"  # moto says "standard"; an AMI made from an instance is EBS
     return _made(self, image, specs)
 
 

@@ -742,3 +742,170 @@ def test_the_test_switches_only_work_against_an_emulated_endpoint(
         real = target().packer_variables(run, tmp_path, "fp", "c")
     assert emulated["communicator"] == "none"
     assert "communicator" not in real
+
+
+def amis_of_worker() -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for region in REGIONS:
+        out += ec2(region).describe_images(
+            Filters=[{"Name": "tag:bakehouse:image", "Values": ["worker"]}]
+        )["Images"]
+    return out
+
+
+def snapshots_of_worker() -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for region in REGIONS:
+        out += ec2(region).describe_snapshots(
+            Filters=[{"Name": "tag:bakehouse:image", "Values": ["worker"]}]
+        )["Snapshots"]
+    return out
+
+
+@pytest.mark.parametrize("where", ["waiting for the copies", "Ctrl-C", "finishing", "cleanup"])
+def test_a_failure_after_the_amis_exist_removes_all_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Whatever stops the bake once AMIs exist — a copy that never becomes available, Ctrl-C,
+    the IMDSv2/deprecation step, removing the build instance — every AMI of the run (home
+    region and copies) and its snapshots go, before the error does."""
+    from bakehouse.aws import instances
+
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    made: list[RegionalAmi] = []
+    real_copy, real_wait, real_cleanup = build.copy, build.wait_available, build.cleanup
+
+    def copy(*args: object, **kwargs: object) -> RegionalAmi:
+        made.append(real_copy(*args, **kwargs))  # type: ignore[arg-type]
+        if where == "Ctrl-C":
+            raise KeyboardInterrupt
+        return made[-1]
+
+    def wait(aws: Aws, amis: list[RegionalAmi], timeout: float = 3600) -> None:
+        if where == "waiting for the copies" and amis and amis[0].region != REGIONS[0]:
+            raise AwsError(f"waiting for {amis[0].ami_id} failed: Failed state")
+        real_wait(aws, amis, timeout)
+
+    def cleanup(aws: Aws, region: str, created: dict[str, str], timeout: float = 600) -> None:
+        real_cleanup(aws, region, created, timeout)
+        if where == "cleanup" and "instance" in created:
+            raise AwsError("could not remove everything the run launched")
+
+    def finish(*args: object) -> None:
+        raise AwsError("modifying the AMI failed: RequestLimitExceeded")
+
+    monkeypatch.setattr(build, "copy", copy)
+    monkeypatch.setattr(build, "wait_available", wait)
+    monkeypatch.setattr(build, "cleanup", cleanup)
+    if where == "finishing":
+        monkeypatch.setattr(aws_target, "finish_amis", finish)
+    error = KeyboardInterrupt if where == "Ctrl-C" else AwsError
+    with pytest.raises(error):
+        bake(Project(ROOT), spec("worker"), target(), BakeRequest(verify=False), QUIET)
+    assert made, "the copy was made before the failure"
+    assert amis_of_worker() == []
+    assert snapshots_of_worker() == []
+    assert instances is not None
+
+
+def test_removing_amis_goes_on_past_an_error_with_stubber() -> None:
+    """One AMI that cannot be removed does not keep the others: each is tried, and what is left
+    is said."""
+    from botocore.stub import Stubber
+
+    aws = Aws()
+    home, other = aws.client("ec2", REGIONS[0]), aws.client("ec2", REGIONS[1])
+    image = {"Images": [{"ImageId": "ami-0aaaaaaaaaaaaaaaa", "BlockDeviceMappings": []}]}
+    second = {
+        "Images": [
+            {
+                "ImageId": "ami-0bbbbbbbbbbbbbbbb",
+                "BlockDeviceMappings": [{"Ebs": {"SnapshotId": "snap-0b"}}],
+            }
+        ]
+    }
+    with Stubber(home) as h, Stubber(other) as o:
+        h.add_response("describe_images", image, {"ImageIds": ["ami-0aaaaaaaaaaaaaaaa"]})
+        h.add_client_error("deregister_image", "UnauthorizedOperation")
+        o.add_response("describe_images", second, {"ImageIds": ["ami-0bbbbbbbbbbbbbbbb"]})
+        o.add_response("deregister_image", {}, {"ImageId": "ami-0bbbbbbbbbbbbbbbb"})
+        o.add_response("delete_snapshot", {}, {"SnapshotId": "snap-0b"})
+        left = build.discard(
+            aws,
+            [
+                RegionalAmi(REGIONS[0], "ami-0aaaaaaaaaaaaaaaa"),
+                RegionalAmi(REGIONS[1], "ami-0bbbbbbbbbbbbbbbb"),
+            ],
+        )
+        o.assert_no_pending_responses()
+    assert len(left) == 1 and "ami-0aaaaaaaaaaaaaaaa" in left[0]
+
+
+def test_the_bake_hands_its_key_and_root_device_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The definition's KMS key reaches the launch and every copy; the base's own root device
+    the launch (moto's base uses /dev/xvda, so this one says /dev/sda1)."""
+    from bakehouse.aws import resolve as resolve_mod
+
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv(aws_target.COMMUNICATOR_ENV, "none")
+    seen: dict[str, object] = {}
+    real_launch, real_copy, real_resolve = build.launch_request, build.copy, resolve_mod.resolve
+
+    def launch(*args: object) -> dict:  # type: ignore[type-arg]
+        seen["volumes"] = args[5]
+        request = real_launch(*args)  # type: ignore[arg-type]
+        for mapping in request["BlockDeviceMappings"]:
+            mapping["Ebs"].pop("KmsKeyId")  # moto holds no such key
+        request["BlockDeviceMappings"][0]["DeviceName"] = "/dev/xvda"
+        return request
+
+    def copy(*args: object, **kwargs: object) -> RegionalAmi:
+        seen.setdefault("copy_keys", []).append(args[6])  # type: ignore[attr-defined]
+        return real_copy(*args[:6], None)  # type: ignore[arg-type]
+
+    def resolve(*args: object) -> object:
+        return dataclasses.replace(real_resolve(*args), root_device="/dev/sda1")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(build, "launch_request", launch)
+    monkeypatch.setattr(build, "copy", copy)
+    monkeypatch.setattr(resolve_mod, "resolve", resolve)
+    worker = spec("worker")
+    aws = dataclasses.replace(worker.targets.aws, kms_key_id="alias/bakehouse")
+    worker = dataclasses.replace(worker, targets=dataclasses.replace(worker.targets, aws=aws))
+    bake(Project(ROOT), worker, target(), BakeRequest(verify=False, publish=False), QUIET)
+    assert seen["volumes"] == build.Volumes("/dev/sda1", 8, 4, "alias/bakehouse")
+    assert seen["copy_keys"] == ["alias/bakehouse"]
+
+
+def test_a_build_instance_without_an_address_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Provisioning over SSH needs an address: none (a private subnet, no public IP) is an
+    error before Packer starts, and nothing is left."""
+    import contextlib as ctx
+
+    from bakehouse import packer as packer_mod
+
+    monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv(aws_target.COMMUNICATOR_ENV, raising=False)
+    real = build.build_instance
+
+    @ctx.contextmanager
+    def addressless(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        with real(*args, **kwargs) as inst:  # type: ignore[arg-type]
+            yield dataclasses.replace(inst, address=None)
+
+    monkeypatch.setattr(build, "build_instance", addressless)
+    monkeypatch.setattr(packer_mod, "build", lambda *a, **k: pytest.fail("Packer started"))
+    with pytest.raises(AwsError, match="has no address to reach"):
+        bake(Project(ROOT), spec("worker"), target(), BakeRequest(verify=False), QUIET)
+    running = ec2().describe_instances(
+        Filters=[
+            {"Name": "tag:bakehouse:image", "Values": ["worker"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopped"]},
+        ]
+    )["Reservations"]
+    assert running == []

@@ -103,7 +103,15 @@ def test_a_base_without_a_root_device_is_refused() -> None:
         stub.add_response(
             "describe_images", {"Images": [rootless]}, {"Owners": [DEBIAN_OWNER], "Filters": ANY}
         )
-        with pytest.raises(AwsError, match="names no root device"):
+        with pytest.raises(AwsError, match="not EBS-backed with a named root device"):
+            resolve(aws, FILTER, REGIONS[0])
+    with Stubber(aws.client("ec2", REGIONS[0])) as stub:
+        store = image("ami-0d0000000000000a2", DEBIAN_OWNER, "2026-11-01T11:00:00.000Z")
+        store["RootDeviceType"] = "instance-store"
+        stub.add_response(
+            "describe_images", {"Images": [store]}, {"Owners": [DEBIAN_OWNER], "Filters": ANY}
+        )
+        with pytest.raises(AwsError, match="instance-store"):
             resolve(aws, FILTER, REGIONS[0])
     with Stubber(aws.client("ec2", REGIONS[0])) as stub:
         found = image("ami-0d0000000000000a2", DEBIAN_OWNER, "2026-11-01T11:00:00.000Z")

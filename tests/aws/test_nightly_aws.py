@@ -27,9 +27,12 @@ BAKEHOUSE = str(Path(sys.executable).parent / "bakehouse")
 
 
 def clone(dest: Path) -> Path:
-    """What a CI runner checks out: the definitions, templates, scripts and the suite."""
+    """What a CI runner checks out: the definitions, templates, scripts and the suite (the
+    Debian 13 definitions: the other releases' variants would only add their indexes)."""
     for sub in ("images", "packer", "tests/hardening"):
         shutil.copytree(ROOT / sub, dest / sub)
+    for variant in (dest / "images").glob("web-*.yaml"):
+        variant.unlink()
     return dest
 
 

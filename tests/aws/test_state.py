@@ -112,11 +112,14 @@ def test_records_from_before_the_account_held_them_are_uploaded_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An AWS bake recorded by an older bakehouse in the local catalogue is not lost: the local
-    catalogue's migration sets it aside, and the aws target's first bake uploads it."""
+    catalogue's migration sets it aside, and the aws target's first bake uploads it — once the
+    operator has vouched for the unsealed record."""
+    from bakehouse.errors import Untrusted
     from bakehouse.project import Project
     from bakehouse.spec import Catalog
     from bakehouse.targets.aws import AwsTarget
     from bakehouse.targets.base import BakeRequest, TargetOptions
+    from bakehouse.trust import adopt
     from tests.conftest import ROOT, TODAY
 
     state = tmp_path / "state"
@@ -128,6 +131,12 @@ def test_records_from_before_the_account_held_them_are_uploaded_once(
     monkeypatch.setenv("BAKEHOUSE_STATE_DIR", str(state))
     spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", TODAY)
     options = TargetOptions(runner_cidr="192.0.2.1/32")
+    # written by a bakehouse that sealed nothing: it reaches the account only once the
+    # operator vouches for it (`invoke trust --yes`), never on its own word
+    with pytest.raises(Untrusted):
+        AwsTarget(Project(ROOT), options).check(spec, BakeRequest())
+    assert AwsTarget(Project(ROOT), options).catalogue.versions("web") == []
+    adopt(state, yes=True)
     AwsTarget(Project(ROOT), options).check(spec, BakeRequest())
     target = AwsTarget(Project(ROOT), options)
     assert target.catalogue.image("web", "20260101.000000")["state"] == "published"

@@ -318,6 +318,8 @@ SGID_ALLOWED = {
     "/usr/bin/ssh-agent",
     "/usr/bin/crontab",
     "/usr/sbin/unix_chkpwd",
+    # Ubuntu's libpam-modules: unix_chkpwd's twin for pam_extrausers, reads /etc/shadow the same way
+    "/usr/sbin/pam_extrausers_chkpwd",
     "/usr/bin/wall",
     "/usr/bin/dotlockfile",
 }

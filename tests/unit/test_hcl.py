@@ -38,7 +38,8 @@ def decode(literal: str) -> str:
     return "".join(out)
 
 
-@given(st.text())
+# "{{" is refused on purpose: test_injection.py::test_render_refuses_a_template_expression_…
+@given(st.text().filter(lambda t: "{{" not in t))
 def test_quote_round_trips(text: str) -> None:
     lit = hcl.quote(text)
     assert "\n" not in lit

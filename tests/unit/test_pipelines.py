@@ -367,10 +367,30 @@ def test_tags_only_at_creation_and_after_it_only_the_state_of_bakehouse_images()
         assert resources(s) == ["arn:aws:ec2:*::image/*"], s["Sid"]
         assert condition == {
             "Null": {"aws:ResourceTag/bakehouse:image": "false"},
-            "ForAllValues:StringEquals": {"aws:TagKeys": ["bakehouse:revoked", "bakehouse:state"]},
+            "ForAllValues:StringEquals": {"aws:TagKeys": sorted(LATER_TAGS)},
         }, s["Sid"]
         later += 1
     assert (at_creation, later) == (1, 1)
+
+
+# the tags the code sets on an existing AMI (publish.py is the only module that calls
+# CreateTags: everything else is tagged in the call that makes it)
+LATER_TAGS = {"bakehouse:state", "bakehouse:channels", "bakehouse:revoked"}
+
+
+def test_the_policy_allows_exactly_the_tags_the_code_adds_later() -> None:
+    from bakehouse.aws import publish
+
+    assert {publish.TAG_STATE, publish.TAG_CHANNELS, publish.TAG_REVOKED} == LATER_TAGS
+    callers = {
+        p.name
+        for p in (ROOT / "src" / "bakehouse").rglob("*.py")
+        if ".create_tags(" in p.read_text()
+    }
+    assert callers == {"publish.py"}
+    source = (ROOT / "src" / "bakehouse" / "aws" / "publish.py").read_text()
+    used = set(re.findall(r'"Key": (TAG_[A-Z]+)', source))
+    assert {getattr(publish, name) for name in used} == LATER_TAGS
 
 
 @pytest.mark.parametrize(
@@ -461,8 +481,12 @@ def test_launches_only_from_bakehouse_images_or_the_shipped_bases_publishers() -
     catalog = Catalog(ROOT / "images", ROOT / "packer" / "scripts")
     owners = {o for n in catalog.names() for o in catalog.load(n).base.aws.allowed_owners()}
     conditions = [s["Condition"] for s in launch_statements()["image"]]
-    assert {"Null": {"aws:ResourceTag/bakehouse:image": "false"}} in conditions
-    (publishers,) = [c for c in conditions if "StringEquals" in c]
+    # bakehouse's own: tagged, and in this account (another account's tags are not ours)
+    assert {
+        "Null": {"aws:ResourceTag/bakehouse:image": "false"},
+        "StringEquals": {"ec2:Owner": "${aws:PrincipalAccount}"},
+    } in conditions
+    (publishers,) = [c for c in conditions if "Null" not in c]
     assert publishers == {"StringEquals": {"ec2:Owner": sorted(owners - {"self"})}}
 
 

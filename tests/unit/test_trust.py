@@ -162,3 +162,129 @@ def test_a_replay_mark_made_elsewhere_is_not_used(tmp_path: Path) -> None:
     mark.write_text("2099-01-01T00:00:00+00:00")
     assert cache._seen(suite) is None
     assert os.path.exists(seal_path(mark))
+
+
+# ---- the seals in the production paths ----------------------------------------------------------
+
+
+def forged_base(root: Path) -> Catalogue:
+    """A catalogue with this machine's key, holding a base record it never sealed."""
+    catalogue = Catalogue(DirStore(root, KEY), "local")
+    folder = catalogue.base_dir("k1")
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text('{"key": "k1", "artifacts": {}}')
+    return catalogue
+
+
+def test_a_base_bake_rebuilds_an_unsealed_cached_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakehouse.progress import Progress
+    from bakehouse.runs import run_dir
+    from bakehouse.targets.local import base as base_stage
+
+    catalogue = forged_base(tmp_path / "cat")
+    built: list[str] = []
+    monkeypatch.setattr(base_stage, "build", lambda *a: built.append(a[2]) or "new base")
+    monkeypatch.setattr(base_stage, "verify", lambda *a: pytest.fail("the forged base was used"))
+    with run_dir(tmp_path / "state", "web", "t") as run:
+        got = base_stage._ensure(
+            None, {}, "k1", tmp_path / "c.sh", catalogue, run, Progress(quiet=True), False
+        )
+    assert (got, built) == ("new base", ["k1"])
+    assert not catalogue.base_dir("k1").exists()
+
+
+def test_the_base_key_walk_passes_over_an_unsealed_record(tmp_path: Path) -> None:
+    """Which base a definition asks for must not fail on a record this key did not seal (the
+    build that follows replaces it)."""
+    from bakehouse.targets.local import base as base_stage
+    from tests.conftest import ROOT
+
+    spec = web_spec()
+    catalogue = Catalogue(DirStore(tmp_path / "cat", KEY), "local")
+    _, key = base_stage.current(spec.base.local, ROOT / "packer", catalogue)
+    folder = catalogue.base_dir(key)
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps({"key": key, "revoked": {"reason": "x"}}))
+    assert base_stage.current(spec.base.local, ROOT / "packer", catalogue)[1] == key
+
+
+def web_spec():  # type: ignore[no-untyped-def]
+    from bakehouse.spec import Catalog
+    from tests.conftest import ROOT
+
+    return Catalog(ROOT / "images").load("web")
+
+
+def test_host_patching_redoes_an_unsealed_cached_patched_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakehouse.progress import Progress
+    from bakehouse.runs import run_dir
+    from bakehouse.targets.local import base as base_stage
+    from bakehouse.targets.local import hostpatch
+
+    class Patching(Exception):
+        pass
+
+    def verify(base: object, roles: object = None) -> None:
+        raise Patching  # reached only when the cached patched base was not used
+
+    catalogue = forged_base(tmp_path / "cat")
+    monkeypatch.setattr(base_stage, "verify", verify)
+    with run_dir(tmp_path / "state", "web", "t") as run, pytest.raises(Patching):
+        hostpatch._ensure(
+            None,  # type: ignore[arg-type]
+            tmp_path / "patch.sh",
+            "all",
+            debindex.Indexes(),
+            catalogue,
+            run,
+            Progress(quiet=True),
+            {},
+            "k1",
+        )
+    assert not catalogue.base_dir("k1").exists()
+
+
+def test_the_state_folders_index_cache_is_sealed(tmp_path: Path) -> None:
+    """bakehouse's own index cache (not only IndexCache given a key) refuses a parsed index it
+    did not seal, and `invoke trust --yes` can vouch for one."""
+    state = tmp_path / "state"
+    parsed = state / "cache" / "indexes" / "packages" / f"{'d' * 64}.json"
+    parsed.parent.mkdir(parents=True)
+    parsed.write_text('{"openssl": "0"}')
+    assert debindex.state_cache(state)._trusted(parsed) is None
+    assert str(parsed) in adopt(state, yes=True)["documents"]
+    assert debindex.state_cache(state)._trusted(parsed) == b'{"openssl": "0"}'
+
+
+def test_a_key_someone_else_owns_or_a_link_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    Trust.load()
+    key = tmp_path / "config" / "bakehouse" / "trust.key"
+    os.chown(key, 1, 1)  # the tests run as root: make it another user's
+    with pytest.raises(UsageError, match="can be read or changed by others"):
+        Trust.load()
+    key.unlink()
+    key.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        Trust.load()
+
+
+def test_a_second_first_run_keeps_the_key_that_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakehouse import trust
+
+    monkeypatch.delenv(KEY_ENV)
+    key = tmp_path / "k" / "trust.key"
+    trust._make(key)
+    first = key.read_text()
+    trust._make(key)  # lost the race: the file in place stays, nothing is left beside it
+    assert key.read_text() == first and len(bytes.fromhex(first.strip())) == 32
+    assert [p.name for p in key.parent.iterdir()] == ["trust.key"]

@@ -218,13 +218,30 @@ def wait_available(aws: Aws, amis: list[RegionalAmi], timeout: float = 3600) -> 
             raise api_error(exc, f"waiting for {ami.ami_id} in {ami.region}") from None
 
 
+def tagged_by_run(aws: Aws, regions: list[str], run_id: str) -> list[RegionalAmi]:
+    """Every AMI carrying this run's id, in ``regions``: also one whose call returned just as
+    the run was interrupted, before the run could note it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found = []
+    for region in regions:
+        try:
+            images = aws.client("ec2", region).describe_images(
+                Owners=["self"], Filters=[{"Name": "tag:bakehouse:run-id", "Values": [run_id]}]
+            )["Images"]
+        except (ClientError, BotoCoreError):
+            continue  # the AMIs noted so far are still removed; gc finds the rest by tag
+        found += [RegionalAmi(region, str(i["ImageId"])) for i in images]
+    return found
+
+
 def discard(aws: Aws, amis: list[RegionalAmi]) -> list[str]:
     """Deregister the AMIs and delete their snapshots; keeps going past errors and returns
     them (the caller's error is the one to report)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     errors = []
-    for ami in amis:
+    for ami in dict.fromkeys(amis):
         ec2 = aws.client("ec2", ami.region)
         try:
             found = ec2.describe_images(ImageIds=[ami.ami_id])["Images"]
@@ -263,7 +280,8 @@ def make_images(
             made.append(copy(aws, made[0], region, name, description, tags, kms_key_id))
         wait_available(aws, made[1:], timeout)
     except BaseException as exc:
-        left = discard(aws, made)
+        run_id = next(t["Value"] for t in tags if t["Key"] == "bakehouse:run-id")
+        left = discard(aws, made + tagged_by_run(aws, regions, run_id))
         if left and isinstance(exc, AwsError):
             exc.hint = f"could not remove {'; '.join(left)}: run `invoke gc --target aws --yes`"
         raise

@@ -105,9 +105,11 @@ def resolve(aws: Aws, base: AwsBase, region: str) -> ResolvedAmi:
             "check the name pattern, the owners and the region",
         )
     newest = max(images, key=lambda i: str(i.get("CreationDate", "")))
-    if not newest.get("RootDeviceName"):  # the build replaces that device with an encrypted one
+    # the build puts an encrypted EBS volume on that device: an instance-store AMI has none
+    if not newest.get("RootDeviceName") or newest.get("RootDeviceType", "ebs") != "ebs":
         raise AwsError(
-            f"base AMI {newest['ImageId']} names no root device",
+            f"base AMI {newest['ImageId']} is not EBS-backed with a named root device "
+            f"({newest.get('RootDeviceType', '?')}, {newest.get('RootDeviceName') or 'none'})",
             "use an EBS-backed base AMI",
         )
     return ResolvedAmi(

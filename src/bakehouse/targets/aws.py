@@ -173,22 +173,24 @@ class AwsTarget(Target):
         """Records of AWS bakes made before the account held them sit in the local catalogue
         (moved there by its one-time migration): upload them once, create-only, then rename the
         folder so nothing is uploaded twice. Returns the versions uploaded."""
-        from bakehouse.catalogue import migrate
+        from bakehouse import catalogue as cat
 
-        root = self.project.state_dir / "catalogue"
-        migrate(root)
-        folder = root / "aws" / "images"
+        local = cat.local(self.project.state_dir)  # migrated, and sealed with this machine's key
+        folder = self.project.state_dir / "catalogue" / "aws" / "images"
         if not folder.is_dir():
             return []
         done = []
         for record_file in sorted(folder.glob("*/*/record.json")):
             entry = record_file.parent
             prefix = self.catalogue.entry_key(entry.parent.name, entry.name)
+            # only what this machine's key sealed reaches the account (else: Untrusted)
+            record = local.store.read(f"aws/images/{entry.parent.name}/{entry.name}/record.json")
+            assert record is not None
             if self.catalogue.store.read(f"{prefix}/record.json") is None:
-                self.catalogue.store.add_entry(prefix, entry, record_file.read_bytes())
+                self.catalogue.store.add_entry(prefix, entry, record)
                 done.append(f"{entry.parent.name} {entry.name}")
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        folder.rename(root / "aws" / f"images.uploaded-{stamp}")
+        folder.rename(folder.parent / f"images.uploaded-{stamp}")
         return done
 
     def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
@@ -227,64 +229,69 @@ class AwsTarget(Target):
             resolved.root_device, target.volume_size, target.data_volume_size, target.kms_key_id
         )
         name = f"bakehouse-{spec.name}-{run.version}"
-        with contextlib.ExitStack() as stack:
-            way = stack.enter_context(
-                access(
-                    self.aws,
-                    home,
-                    spec.name,
-                    run.id,
-                    "build",
-                    self.options.runner_cidr,
-                    target.subnet_id,
-                    run.dir,
-                )
-            )
-            launch = build.launch_request(
-                resolved.ami_id,
-                target.instance_type,
-                way.key_name,
-                way.group_id,
-                target.subnet_id,
-                volumes,
-                launch_tags,
-            )
-            with progress.phase("launch", f"build instance from {resolved.ami_id} in {home}"):
-                inst = stack.enter_context(build.build_instance(self.aws, home, launch))
-            progress.say(f"launch: {inst.instance_id} at {inst.address or 'no address'}")
-            if variables.get("communicator") != "none" and not inst.address:
-                raise AwsError(
-                    f"build instance {inst.instance_id} has no address to reach",
-                    "use a subnet that gives public addresses, or run from inside the VPC",
-                )
-            variables["ssh_host"] = inst.address or ""
-            variables["ssh_private_key_file"] = str(way.key_file or "")
-            with progress.phase("bake", f"packer build {spec.name} {run.version}"):
-                timings = packer.build(
-                    path,
-                    variables,
-                    log=stage / "packer.log",
-                    cwd=run.dir,
-                    tmp=run.tmp,
-                    progress=progress,
-                    timeout=7200,
-                    env={},
-                )
-            with progress.phase("ami", f"{name} in {', '.join(target.regions)}"):
-                amis = build.make_images(
-                    self.aws,
-                    inst,
-                    list(target.regions),
-                    name,
-                    spec.description,
-                    tags,
-                    target.kms_key_id,
-                )
+        amis: list[RegionalAmi] = []  # made and available (make_images removes its own on failure)
         try:
+            with contextlib.ExitStack() as stack:
+                way = stack.enter_context(
+                    access(
+                        self.aws,
+                        home,
+                        spec.name,
+                        run.id,
+                        "build",
+                        self.options.runner_cidr,
+                        target.subnet_id,
+                        run.dir,
+                    )
+                )
+                launch = build.launch_request(
+                    resolved.ami_id,
+                    target.instance_type,
+                    way.key_name,
+                    way.group_id,
+                    target.subnet_id,
+                    volumes,
+                    launch_tags,
+                )
+                with progress.phase("launch", f"build instance from {resolved.ami_id} in {home}"):
+                    inst = stack.enter_context(build.build_instance(self.aws, home, launch))
+                progress.say(f"launch: {inst.instance_id} at {inst.address or 'no address'}")
+                if variables.get("communicator") != "none" and not inst.address:
+                    raise AwsError(
+                        f"build instance {inst.instance_id} has no address to reach",
+                        "use a subnet that gives public addresses, or run from inside the VPC",
+                    )
+                variables["ssh_host"] = inst.address or ""
+                variables["ssh_private_key_file"] = str(way.key_file or "")
+                with progress.phase("bake", f"packer build {spec.name} {run.version}"):
+                    timings = packer.build(
+                        path,
+                        variables,
+                        log=stage / "packer.log",
+                        cwd=run.dir,
+                        tmp=run.tmp,
+                        progress=progress,
+                        timeout=7200,
+                        env={},
+                    )
+                with progress.phase("ami", f"{name} in {', '.join(target.regions)}"):
+                    amis = build.make_images(
+                        self.aws,
+                        inst,
+                        list(target.regions),
+                        name,
+                        spec.description,
+                        tags,
+                        target.kms_key_id,
+                    )
             with progress.phase("finish", "IMDSv2 only, deprecation date"):
                 finish_amis(self.aws, spec, amis, run.started)
-        except BaseException:
-            build.discard(self.aws, amis)
+        except BaseException as exc:
+            # a failure after the AMIs exist (removing the build instance, finishing them):
+            # no half-made version stays behind
+            left = build.discard(self.aws, amis)
+            if left and isinstance(exc, AwsError):
+                exc.hint = f"could not remove {'; '.join(left)}: run `invoke gc --target aws --yes`"
             raise
         manifest_file = stage / "manifest.json"
         manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None

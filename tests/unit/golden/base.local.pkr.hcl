@@ -135,13 +135,13 @@ build {
 
   provisioner "file" {
     direction   = "download"
-    source      = "/vmlinuz"
+    source      = "/var/lib/bakehouse/boot/vmlinuz"
     destination = "${var.artifacts_dir}/vmlinuz"
   }
 
   provisioner "file" {
     direction   = "download"
-    source      = "/initrd.img"
+    source      = "/var/lib/bakehouse/boot/initrd.img"
     destination = "${var.artifacts_dir}/initrd.img"
   }
 

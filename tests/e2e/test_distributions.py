@@ -1,0 +1,59 @@
+"""Every family bakes, verifies and publishes for real on the local target: Debian 12 and
+Ubuntu 24.04 here (Debian 13, the default, is test_local_bake.py's web image). Each builds its
+own base with mmdebstrap from its own archive (Ubuntu's checked against the pinned key), runs
+the same provisioning and the whole hardening suite, and is published only when it passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+INVOKE = str(Path(sys.executable).parent / "invoke")
+
+
+@pytest.mark.parametrize(
+    ("image", "family", "release", "kernel"),
+    [
+        ("web-bookworm", "debian", "12", "-cloud-amd64"),
+        ("web-noble", "ubuntu", "24.04", "-generic"),
+    ],
+)
+def test_a_release_bakes_verifies_and_publishes(
+    state: Path, image: str, family: str, release: str, kernel: str
+) -> None:
+    result = subprocess.run(
+        [INVOKE, "bake", "--image", image],
+        cwd=ROOT,
+        env={**os.environ, "BAKEHOUSE_STATE_DIR": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = sorted((state / "catalogue" / "local" / "images" / image).glob("*/record.json"))
+    record = json.loads(records[-1].read_text())
+    assert record["state"] == "published"
+    summary = record["verify"]["summary"]
+    assert record["verify"]["ok"] and summary["failed"] == summary["error"] == 0
+    assert summary["passed"] > 280
+    assert record["kernel"].endswith(kernel)
+    folder = records[-1].parent
+    sbom = json.loads((folder / "sbom.cdx.json").read_text())
+    nginx = [c for c in sbom["components"] if c["name"] == "nginx-light"]
+    assert nginx and nginx[0]["purl"].startswith(f"pkg:deb/{family}/nginx-light@")
+    assert f"distro={family}-{release}" in nginx[0]["purl"]
+    base = json.loads(
+        (
+            state / "catalogue" / "local" / "bases" / record["base"]["key"] / "record.json"
+        ).read_text()
+    )
+    assert base["inputs"]["suite"] == {"12": "bookworm", "24.04": "noble"}[release]
