@@ -909,3 +909,31 @@ def test_a_build_instance_without_an_address_is_refused(
         ]
     )["Reservations"]
     assert running == []
+
+
+def test_a_build_instance_that_never_runs_is_still_terminated_with_stubber() -> None:
+    """The instance is noted for removal as soon as RunInstances answers: one that dies while
+    starting (the waiter sees it terminated) is terminated again and waited for, not left."""
+    from botocore.stub import Stubber
+
+    aws = Aws()
+    ec2_client = aws.client("ec2", REGIONS[0])
+    gone = {
+        "Reservations": [
+            {"Instances": [{"InstanceId": "i-0abc", "State": {"Name": "terminated", "Code": 48}}]}
+        ]
+    }
+    request = build.launch_request(
+        "ami-1", "t3.small", None, "sg-1", None, build.Volumes("/dev/xvda", 8, 4, None), []
+    )
+    with Stubber(ec2_client) as stub:
+        stub.add_response("run_instances", {"Instances": [{"InstanceId": "i-0abc"}]}, request)
+        stub.add_response("describe_instances", gone, {"InstanceIds": ["i-0abc"]})
+        stub.add_response("terminate_instances", {}, {"InstanceIds": ["i-0abc"]})
+        stub.add_response("describe_instances", gone, {"InstanceIds": ["i-0abc"]})
+        with (
+            pytest.raises(AwsError, match="launching the build instance"),
+            build.build_instance(aws, REGIONS[0], request, timeout=5),
+        ):
+            pytest.fail("an instance that never ran was handed on")
+        stub.assert_no_pending_responses()
