@@ -288,3 +288,29 @@ def test_a_second_first_run_keeps_the_key_that_is_there(
     trust._make(key)  # lost the race: the file in place stays, nothing is left beside it
     assert key.read_text() == first and len(bytes.fromhex(first.strip())) == 32
     assert [p.name for p in key.parent.iterdir()] == ["trust.key"]
+
+
+def test_invoke_trust_covers_every_kind_of_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `invoke trust` lists is what bakehouse seals: records of images and bases, channels,
+    roll records, parsed indexes and index dates."""
+    monkeypatch.setenv(KEY_ENV, "cd" * 32)
+    state = tmp_path / "state"
+    docs = [
+        "catalogue/local/images/web/1/record.json",
+        "catalogue/local/bases/k1/record.json",
+        "catalogue/local/channels.json",
+        "catalogue/aws/rolls/web/0001.json",
+        "cache/indexes/packages/" + "e" * 64 + ".json",
+        "cache/indexes/releases/deb_trixie-security.InRelease.date",
+    ]
+    for doc in docs:
+        (state / doc).parent.mkdir(parents=True, exist_ok=True)
+        (state / doc).write_text("{}")
+    assert sorted(adopt(state, yes=True)["documents"]) == sorted(str(state / d) for d in docs)
+    assert adopt(state, yes=False)["documents"] == []
+    store = DirStore(state / "catalogue", Trust.load())
+    assert store.read("local/channels.json") == b"{}"
+    date = state / docs[-1]
+    assert debindex.state_cache(state)._trusted(date) == b"{}"
