@@ -10,7 +10,8 @@ index dates seen) is sealed with a secret key kept *outside* the folder, and che
 - ``$XDG_CONFIG_HOME/bakehouse/trust.key`` (``~/.config/…``), made on first use, mode 0600.
 
 The seal is HMAC-SHA256 over the document's place in the folder and its bytes, so a document
-cannot be changed, made up, or moved to another entry. What does not verify is never used: a
+cannot be changed, made up, or moved to another entry (it can be put back as it was: a seal
+proves who wrote a document, not that it is the newest). What does not verify is never used: a
 base is built again, a parsed index fetched again, and a record is refused with an error that
 says so (``invoke trust`` lists such documents and, with ``--yes``, seals the ones
 the operator vouches for).
