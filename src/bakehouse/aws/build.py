@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bakehouse.aws.instances import IMDSV2, cleanup
+from bakehouse.aws.instances import cleanup, launch
 from bakehouse.aws.publish import RegionalAmi
 from bakehouse.aws.session import Aws, api_error
 from bakehouse.errors import AwsError
@@ -62,27 +62,11 @@ def launch_request(
     """The build instance's RunInstances request (pure): IMDSv2 only from the first second,
     both volumes encrypted, tagged at launch, and stopped — never terminated — by a shutdown
     from inside, so the image can still be made."""
-    request: dict[str, Any] = {
-        "ImageId": ami_id,
-        "InstanceType": instance_type,
-        "MinCount": 1,
-        "MaxCount": 1,
-        "SecurityGroupIds": [group_id],
-        "MetadataOptions": dict(IMDSV2),
-        "InstanceInitiatedShutdownBehavior": "stop",
-        "BlockDeviceMappings": [
-            {"DeviceName": volumes.root_device, "Ebs": _ebs(volumes.root_size, volumes.kms_key_id)},
-            {"DeviceName": DATA_DEVICE, "Ebs": _ebs(volumes.data_size, volumes.kms_key_id)},
-        ],
-        "TagSpecifications": [
-            {"ResourceType": "instance", "Tags": tags},
-            {"ResourceType": "volume", "Tags": tags},
-        ],
-    }
-    if key_name:
-        request["KeyName"] = key_name
-    if subnet_id:
-        request["SubnetId"] = subnet_id
+    request = launch(ami_id, instance_type, key_name, group_id, subnet_id, tags, shutdown="stop")
+    request["BlockDeviceMappings"] = [
+        {"DeviceName": volumes.root_device, "Ebs": _ebs(volumes.root_size, volumes.kms_key_id)},
+        {"DeviceName": DATA_DEVICE, "Ebs": _ebs(volumes.data_size, volumes.kms_key_id)},
+    ]
     return request
 
 

@@ -54,7 +54,32 @@ def run_instances_request(
     instance_profile: str | None = None,
 ) -> dict[str, Any]:
     """The RunInstances request for a verification instance (pure)."""
-    tags = resource_tags(run_id, image, "verify")
+    request = launch(
+        ami_id,
+        instance_type,
+        key_name,
+        group_id,
+        subnet_id,
+        resource_tags(run_id, image, "verify"),
+        shutdown="terminate",
+    )
+    if instance_profile:
+        key = "Arn" if instance_profile.startswith("arn:") else "Name"
+        request["IamInstanceProfile"] = {key: instance_profile}
+    return request
+
+
+def launch(
+    ami_id: str,
+    instance_type: str,
+    key_name: str | None,
+    group_id: str,
+    subnet_id: str | None,
+    tags: list[dict[str, str]],
+    shutdown: str,
+) -> dict[str, Any]:
+    """What every instance bakehouse launches asks for (pure): one instance, IMDSv2 only,
+    bakehouse's security group (and key pair, for SSH), instance and volumes tagged at launch."""
     request: dict[str, Any] = {
         "ImageId": ami_id,
         "InstanceType": instance_type,
@@ -62,7 +87,7 @@ def run_instances_request(
         "MaxCount": 1,
         "SecurityGroupIds": [group_id],
         "MetadataOptions": dict(IMDSV2),
-        "InstanceInitiatedShutdownBehavior": "terminate",
+        "InstanceInitiatedShutdownBehavior": shutdown,
         "TagSpecifications": [
             {"ResourceType": "instance", "Tags": tags},
             {"ResourceType": "volume", "Tags": tags},
@@ -70,9 +95,6 @@ def run_instances_request(
     }
     if key_name:
         request["KeyName"] = key_name
-    if instance_profile:
-        key = "Arn" if instance_profile.startswith("arn:") else "Name"
-        request["IamInstanceProfile"] = {key: instance_profile}
     if subnet_id:
         request["SubnetId"] = subnet_id
     return request
