@@ -113,6 +113,11 @@ chmod 0644 /etc/ssh/moduli
 if [ -e /usr/lib/openssh/ssh-keysign ] && ! dpkg-statoverride --list /usr/lib/openssh/ssh-keysign >/dev/null; then
     dpkg-statoverride --update --add root root 0755 /usr/lib/openssh/ssh-keysign
 fi
+# Ubuntu 22.04's aide-common needs a mail transport (msmtp-mta, in its base): msmtp is set-gid
+# to read a system-wide relay password, and the image configures no relay (os-06)
+if [ -e /usr/bin/msmtp ] && ! dpkg-statoverride --list /usr/bin/msmtp >/dev/null; then
+    dpkg-statoverride --update --add root root 0755 /usr/bin/msmtp
+fi
 sshd -t
 printf 'Authorized use only. Activity is logged.\n' > /etc/issue.net
 printf 'Authorized use only. Activity is logged.\n' > /etc/issue
@@ -410,8 +415,40 @@ Image = p+u+g+ftype+n+i+s+b+l+m+c+sha256
 !/etc/\.pwd\.lock$
 !/etc/mtab$
 CONF
+# parallel hashing came with AIDE 0.18 (Ubuntu 22.04 has 0.17, which rejects the key)
+if dpkg --compare-versions "$(dpkg-query -W -f='${Version}' aide)" lt 0.18~; then
+    sed -i '/^num_workers=/d' /etc/aide/aide.conf
+fi
 chmod 0644 /etc/aide/aide.conf
 aide --config=/etc/aide/aide.conf --config-check
+# AIDE 0.18's package runs the daily check from a systemd timer; 0.17's only from cron, which
+# the image does not have: the same timer, made here
+if [ ! -e /lib/systemd/system/dailyaidecheck.timer ] && [ ! -e /usr/lib/systemd/system/dailyaidecheck.timer ]; then
+    cat > /etc/systemd/system/dailyaidecheck.service <<'UNIT'
+[Unit]
+Description=Daily AIDE check of the image's file-integrity baseline
+ConditionPathExists=/var/lib/aide/aide.db
+
+[Service]
+Type=oneshot
+Nice=19
+IOSchedulingClass=idle
+ExecStart=/usr/bin/aide --config=/etc/aide/aide.conf --check
+UNIT
+    cat > /etc/systemd/system/dailyaidecheck.timer <<'UNIT'
+[Unit]
+Description=Daily AIDE check
+
+[Timer]
+OnCalendar=daily
+RandomizedDelaySec=1h
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+UNIT
+    chmod 0644 /etc/systemd/system/dailyaidecheck.service /etc/systemd/system/dailyaidecheck.timer
+fi
 enable dailyaidecheck.timer
 
 echo "harden: done"

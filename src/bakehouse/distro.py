@@ -53,6 +53,21 @@ class Release:
     version: str  # "13", "24.04"
     kernel: str  # the local target's kernel package (amd64)
     status: str = "supported"
+    # core packages this release has no package of, because another one ships them (22.04's
+    # systemd carries systemd-resolved; 24.04 split it out)
+    built_in: tuple[str, ...] = ()
+    # what the release's base needs besides the core (22.04's aide-common depends on a mail
+    # program, and that on a mail transport: msmtp-mta is one with no daemon running and no
+    # set-id program, where the default would be postfix with its snakeoil TLS key)
+    extra: tuple[str, ...] = ()
+    # the bootstrap merges /usr itself: 22.04 predates the usr-is-merged package that makes
+    # later releases merged whatever bootstraps them
+    merge_usr: bool = False
+
+    @property
+    def id(self) -> str:
+        """``debian-13``, ``ubuntu-24.04``: the release in SBOMs and the suite's context."""
+        return f"{self.family}-{self.version}"
 
     @property
     def title(self) -> str:
@@ -102,7 +117,7 @@ class Family:
         raise NotImplementedError
 
     def sbom_id(self, release: Release) -> str:
-        return f"{self.name}-{release.version}"
+        return release.id
 
 
 class Debian(Family):
@@ -139,7 +154,16 @@ class Ubuntu(Family):
     ssh_username = "ubuntu"
     ami_owner = "099720109477"  # Canonical
     releases = (
-        Release("ubuntu", "jammy", "22.04", "linux-image-kvm"),
+        # 22.04's kvm kernel has neither process accounting nor SysRq control: the generic one
+        Release(
+            "ubuntu",
+            "jammy",
+            "22.04",
+            "linux-image-virtual",
+            built_in=("systemd-resolved",),
+            extra=("msmtp-mta",),
+            merge_usr=True,
+        ),
         Release("ubuntu", "noble", "24.04", "linux-image-kvm"),
     )
 

@@ -1,7 +1,8 @@
-"""Every family bakes, verifies and publishes for real on the local target: Debian 12 and
-Ubuntu 24.04 here (Debian 13, the default, is test_local_bake.py's web image). Each builds its
-own base with mmdebstrap from its own archive (Ubuntu's checked against the pinned key), runs
-the same provisioning and the whole hardening suite, and is published only when it passes."""
+"""Every release bakes, verifies and publishes for real on the local target: Debian 12, Ubuntu
+24.04 and Ubuntu 22.04 here (Debian 13, the default, is test_local_bake.py's web image). Each
+builds its own base with mmdebstrap from its own archive (Ubuntu's checked against the pinned
+key), runs the same provisioning and the whole hardening suite, and is published only when it
+passes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ INVOKE = str(Path(sys.executable).parent / "invoke")
     [
         ("web-bookworm", "debian", "12", "-cloud-amd64"),
         ("web-noble", "ubuntu", "24.04", "-generic"),
+        ("web-jammy", "ubuntu", "22.04", "-generic"),
     ],
 )
 def test_a_release_bakes_verifies_and_publishes(
@@ -56,4 +58,6 @@ def test_a_release_bakes_verifies_and_publishes(
             state / "catalogue" / "local" / "bases" / record["base"]["key"] / "record.json"
         ).read_text()
     )
-    assert base["inputs"]["suite"] == {"12": "bookworm", "24.04": "noble"}[release]
+    assert (
+        base["inputs"]["suite"] == {"12": "bookworm", "24.04": "noble", "22.04": "jammy"}[release]
+    )

@@ -46,6 +46,29 @@ def test_stale_base_installs_from_release_only_but_keeps_all_sources() -> None:
     assert any(a.startswith("--customize-hook=sh /c.sh ") for a in argv)
 
 
+def test_each_release_base_has_its_own_kernel_packages_and_usr_layout() -> None:
+    catalog = Catalog(ROOT / "images", ROOT / "packer" / "scripts")
+    jammy = catalog.load("web-jammy", TODAY).base.local
+    noble = catalog.load("web-noble", TODAY).base.local
+    # 22.04's systemd carries resolved; its aide-common wants a mail transport with no daemon
+    assert "systemd-resolved" not in base_stage.packages(jammy)
+    assert "systemd-resolved" in base_stage.packages(noble)
+    assert {"msmtp-mta", "linux-image-virtual"} <= set(base_stage.packages(jammy))
+    assert "msmtp-mta" not in base_stage.packages(noble)
+    # 22.04 has no usr-is-merged package: /usr is merged before anything is unpacked
+    hooks = [
+        a
+        for a in base_stage.mmdebstrap_argv(jammy, Path("/r"), Path("/c.sh"))
+        if a.startswith("--setup-hook")
+    ]
+    assert hooks == [f"--setup-hook={base_stage.MERGE_USR}"]
+    assert not [
+        a for a in base_stage.mmdebstrap_argv(noble, Path("/r"), Path("/c.sh")) if "setup-hook" in a
+    ]
+    key = base_stage.inputs(jammy, ROOT / "packer" / "base" / "customize.sh", "mmdebstrap 1")
+    assert key["merge_usr"] is True
+
+
 def test_qemu_argv_snapshot_and_loopback_only(tmp_path: Path) -> None:
     cfg = vm.VmConfig(
         name="v,1",

@@ -29,6 +29,9 @@ from bakehouse.runs import Run
 from bakehouse.spec import LocalBase
 
 BASE_FORMAT = 2
+# /usr merged before anything is unpacked, as debootstrap does it (mmdebstrap's merged-usr hook
+# needs the archive's usr-is-merged package, which 22.04 does not have); amd64's directories
+MERGE_USR = 'for d in bin sbin lib lib64; do mkdir -p "$1/usr/$d" && ln -s "usr/$d" "$1/$d"; done'
 DISK_MIB = 2048  # the filesystem grows to the image's disk_size at first boot
 # What every local image needs, harden.sh's packages included (so bakes do not fetch them),
 # and zstd for the initramfs.
@@ -71,8 +74,11 @@ def install_sources(local: LocalBase) -> list[str]:
 
 
 def packages(local: LocalBase) -> list[str]:
-    """What the base installs: the core, the release's kernel and the definition's own."""
-    return sorted({*CORE_PACKAGES, local.release.kernel, *local.packages})
+    """What the base installs: the core (less what the release ships inside another package),
+    the release's kernel and the definition's own."""
+    release = local.release
+    core = set(CORE_PACKAGES) - set(release.built_in)
+    return sorted({*core, *release.extra, release.kernel, *local.packages})
 
 
 def base_scripts(packer_dir: Path) -> tuple[Path, tuple[Path, ...]]:
@@ -96,6 +102,7 @@ def inputs(
         "shared_sha256": {p.name: sha256(p) for p in shared},
         "mmdebstrap": tool_version,
         "disk_mib": DISK_MIB,
+        "merge_usr": local.release.merge_usr,
     }
 
 
@@ -122,6 +129,7 @@ def mmdebstrap_argv(local: LocalBase, rootfs: Path, customize: Path) -> list[str
         "--dpkgopt=path-exclude=/usr/share/info/*",
         # mmdebstrap runs hooks through sh: the script path is quoted, the rootfs is "$1"
         f'--customize-hook=sh {shlex.quote(str(customize))} "$1"',
+        *([f"--setup-hook={MERGE_USR}"] if local.release.merge_usr else []),
         local.suite,
         str(rootfs),
         *install_sources(local),
