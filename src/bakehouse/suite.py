@@ -47,6 +47,8 @@ class Verified:
 def context(spec: ImageSpec | None, verify_key: str, candidates: Path | None) -> dict[str, Any]:
     return {
         "image": spec.name if spec else None,
+        # the release the image is of: the suite reports against that release's CIS table
+        "release": spec.base.local.release.id if spec else None,
         "role_checks": list(spec.hardening.role_checks) if spec else [],
         "waivers": {
             w.id: f"{w.reason} (expires {w.expires.isoformat()})" for w in spec.hardening.waivers

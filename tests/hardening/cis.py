@@ -1,9 +1,12 @@
-"""The CIS benchmark table: which control checks each recommendation, or why none does.
+"""The CIS benchmark tables: which control checks each recommendation, or why none does.
 
-``cis-debian-12.yaml`` lists every automated Level 1 - Server recommendation of the CIS Debian
-Linux 12 Benchmark with the controls that check it, or a waiver, or why it does not apply, or
-what is still missing. The suite uses it to report compliance per recommendation and per
-section; ``python -m tests.hardening.cis`` renders docs/cis-debian-12.md from it.
+Each ``cis-*.yaml`` here lists every automated Level 1 - Server recommendation of one CIS
+benchmark with the controls that check it, or a waiver, or why it does not apply, or what is
+still missing, and names the releases it is reported for (``reports``: Debian 13 against the
+Debian 12 benchmark, as CIS has published none for it yet). The suite reports compliance per
+recommendation and per section against the table of the image's release (from bakehouse's
+context; the Debian 12 one standalone); ``python -m tests.hardening.cis`` renders each table
+into docs/.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any
 
 import yaml
 
-TABLE = Path(__file__).with_name("cis-debian-12.yaml")
-DOC = Path(__file__).resolve().parents[2] / "docs" / "cis-debian-12.md"
+HERE = Path(__file__).parent
+TABLE = HERE / "cis-debian-12.yaml"  # standalone (no context naming the release)
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 KINDS = ("controls", "waived", "not_applicable", "missing")
 STATUSES = ("passed", "failed", "waived", "not applicable", "not covered")
 
@@ -37,10 +41,17 @@ class Recommendation:
 @dataclass(frozen=True)
 class Benchmark:
     name: str
+    short: str  # "CIS Debian 12": the prefix of a control's reference
+    reports: tuple[str, ...]  # the releases judged against it ("debian-12", "ubuntu-24.04")
+    path: Path
     profile: str
     sections: dict[str, str]
     recommendations: tuple[Recommendation, ...]
     manual: tuple[Recommendation, ...] = ()  # manual ones an image settles (not counted)
+
+    @property
+    def doc(self) -> Path:
+        return DOCS / self.path.with_suffix(".md").name
 
     def by_control(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -64,11 +75,31 @@ def load(path: Path = TABLE) -> Benchmark:
     data: dict[str, Any] = yaml.safe_load(path.read_text())
     return Benchmark(
         data["benchmark"],
+        data["short"],
+        tuple(data["reports"]),
+        path,
         data["profile"],
         dict(data["sections"]),
         tuple(_recommendation(path, e) for e in data["recommendations"]),
         tuple(_recommendation(path, e) for e in data.get("manual", [])),
     )
+
+
+def tables() -> list[Benchmark]:
+    return [load(p) for p in sorted(HERE.glob("cis-*.yaml"))]
+
+
+def for_release(release: str) -> Benchmark:
+    """The table a release (``family-version``) is reported against; a release no table names
+    is an error, never a silent fallback to another distribution's benchmark."""
+    found = [t for t in tables() if release in t.reports]
+    if len(found) != 1:
+        known = sorted(r for t in tables() for r in t.reports)
+        raise LookupError(
+            f"{len(found)} CIS tables report release {release!r} (one must; known: "
+            f"{', '.join(known)})"
+        )
+    return found[0]
 
 
 def status(rec: Recommendation, outcomes: dict[str, str]) -> str:
@@ -132,7 +163,7 @@ def render(benchmark: Benchmark) -> str:
     lines = [
         f"# {benchmark.name}: {benchmark.profile} coverage",
         "",
-        "<!-- rendered from tests/hardening/cis-debian-12.yaml by "
+        f"<!-- rendered from tests/hardening/{benchmark.path.name} by "
         "`python -m tests.hardening.cis`; edit that file, not this one -->",
         "",
         "Every automated Level 1 - Server recommendation of the benchmark, and how a bakehouse "
@@ -144,6 +175,8 @@ def render(benchmark: Benchmark) -> str:
         f"{len(benchmark.recommendations)} recommendations: {kinds['controls']} checked by "
         f"controls, {kinds['waived']} waived, {kinds['not_applicable']} not applicable, "
         f"{kinds['missing']} not covered yet.",
+        "",
+        f"Images of {_titles(benchmark.reports)} are reported against it.",
     ]
     for section, title in sorted(benchmark.sections.items(), key=lambda x: int(x[0])):
         lines += ["", f"## {section} {title}", "", "| id | recommendation | bakehouse |"]
@@ -166,6 +199,12 @@ def render(benchmark: Benchmark) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _titles(releases: tuple[str, ...]) -> str:
+    names = [f"{r.split('-', 1)[0].capitalize()} {r.split('-', 1)[1]}" for r in releases]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 if __name__ == "__main__":
-    DOC.write_text(render(load()))
-    sys.stdout.write(f"wrote {DOC}\n")
+    for table in tables():
+        table.doc.write_text(render(table))
+        sys.stdout.write(f"wrote {table.doc}\n")

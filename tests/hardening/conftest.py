@@ -1,6 +1,6 @@
 """The hardening suite: plain testinfra tests, one control per test, run against a booted image.
 
-Run it against any Debian 12 host::
+Run it against any Debian 12 or 13, or Ubuntu 22.04 or 24.04 host::
 
     pytest tests/hardening --hosts=ssh://admin@host --sudo
 
@@ -10,8 +10,9 @@ checks, its waivers, the verify key and the host-side package indexes; without i
 runs standalone (the patch check then refreshes apt in the guest, which is slower).
 
 Every test is parametrized by control: its id (dev-sec ``sshd-*``, ``os-*``, ``package-*``,
-``sysctl-*``, or bakehouse's own ``bh-*``), a title and a reference (CIS Debian Linux 12
-section where one applies). Facts are read once per run and shared: ``sshd -T``,
+``sysctl-*``, or bakehouse's own ``bh-*``), a title and a reference (the section of the CIS
+benchmark of the image's release where one applies: the context's ``release``, Debian 12
+standalone). Facts are read once per run and shared: ``sshd -T``,
 ``sysctl -a``, the package list and a single batch of file metadata.
 """
 
@@ -63,16 +64,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests/hardening judges a remote machine: pass --hosts=ssh://user@host "
             "(refusing to run against the local machine)"
         )
-    cis_ids = cis.load().by_control()
+    benchmark = _benchmark(config)
+    config.stash[BENCHMARK] = benchmark
+    cis_ids = benchmark.by_control()
     for item in items:
         control = _control(item)
         if control is not None:
             refs = [control.ref] if control.ref else []
             if control.id in cis_ids:
-                refs.append("CIS Debian 12 " + ", ".join(cis_ids[control.id]))
+                refs.append(f"{benchmark.short} " + ", ".join(cis_ids[control.id]))
             item.user_properties.extend(
                 [("control", control.id), ("title", control.title), ("reference", "; ".join(refs))]
             )
+
+
+BENCHMARK = pytest.StashKey[cis.Benchmark]()
+
+
+def _benchmark(config: pytest.Config) -> cis.Benchmark:
+    """The CIS table of the release bakehouse names in the context; Debian 12's standalone."""
+    path = config.getoption("--bakehouse-context", default=None)
+    release = json.loads(Path(path).read_text()).get("release") if path else None
+    if release is None:
+        return cis.load()
+    try:
+        return cis.for_release(release)
+    except LookupError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def _control(item: pytest.Item) -> Control | None:
@@ -193,5 +211,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     path = session.config.getoption("--bakehouse-compliance", default=None)
     if not path:
         return
-    result = cis.compliance(cis.load(), _session_outcomes)
+    benchmark = session.config.stash.get(BENCHMARK, None)
+    if benchmark is None:  # collection was refused: nothing was judged
+        return
+    result = cis.compliance(benchmark, _session_outcomes)
     Path(path).write_text(json.dumps(result, indent=1))

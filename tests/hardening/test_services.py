@@ -59,6 +59,7 @@ ABSENT = [
     Control("bh-pkg-19", "No web proxy", "bakehouse", ("squid",)),
     Control("bh-pkg-20", "No FTP client", "bakehouse", ("ftp", "tnftp", "inetutils-ftp")),
     Control("bh-pkg-21", "No Bluetooth", "bakehouse", ("bluez",)),
+    Control("bh-pkg-31", "No automatic error reporting", "bakehouse", ("apport", "whoopsie")),
     Control(
         "bh-pkg-22",
         "One time synchronisation daemon (no chrony or ntp beside timesyncd)",

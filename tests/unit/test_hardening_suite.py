@@ -42,7 +42,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
         "controls.py",
         "facts.py",
         "cis.py",
-        "cis-debian-12.yaml",
+        *(p.name for p in (ROOT / "tests" / "hardening").glob("cis-*.yaml")),
     ):
         (pkg / "hardening" / name).write_text((ROOT / "tests" / "hardening" / name).read_text())
     (pkg / "hardening" / "test_checks.py").write_text(CHECKS)
@@ -110,3 +110,56 @@ def test_the_publish_gate(code: int, summary: dict[str, int], ok: bool) -> None:
     from bakehouse.suite import passes
 
     assert passes(code, summary) is ok
+
+
+PRELINK = """
+import pytest
+from tests.hardening.controls import Control, ids
+
+@pytest.mark.parametrize("control", [Control("package-10", "No prelink", "dev-sec")], ids=ids)
+def test_control(control):
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("release", "benchmark", "reference"),
+    [
+        (
+            "ubuntu-22.04",
+            "CIS Ubuntu Linux 24.04 LTS Benchmark v1.0.0",
+            "dev-sec; CIS Ubuntu 24.04 1.5.4",
+        ),
+        ("debian-13", "CIS Debian Linux 12 Benchmark v1.1.0", "dev-sec"),  # no prelink there
+    ],
+)
+def test_the_image_is_reported_against_its_release_table(
+    suite: pytest.Pytester, release: str, benchmark: str, reference: str
+) -> None:
+    (suite.path / "tests" / "hardening" / "test_checks.py").write_text(PRELINK)
+    ctx, junit, compliance = (suite.path / n for n in ("c.json", "j.xml", "compliance.json"))
+    ctx.write_text(json.dumps({"release": release}))
+    result = suite.runpytest_subprocess(
+        "tests/hardening",
+        "--hosts=local://",
+        f"--bakehouse-context={ctx}",
+        f"--bakehouse-compliance={compliance}",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit1",
+    )
+    result.assert_outcomes(passed=1)
+    from bakehouse.suite import parse_junit
+
+    assert [c["reference"] for c in parse_junit(junit)] == [reference]
+    assert json.loads(compliance.read_text())["benchmark"] == benchmark
+
+
+def test_a_release_without_a_table_is_refused(suite: pytest.Pytester) -> None:
+    ctx = suite.path / "context.json"
+    ctx.write_text(json.dumps({"release": "fedora-41"}))
+    result = suite.runpytest_subprocess(
+        "tests/hardening", "--hosts=local://", f"--bakehouse-context={ctx}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*0 CIS tables report release 'fedora-41'*"])
