@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,9 +133,21 @@ def validate_images(
             v.error = exc
             continue
         v.rendered = rendered
-        if with_packer:
-            from bakehouse import packer
-
-            for r in rendered:
-                r.problems = packer.validate(r.path, r.target, project.scripts_dir)
+    if with_packer:
+        _packer_check([r for v in results for r in v.rendered], project.scripts_dir)
     return results
+
+
+def _packer_check(rendered: list[Rendered], scripts_dir: Path) -> None:
+    """``packer validate`` and ``fmt -check`` of every rendered file, a few Packers at a time
+    (each is a process that mostly waits on its plugins' start-up)."""
+    import concurrent.futures
+
+    from bakehouse import packer
+
+    def check(r: Rendered) -> None:
+        r.problems = packer.validate(r.path, r.target, scripts_dir)
+
+    workers = max(2, min(8, (os.cpu_count() or 1) * 2))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(check, rendered))
