@@ -1,5 +1,5 @@
-"""The local bake of each distribution family side by side: web (Debian 13), web-bookworm
-(Debian 12) and web-noble (Ubuntu 24.04), in one run on this machine.
+"""The local bake of each distribution release side by side: web (Debian 13), web-bookworm
+(Debian 12), web-noble (Ubuntu 24.04) and web-jammy (Ubuntu 22.04), in one run on this machine.
 
 Each image gets a fresh state folder; its first bake builds its base (mmdebstrap, timed on its
 own as "base") and is not counted. Then the images bake in turn, ``--runs`` times each, in an
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ("web", "web-bookworm", "web-noble")
+IMAGES = ("web", "web-bookworm", "web-noble", "web-jammy")
 
 
 def bake(image: str, state: Path) -> dict[str, float]:
