@@ -354,14 +354,16 @@ def gc(
     yes: bool = False,
     target: str = "local",
     older_than: int = 6,
+    keep_failed: int = 5,
     json: bool = False,
     profile: str | None = None,
     region: Flags = None,
 ) -> None:
-    """Find what killed runs left behind; --yes removes it.
+    """Find what killed runs left behind, and old failed runs' logs; --yes removes it.
 
-    Every target: folders, Packer and VMs of runs whose process is gone. aws: also instances,
-    key pairs, groups, volumes, snapshots and unverified AMIs of finished runs."""
+    Every target: folders, Packer and VMs of runs whose process is gone, and the folders failed
+    runs kept for their logs, but the newest --keep-failed. aws: also instances, key pairs,
+    groups, volumes, snapshots and unverified AMIs of finished runs."""
     from bakehouse import output as out
     from bakehouse.lifecycle import definitions
     from bakehouse.lifecycle.housekeeping import gc as run
@@ -369,7 +371,9 @@ def gc(
     project = cmd.project()
     specs = definitions.catalog(project).load_all()
     out.show(
-        run(cmd.target(project, target, profile, region), specs, yes, older_than), json, out.gc
+        run(cmd.target(project, target, profile, region), specs, yes, older_than, keep_failed),
+        json,
+        out.gc,
     )
 
 

@@ -111,6 +111,7 @@ HELP: dict[str, dict[str, str]] = {
     "gc": {
         "yes": "remove what was found (default: only list it)",
         "older_than": "aws: hours after which a run that is not running here is over",
+        "keep_failed": "failed runs whose folders (logs) are kept, newest first (default: 5)",
     },
     "base": {
         "image": "image whose base to build or resolve (default: web)",
@@ -162,11 +163,22 @@ def reported(fn: F) -> F:
         except BakehouseError as exc:
             if _debugging():
                 raise
-            raise Exit(exc.render(), code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=EXIT_INTERRUPTED) from None
+            raise Exit(exc.render() + _kept(exc), code=exc.exit_code) from None
+        except KeyboardInterrupt as exc:
+            raise Exit("interrupted" + _kept(exc), code=EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _kept(exc: BaseException) -> str:
+    """Where a failed run's logs are: its folder is kept (see runs.run_dir)."""
+    folder = getattr(exc, "kept", None)
+    if folder is None:
+        return ""
+    return printable(
+        f"\nlogs: {folder} (kept for this failure; `invoke gc --yes` removes all but the "
+        "newest failed runs)"
+    )
 
 
 def check_flags(flags: dict[str, Any]) -> None:

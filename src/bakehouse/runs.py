@@ -1,8 +1,12 @@
 """Runs: an id, a private working folder, a lock per image, and clean exits on Ctrl-C or SIGTERM.
 
 Every temporary thing a run makes (Packer output, VM overlays, keys, logs) lives under
-``<state>/runs/<run-id>/``, with ``owner.json`` naming the process. The folder is removed when the
-run ends, whatever the outcome; a ``kill -9`` leaves it behind for ``invoke gc``, which sees that
+``<state>/runs/<run-id>/``, with ``owner.json`` naming the process. A run that succeeds removes its
+folder. A run that fails (or is stopped) keeps it for its logs — Packer's log, the serial console,
+the suite's output — with ``failed.json`` saying what went wrong, and without what is large or
+secret (disk images, the root filesystem, Packer's cache, private keys); the error message names
+the folder, and ``invoke gc`` keeps the newest few such folders and removes older ones. A
+``kill -9`` leaves the whole folder (and maybe processes) behind for ``invoke gc``, which sees that
 the owner is gone. Keeping everything under one folder is what makes "nothing left over" checkable.
 
 A run is over when the process named in its owner.json is gone. Its leftovers are the run
@@ -27,9 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from bakehouse import proc
-from bakehouse.errors import Terminated
+from bakehouse.errors import EXIT_USAGE, BakehouseError, Terminated
 from bakehouse.files import write_json
 from bakehouse.locks import held
 
@@ -73,9 +78,53 @@ def image_lock(
     )
 
 
+FAILED = "failed.json"  # in a run folder kept because the run failed
+KEEP_FAILED = 5  # failed runs gc keeps, newest first
+# what a kept folder loses: large (disks, root filesystems, caches) or secret (private keys)
+BULKY_DIRS = ("base-rootfs", "packer_cache", "rootfs")
+BULKY_SUFFIXES = (".qcow2", ".raw", ".img", ".iso", ".vmdk", ".tar", ".zst")
+
+
+def _is_private_key(path: Path) -> bool:
+    return path.name.startswith("id_") and not path.name.endswith(".pub")
+
+
+def keep_failed(folder: Path, run_id: str, image: str, command: str, exc: BaseException) -> None:
+    """Keep a failed run's folder for its logs: note what failed, drop the bulk and the keys."""
+    for root, dirs, files in os.walk(folder, topdown=True):
+        here = Path(root)
+        for name in [d for d in dirs if d in BULKY_DIRS]:
+            shutil.rmtree(here / name, ignore_errors=True)
+            dirs.remove(name)
+        for name in files:
+            path = here / name
+            if name.endswith(BULKY_SUFFIXES) or _is_private_key(path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    if isinstance(exc, BakehouseError):
+        message, hint = exc.message, exc.hint
+    elif isinstance(exc, KeyboardInterrupt):
+        message, hint = "interrupted", None
+    else:
+        message, hint = f"{type(exc).__name__}: {exc}", None
+    write_json(
+        folder / FAILED,
+        {
+            "run_id": run_id,
+            "image": image,
+            "command": command,
+            "error": message,
+            "hint": hint,
+            "ended": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
 @contextlib.contextmanager
 def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> Iterator[Run]:
-    """A private working folder for one run, removed when the block ends (unless ``keep``)."""
+    """A private working folder for one run: removed when the block ends well, kept with its
+    logs when it fails or is stopped (the exception carries the folder as ``kept``; bad input
+    keeps nothing), kept whole with ``keep``."""
     run_id = new_run_id()
     folder = state_dir / "runs" / run_id
     folder.mkdir(parents=True, mode=0o700)
@@ -94,11 +143,20 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
             "tmp": str(tmp),
         },
     )
+    failed: BaseException | None = None
     try:
         yield run
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not keep:
+        if failed is not None and getattr(failed, "exit_code", None) != EXIT_USAGE:
+            if not keep:
+                keep_failed(folder, run_id, image, command, failed)
+            if getattr(failed, "kept", None) is None:  # the innermost run has the logs
+                failed.kept = folder  # type: ignore[attr-defined]
+        elif not keep:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -156,6 +214,8 @@ class DeadRun:
     owner_pid: int | None
     processes: list[tuple[int, str]] = field(default_factory=list)
     size: int = 0
+    failed: dict[str, Any] | None = None  # failed.json of a folder kept for its logs
+    started: str = ""  # owner.json's start time (ISO, microseconds)
 
 
 def _cmdlines() -> dict[int, str]:
@@ -190,9 +250,11 @@ def dead(state_dir: Path) -> list[DeadRun]:
         if not folder.is_dir():
             continue
         owner: int | None = None
+        started = ""
         try:
-            owner = int(json.loads((folder / "owner.json").read_text())["pid"])
-        except (OSError, ValueError, KeyError):
+            info = json.loads((folder / "owner.json").read_text())
+            owner, started = int(info["pid"]), str(info.get("started", ""))
+        except (OSError, ValueError, KeyError, TypeError):
             owner = None
         if owner is not None and proc.pid_alive(owner) and owner != os.getpid():
             continue  # still running
@@ -200,8 +262,24 @@ def dead(state_dir: Path) -> list[DeadRun]:
         procs = [
             (pid, cmd) for pid, cmd in cmdlines.items() if marker in cmd and pid != os.getpid()
         ]
-        out.append(DeadRun(folder.name, folder, owner, procs, _size(folder)))
+        failed: dict[str, Any] | None = None
+        try:
+            failed = json.loads((folder / FAILED).read_text())
+        except (OSError, ValueError):
+            failed = None
+        out.append(DeadRun(folder.name, folder, owner, procs, _size(folder), failed, started))
     return out
+
+
+def to_collect(runs: list[DeadRun], keep_failed: int = KEEP_FAILED) -> list[DeadRun]:
+    """What gc removes: every run a kill left behind, and the failed runs kept for their logs
+    beyond the newest ``keep_failed``."""
+    kept = sorted(
+        (r for r in runs if r.failed is not None and not r.processes),
+        key=lambda r: (r.started, r.run_id),
+        reverse=True,
+    )[: max(keep_failed, 0)]
+    return [r for r in runs if r not in kept]
 
 
 def remove_dead(leftover: DeadRun) -> None:

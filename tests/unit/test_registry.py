@@ -108,6 +108,24 @@ def test_an_image_that_fails_verification_is_recorded_failed_and_never_published
     assert code == 2 and "no verified version of web" in err
 
 
+def test_a_failed_bake_names_the_folder_it_kept_and_gc_takes_old_ones(toys: Path) -> None:
+    code, _, err = run("bake", "--image", "web", "--target", "toy-failing")
+    assert code == 1
+    (folder,) = (toys / "runs").iterdir()
+    assert f"logs: {folder} (kept for this failure" in err
+    assert (folder / "junit.xml").is_file()  # the suite's output
+    assert "failed verification" in json.loads((folder / "failed.json").read_text())["error"]
+    code, out, _ = run("gc", "--target", "toy-failing", "--json")
+    assert code == 0 and json.loads(out)["leftovers"] == []  # the newest failures stay
+    code, out, _ = run("gc", "--target", "toy-failing", "--keep-failed", "0", "--json")
+    (row,) = json.loads(out)["leftovers"]
+    assert row["kind"] == "failed run" and row["id"] == folder.name and folder.exists()
+    code, out, _ = run("gc", "--target", "toy-failing", "--keep-failed", "0", "--yes")
+    assert code == 0 and not folder.exists()
+    code, _, err = run("gc", "--target", "toy", "--keep-failed", "-1")
+    assert code == 2 and "--keep-failed -1" in err
+
+
 class _AnyDict:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, dict)

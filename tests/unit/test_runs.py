@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from bakehouse.errors import Terminated, UsageError
-from bakehouse.runs import image_lock, new_run_id, run_dir, terminate_as_exception
+from bakehouse.errors import Terminated, ToolError, UsageError
+from bakehouse.runs import (
+    dead,
+    image_lock,
+    new_run_id,
+    run_dir,
+    terminate_as_exception,
+    to_collect,
+)
 
 
 def test_second_bake_of_the_same_image_is_refused(tmp_path: Path) -> None:
@@ -36,17 +44,87 @@ def test_run_dir_is_private_and_removed(tmp_path: Path) -> None:
     assert not run.dir.exists()
 
 
-def test_run_dir_removed_on_error(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), run_dir(tmp_path, "web", "test") as run:
-        raise RuntimeError("boom")
+def _fill(run_dir_: Path) -> None:
+    """What a run folder holds when a bake fails: logs, a disk, keys, a root filesystem."""
+    (run_dir_ / "stage").mkdir()
+    (run_dir_ / "stage" / "packer.log").write_text("==> provision:web.sh failed\n")
+    (run_dir_ / "stage" / "web.qcow2").write_bytes(b"\0" * 4096)
+    (run_dir_ / "keys").mkdir()
+    (run_dir_ / "keys" / "id_ed25519").write_text("PRIVATE")
+    (run_dir_ / "keys" / "id_ed25519.pub").write_text("ssh-ed25519 AAAA")
+    (run_dir_ / "base-rootfs" / "etc").mkdir(parents=True)
+    (run_dir_ / "base-rootfs" / "etc" / "shadow").write_text("root:*:")
+
+
+def test_a_failed_run_keeps_its_logs_not_its_disks_or_keys(tmp_path: Path) -> None:
+    with pytest.raises(ToolError) as caught, run_dir(tmp_path, "web", "bake-local") as run:
+        _fill(run.dir)
+        raise ToolError("packer build failed", "see the log")
+    assert caught.value.kept == run.dir  # type: ignore[attr-defined]
+    kept = sorted(str(p.relative_to(run.dir)) for p in run.dir.rglob("*"))
+    assert kept == [
+        "failed.json",
+        "keys",
+        "keys/id_ed25519.pub",
+        "owner.json",
+        "stage",
+        "stage/packer.log",
+    ]
+    failed = json.loads((run.dir / "failed.json").read_text())
+    assert failed["error"] == "packer build failed" and failed["hint"] == "see the log"
+    assert failed["image"] == "web" and failed["command"] == "bake-local"
+    assert not run.tmp.exists()
+
+
+def test_bad_input_keeps_nothing_and_keep_run_keeps_everything(tmp_path: Path) -> None:
+    with pytest.raises(UsageError), run_dir(tmp_path, "web", "test") as run:
+        raise UsageError("--channel 'Bad' is not a channel name")
     assert not run.dir.exists()
+    with pytest.raises(ToolError), run_dir(tmp_path, "web", "test", keep=True) as run:
+        _fill(run.dir)
+        raise ToolError("boom")
+    assert (run.dir / "keys" / "id_ed25519").exists() and (run.dir / "stage" / "web.qcow2").exists()
 
 
-def test_sigterm_unwinds(tmp_path: Path) -> None:
+def test_the_innermost_run_names_the_folder(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ToolError) as caught,
+        run_dir(tmp_path, "web", "deploy") as outer,
+        run_dir(tmp_path, "web", "bake") as inner,
+    ):
+        raise ToolError("boom")
+    assert caught.value.kept == inner.dir != outer.dir  # type: ignore[attr-defined]
+
+
+def test_sigterm_unwinds_and_keeps_the_logs(tmp_path: Path) -> None:
     with pytest.raises(Terminated), terminate_as_exception(), run_dir(tmp_path, "w", "t") as run:
         os.kill(os.getpid(), signal.SIGTERM)
-    assert not run.dir.exists()
+    assert json.loads((run.dir / "failed.json").read_text())["error"].startswith("stopped by")
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_ctrl_c_keeps_the_logs_too(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt) as caught, run_dir(tmp_path, "w", "t") as run:
+        raise KeyboardInterrupt
+    assert json.loads((run.dir / "failed.json").read_text())["error"] == "interrupted"
+    assert caught.value.kept == run.dir  # type: ignore[attr-defined]
+
+
+def test_gc_keeps_the_newest_failed_runs_and_every_dead_one_goes(tmp_path: Path) -> None:
+    ids = []
+    for _ in range(4):
+        with pytest.raises(ToolError), run_dir(tmp_path, "web", "bake") as run:
+            raise ToolError("boom")
+        ids.append(run.id)
+    with run_dir(tmp_path, "web", "bake", keep=True) as killed:  # as a kill -9 leaves it
+        pass
+    owner = json.loads((killed.dir / "owner.json").read_text())
+    (killed.dir / "owner.json").write_text(json.dumps({**owner, "pid": 2**22 + 1}))
+    found = dead(tmp_path)
+    assert sorted(r.run_id for r in found) == sorted([*ids, killed.id])
+    assert {r.run_id for r in to_collect(found, keep_failed=2)} == {ids[0], ids[1], killed.id}
+    assert {r.run_id for r in to_collect(found, keep_failed=0)} == {*ids, killed.id}
+    assert {r.run_id for r in to_collect(found, keep_failed=9)} == {killed.id}
 
 
 def test_run_ids_are_unique_and_sortable() -> None:

@@ -7,7 +7,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from bakehouse.runs import DeadRun, dead, remove_dead
+from bakehouse.errors import UsageError
+from bakehouse.runs import KEEP_FAILED, DeadRun, dead, remove_dead, to_collect
 from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import Leftover, PruneItem, Target
 
@@ -77,21 +78,31 @@ class GcResult:
 
 
 def gc(
-    target: Target, specs: list[ImageSpec], execute: bool, older_than_hours: int = 6
+    target: Target,
+    specs: list[ImageSpec],
+    execute: bool,
+    older_than_hours: int = 6,
+    keep_failed: int = KEEP_FAILED,
 ) -> GcResult:
-    """Dead runs on this machine (their folders and processes: Packer, qemu), then whatever
-    the target keeps elsewhere (cloud instances, key pairs, groups, unverified AMIs)."""
+    """Dead runs on this machine (their folders and processes: Packer, qemu) and failed runs'
+    folders beyond the newest ``keep_failed``, then whatever the target keeps elsewhere (cloud
+    instances, key pairs, groups, unverified AMIs)."""
+    if keep_failed < 0:
+        raise UsageError(f"--keep-failed {keep_failed}: a count of runs, 0 or more")
     runs = [
         Leftover(
             "here",
-            "run",
+            "failed run" if r.failed is not None and not r.processes else "run",
             r.run_id,
             r.run_id,
-            f"owner pid {r.owner_pid} gone; {len(r.processes)} process(es) still running",
+            f"failed ({r.failed.get('error', '?')}); kept for its logs, older than the newest "
+            f"{keep_failed}"
+            if r.failed is not None and not r.processes
+            else f"owner pid {r.owner_pid} gone; {len(r.processes)} process(es) still running",
             r.size,
             r,
         )
-        for r in dead(target.project.state_dir)
+        for r in to_collect(dead(target.project.state_dir), keep_failed)
     ]
     found = runs + target.leftovers(specs, dt.timedelta(hours=older_than_hours))
     if execute:
