@@ -81,12 +81,22 @@ def image_lock(
 FAILED = "failed.json"  # in a run folder kept because the run failed
 KEEP_FAILED = 5  # failed runs gc keeps, newest first
 # what a kept folder loses: large (disks, root filesystems, caches) or secret (private keys)
-BULKY_DIRS = ("base-rootfs", "packer_cache", "rootfs")
+BULKY_DIRS = ("base-rootfs", "patch-rootfs", "base-stage", "patch-stage", "output", "packer_cache")
 BULKY_SUFFIXES = (".qcow2", ".raw", ".img", ".iso", ".vmdk", ".tar", ".zst")
+BULKY_BYTES = 64 * 2**20  # whatever its name, no log is this large
 
 
 def _is_private_key(path: Path) -> bool:
-    return path.name.startswith("id_") and not path.name.endswith(".pub")
+    """sshkeys' id_ed25519 (local), instances' <role>-key (an EC2 key pair's private half)."""
+    name = path.name
+    return (name.startswith("id_") and not name.endswith(".pub")) or name.endswith("-key")
+
+
+def _large(path: Path) -> bool:
+    try:
+        return path.lstat().st_size > BULKY_BYTES
+    except OSError:
+        return False
 
 
 def keep_failed(folder: Path, run_id: str, image: str, command: str, exc: BaseException) -> None:
@@ -98,7 +108,7 @@ def keep_failed(folder: Path, run_id: str, image: str, command: str, exc: BaseEx
             dirs.remove(name)
         for name in files:
             path = here / name
-            if name.endswith(BULKY_SUFFIXES) or _is_private_key(path):
+            if name.endswith(BULKY_SUFFIXES) or _is_private_key(path) or _large(path):
                 with contextlib.suppress(OSError):
                     path.unlink()
     if isinstance(exc, BakehouseError):

@@ -52,6 +52,9 @@ def _fill(run_dir_: Path) -> None:
     (run_dir_ / "keys").mkdir()
     (run_dir_ / "keys" / "id_ed25519").write_text("PRIVATE")
     (run_dir_ / "keys" / "id_ed25519.pub").write_text("ssh-ed25519 AAAA")
+    (run_dir_ / "build-key").write_text("PRIVATE")  # aws: the key pair's private half
+    (run_dir_ / "output").mkdir()
+    (run_dir_ / "output" / "vmlinuz").write_bytes(b"\0" * 4096)
     (run_dir_ / "base-rootfs" / "etc").mkdir(parents=True)
     (run_dir_ / "base-rootfs" / "etc" / "shadow").write_text("root:*:")
 
