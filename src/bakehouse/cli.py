@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
-from invoke.program import Program
 
 from bakehouse import __version__
 from bakehouse import command as cmd
 from bakehouse.command import command
+from bakehouse.program import BakehouseProgram, broken_pipe_quietly
 
 Flags = list[str] | None
 
@@ -380,7 +380,7 @@ def gc(
 @command()
 def base(
     c: Any,
-    image: str = "web",
+    image: str | None = None,
     rebuild: bool = False,
     target: str = "local",
     profile: str | None = None,
@@ -410,8 +410,9 @@ images = Collection("images", images_list, images_show, images_history, images_d
 tasks = (render, validate, bake, verify, base, publish, revoke, nightly, deploy, roll, prune, gc)
 ns = Collection(*tasks, trust, images)
 ns.configure({"run": {"echo": False}})
-program = Program(namespace=ns, version=__version__, name="bakehouse", binary="bakehouse")
+
+program = BakehouseProgram(namespace=ns, version=__version__, name="bakehouse", binary="bakehouse")
 
 
 def main() -> None:
-    program.run()
+    broken_pipe_quietly(program.run)

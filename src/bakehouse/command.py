@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.tasks import Task, task
 
 from bakehouse.errors import EXIT_FAILED, EXIT_INTERRUPTED, BakehouseError, printable
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bakehouse.targets.base import Target
 
 F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BROKEN_PIPE = 141  # as a program killed by SIGPIPE
 
 # every flag, described once
 FLAGS = {
@@ -114,15 +115,40 @@ HELP: dict[str, dict[str, str]] = {
         "keep_failed": "failed runs whose folders (logs) are kept, newest first (default: 5)",
     },
     "base": {
-        "image": "image whose base to build or resolve (default: web)",
+        "image": "image whose base to build or resolve",
         "rebuild": "local: build it again",
     },
 }
 
 
+# the only short flags, each meaning one thing in every task that has the flag
+SHORT = {
+    "image": "i",
+    "target": "t",
+    "json": "j",
+    "channel": "c",
+    "version": "v",
+    "yes": "y",
+    "dry_run": "n",
+    "profile": "p",
+    "region": "r",
+}
+
+
+class BakehouseTask(Task):  # type: ignore[type-arg]
+    """invoke's Task with fixed short flags (SHORT) instead of invoke's first-free-letter
+    ones."""
+
+    def arg_opts(self, name: str, default: Any, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        if name in SHORT and SHORT[name] not in taken_names:
+            opts["names"] = [*opts["names"], SHORT[name]]
+        return opts
+
+
 def command(name: str | None = None) -> Callable[[F], Any]:
-    """An invoke task from ``fn``: flags only (no positional arguments), one description per
-    flag (the task's own in HELP, else the shared one), repeatable list flags, errors reported
+    """An invoke task from ``fn``: one description per flag (the task's own in HELP, else the
+    shared one); repeatable list flags; the same short flags everywhere; errors reported
     once."""
 
     def wrap(fn: F) -> Any:
@@ -130,8 +156,14 @@ def command(name: str | None = None) -> Callable[[F], Any]:
         hints = typing.get_type_hints(fn)
         own = HELP.get(fn.__name__, {})
         texts = {p: own.get(p) or FLAGS.get(p, "") for p in params}
-        lists = [p for p in params if _is_list(hints.get(p))]
-        kwargs: dict[str, Any] = {"positional": [], "help": texts, "iterable": lists}
+        lists = [p for p in params if is_list(hints.get(p))]
+        kwargs: dict[str, Any] = {
+            "positional": [],  # invoke's positionals swallow flags (`bake --help`); see cli
+            "help": texts,
+            "iterable": lists,
+            "auto_shortflags": False,
+            "klass": BakehouseTask,
+        }
         if name:
             kwargs["name"] = name
         return task(**kwargs)(reported(fn))
@@ -139,7 +171,7 @@ def command(name: str | None = None) -> Callable[[F], Any]:
     return wrap
 
 
-def _is_list(hint: Any) -> bool:
+def is_list(hint: Any) -> bool:
     """``list[str]`` or ``list[str] | None``: a flag that may be given several times."""
     return typing.get_origin(hint) is list or any(
         typing.get_origin(a) is list for a in typing.get_args(hint)
@@ -160,6 +192,11 @@ def reported(fn: F) -> F:
         try:
             check_flags(kwargs)
             return fn(*args, **kwargs)
+        except BrokenPipeError:
+            # the reader went away (`| head`): no traceback, and nothing more to write
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise Exit(code=EXIT_BROKEN_PIPE) from None
         except BakehouseError as exc:
             if _debugging():
                 raise

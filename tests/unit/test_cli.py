@@ -129,3 +129,77 @@ def test_debug_shows_traceback() -> None:
     result = run([str(BIN / "invoke"), "--debug", "images.show", "--image", "nope"])
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+# ---- the command edge ------------------------------------------------------------------------
+
+
+def test_a_short_flag_means_one_thing_in_every_task() -> None:
+    from bakehouse.cli import ns
+    from bakehouse.command import SHORT
+
+    meaning: dict[str, set[str]] = {}
+    for name in ns.task_names:
+        for arg in ns[name].get_arguments():
+            for short in (n for n in arg.names if len(n) == 1):
+                meaning.setdefault(short, set()).add(arg.attr_name or arg.name)
+    assert meaning == {short: {long} for long, short in SHORT.items()}
+
+
+def test_the_image_may_come_first_under_bakehouse() -> None:
+    from tests.conftest import run_cli
+
+    assert run_cli("images.show", "web") == run_cli("images.show", "--image", "web")
+    code, out, _ = run_cli("images.show", "web", "--json")
+    assert code == 0 and json.loads(out)["name"] == "web"
+    code, out, _ = run_cli("bake", "--help")  # a flag right after the task is never the image
+    assert code == 0 and "--image" in out
+    code, _, err = run_cli("images.diff", "nosuch")
+    assert code == 2 and "no image named 'nosuch'" in err
+    # nightly takes several images (--image, repeated): a word after it is not one
+    code, _, err = run_cli("nightly", "web", "--dry-run")
+    assert code == 2 and "No idea what 'web' is!" in err and "hint:" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dry", "images.list"],  # invoke's runner flags do nothing here: refused, not ignored
+        ["--echo", "images.list"],
+        ["images.list", "--pty"],
+        ["nosuchtask"],
+        ["images.list", "--bogus"],
+    ],
+)
+def test_what_does_not_parse_is_bad_input(argv: list[str]) -> None:
+    from tests.conftest import run_cli
+
+    code, _, err = run_cli(*argv)
+    assert code == 2, err
+    assert err.startswith("error: ") and "\nhint: " in err and "Traceback" not in err
+
+
+def test_help_shows_no_runner_flags() -> None:
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli("--help")
+    assert code == 0 and "--list" in out
+    for flag in ("--dry", "--echo", "--pty", "--warn-only", "--hide", "--command-timeout"):
+        assert flag not in out
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BAKEHOUSE_")}
+    for argv in (["images.list"], ["--help"]):
+        proc = subprocess.Popen(
+            [str(BIN / "bakehouse"), *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # as `| head` does once it has enough
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141, err
+        assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -70,7 +70,7 @@ def test_a_third_target_is_a_module_and_a_registry_entry(
     assert json.loads(out)["images"][0]["reason"] == f"newest version {second} revoked: x"
     code, out, _ = run("roll", "--image", "web", "--target", "toy")
     assert code == 0 and "the toy target has no fleet to roll" in out
-    assert run("base", "--target", "toy")[1].strip() == "toy base"
+    assert run("base", "web", "--target", "toy")[1].strip() == "toy base"
     assert run("verify", "--image", "web", "--target", "toy")[0] == 0
     assert run("gc", "--target", "toy")[1].strip() == "nothing to collect"
     assert sys.modules["tests.unit.toy_target"]  # loaded only through the registry
