@@ -200,11 +200,26 @@ def reported(fn: F) -> F:
         except BakehouseError as exc:
             if _debugging():
                 raise
+            if kwargs.get("json"):
+                raise _as_json(exc) from None
             raise Exit(exc.render() + _kept(exc), code=exc.exit_code) from None
         except KeyboardInterrupt as exc:
+            if kwargs.get("json"):
+                raise _as_json(exc) from None
             raise Exit("interrupted" + _kept(exc), code=EXIT_INTERRUPTED) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _as_json(exc: BaseException) -> Exit:
+    """Under --json an error is a result too: one JSON object on stdout, the same exit."""
+    import json
+
+    from bakehouse.errors import as_json
+
+    shown = as_json(exc)
+    print(json.dumps(shown, indent=1))
+    return Exit(code=shown["exit"])
 
 
 def _kept(exc: BaseException) -> str:

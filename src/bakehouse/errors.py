@@ -7,6 +7,8 @@ without a traceback unless debugging is on. Lower layers raise; they never print
 
 from __future__ import annotations
 
+from typing import Any
+
 EXIT_USAGE = 2  # bad input: definitions, flags, arguments
 EXIT_FAILED = 1  # the work itself failed: a bake, a verify, an API call
 EXIT_INTERRUPTED = 130
@@ -74,6 +76,56 @@ class SpecError(BakehouseError):
         self.line = line
         self.key = key
         self.detail = message
+
+
+def as_json(exc: BaseException) -> dict[str, Any]:
+    """An error as ``--json`` prints it: always the same keys (null where they do not apply);
+    ``errors`` lists every problem of a definition; ``logs`` is a failed run's kept folder."""
+    if isinstance(exc, BakehouseError):
+        message, hint, code = exc.message, exc.hint, exc.exit_code
+    else:  # Ctrl-C
+        message, hint, code = "interrupted", None, EXIT_INTERRUPTED
+    kept = getattr(exc, "kept", None)
+    return {
+        "error": message,
+        "hint": hint,
+        "file": getattr(exc, "file", None),
+        "line": getattr(exc, "line", None),
+        "key": getattr(exc, "key", None),
+        "exit": code,
+        "errors": [_one(e) for e in getattr(exc, "errors", [exc])],
+        "logs": str(kept) if kept else None,
+    }
+
+
+def _one(exc: BaseException) -> dict[str, Any]:
+    return {
+        "error": getattr(exc, "message", str(exc)),
+        "hint": getattr(exc, "hint", None),
+        "file": getattr(exc, "file", None),
+        "line": getattr(exc, "line", None),
+        "key": getattr(exc, "key", None),
+    }
+
+
+class Invalid(Exception):
+    """Part of a definition was wrong; what is wrong is already in the parse's ``errors``."""
+
+
+class SpecErrors(SpecError):
+    """Every problem found in one definition, in the order found; reads as the first one (file,
+    line, key) and renders them all, one error and hint each."""
+
+    def __init__(self, errors: list[SpecError]):
+        errors = sorted(errors, key=lambda e: (e.file or "", e.line or 0))  # as the file reads
+        first = errors[0]
+        super().__init__(first.detail, first.hint, file=first.file, line=first.line, key=first.key)
+        self.errors = list(errors)
+        if len(errors) > 1:
+            self.message += f" (and {len(errors) - 1} more)"
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors)
 
 
 class UsageError(BakehouseError):

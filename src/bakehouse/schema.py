@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import re
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
-from bakehouse.errors import SpecError
+from bakehouse.errors import Invalid, SpecError, SpecErrors
 from bakehouse.load import Located, Path_, format_path
 from bakehouse.names import CONTROL, CONTROL_MULTILINE
 
@@ -34,10 +36,33 @@ REQUIRED: Any = _Missing()
 class Ctx:
     doc: Located
     today: dt.date
+    errors: list[SpecError] = field(default_factory=list)  # every problem found so far
+
+    def error(self, path: Path_, message: str, hint: str | None = None) -> SpecError:
+        loc = self.doc.loc(path)
+        return SpecError(message, hint, file=loc.file, line=loc.line, key=format_path(path) or None)
 
     def fail(self, path: Path_, message: str, hint: str | None = None) -> NoReturn:
-        loc = self.doc.loc(path)
-        raise SpecError(message, hint, file=loc.file, line=loc.line, key=format_path(path) or None)
+        raise self.error(path, message, hint)
+
+    def report(self, path: Path_, message: str, hint: str | None = None) -> None:
+        """A problem noted, and the check goes on (the first is raised at :meth:`done`)."""
+        self.errors.append(self.error(path, message, hint))
+
+    def attempt(self, parse: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run one part's parser; a problem in it is noted and the caller goes on."""
+        try:
+            return True, parse()
+        except SpecError as exc:
+            self.errors.append(exc)
+        except Invalid:
+            pass
+        return False, None
+
+    def done(self) -> None:
+        """Every problem of the document at once (SpecErrors), or nothing."""
+        if self.errors:
+            raise SpecErrors(self.errors)
 
 
 def type_name(value: Any) -> str:
@@ -182,7 +207,12 @@ def list_of(
             ctx.fail(path, f"must have at least {min_len} item{'s' if min_len > 1 else ''}")
         if len(value) > max_len:
             ctx.fail(path, f"must have at most {max_len} items (got {len(value)})")
-        out = tuple(item(v, (*path, i), ctx) for i, v in enumerate(value))
+        parsed = [
+            ctx.attempt(functools.partial(item, v, (*path, i), ctx)) for i, v in enumerate(value)
+        ]
+        if not all(ok for ok, _ in parsed):
+            raise Invalid
+        out = tuple(typing.cast(T, v) for _, v in parsed)
         if unique:
             seen: set[Any] = set()
             for i, v in enumerate(out):
@@ -234,26 +264,34 @@ def record(
                 f"must be a mapping (got {type_name(value)})",
                 f"expected keys: {', '.join(fields)}",
             )
+        # every problem of the mapping is noted before it gives up: unknown keys, then fields
+        ok = True
         for key in value:
             if key not in fields:
                 close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
                 hint = (
                     f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(fields)}"
                 )
-                ctx.fail((*path, key), "unknown key", hint)
+                ctx.report((*path, key), "unknown key", hint)
+                ok = False
         kwargs: dict[str, Any] = {}
-        for key, field in fields.items():
+        for key, spec in fields.items():
             sub = (*path, key)
             if key in value:
-                kwargs[key] = field.parse(value[key], sub, ctx)
-            elif field.default is REQUIRED:
-                ctx.fail(sub, "missing required key", field.help or None)
-            else:
-                default = field.default
+                got, kwargs[key] = ctx.attempt(functools.partial(spec.parse, value[key], sub, ctx))
+            elif spec.default is REQUIRED:
+                ctx.report(sub, "missing required key", spec.help or None)
+                got = False
+            elif isinstance(spec.default, dict | list):
                 # container defaults go through the parser, so nested records get their defaults
-                kwargs[key] = (
-                    field.parse(default, sub, ctx) if isinstance(default, dict | list) else default
+                got, kwargs[key] = ctx.attempt(
+                    functools.partial(spec.parse, spec.default, sub, ctx)
                 )
+            else:
+                got, kwargs[key] = True, spec.default
+            ok = ok and got
+        if not ok:
+            raise Invalid
         result = cls(**kwargs)
         if check is not None:
             check(result, path, ctx)

@@ -16,7 +16,7 @@ from typing import Any
 
 from bakehouse import distro
 from bakehouse import schema as s
-from bakehouse.errors import SpecError
+from bakehouse.errors import Invalid, SpecError
 from bakehouse.load import ImageFiles, Path_
 from bakehouse.names import CHANNEL_RE, NAME_RE, REGION_RE
 from bakehouse.schema import F
@@ -832,16 +832,23 @@ class Catalog:
             data["name"] = name
         doc.data = data
         ctx = s.Ctx(doc, today or dt.date.today())
-        spec = _image(data, (), ctx)
+        try:
+            spec = _image(data, (), ctx)
+        except Invalid:
+            ctx.done()  # every problem of the definition at once
+            raise
+        except SpecError as exc:  # a whole-document check
+            ctx.errors.append(exc)
+            ctx.done()
         if spec.name != name:
-            ctx.fail(
+            ctx.report(
                 ("name",),
                 f"must match the file name ({name!r}, got {spec.name!r})",
                 f"rename the file to {spec.name}.yaml or drop the name key",
             )
         kind = distro.instance_arch(spec.targets.aws.instance_type)
         if kind != spec.base.arch:
-            ctx.fail(
+            ctx.report(
                 ("targets", "aws", "instance_type"),
                 f"{spec.targets.aws.instance_type} is an {distro.EC2_ARCH[kind]} instance type, "
                 f"but the base is {spec.base.arch}",
@@ -850,11 +857,12 @@ class Catalog:
         if self.scripts_dir is not None:
             for i, step in enumerate(spec.provision):
                 if not (self.scripts_dir / step.script).is_file():
-                    ctx.fail(
+                    ctx.report(
                         ("provision", i, "script"),
                         f"no script {step.script} in packer/scripts/",
                         "add the script or fix its name",
                     )
+        ctx.done()
         return spec
 
     def load_all(self, today: dt.date | None = None) -> list[ImageSpec]:

@@ -203,3 +203,35 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 141, err
         assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_validate_reports_every_error_of_every_file_at_once(copy_project) -> None:  # type: ignore[no-untyped-def]
+    project = copy_project()
+    (project / "images" / "one.yaml").write_text(
+        "description: two typos\nextends: web\nroll:\n  min_healty: 90\npatch:\n  policy: most\n"
+    )
+    (project / "images" / "two.yaml").write_text("extends: web\ndescripton: typo\n")
+    result = run([str(BIN / "bakehouse"), "validate", "--no-packer"], cwd=project)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error: images/" in line]
+    assert [e.split("error: ", 1)[1].split(": ", 2)[:2] for e in errors] == [
+        ["images/one.yaml:4", "roll.min_healty"],
+        ["images/one.yaml:6", "patch.policy"],
+        ["images/two.yaml:2", "descripton"],
+    ]
+    assert "ok   web/local" in result.stdout  # the good ones are still checked
+
+
+def test_validate_json_lists_every_problem(copy_project) -> None:  # type: ignore[no-untyped-def]
+    project = copy_project()
+    (project / "images" / "one.yaml").write_text(
+        "description: two typos\nextends: web\nroll:\n  min_healty: 90\npatch:\n  policy: most\n"
+    )
+    result = run([str(BIN / "bakehouse"), "validate", "--no-packer", "--json"], cwd=project)
+    assert result.returncode == 2
+    (row,) = [r for r in json.loads(result.stdout) if r["image"] == "one"]
+    assert [(e["file"], e["line"], e["key"]) for e in row["errors"]] == [
+        ("images/one.yaml", 4, "roll.min_healty"),
+        ("images/one.yaml", 6, "patch.policy"),
+    ]
+    assert row["errors"][0]["hint"] == "did you mean 'min_healthy'?"

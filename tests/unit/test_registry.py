@@ -212,6 +212,24 @@ def test_an_interrupted_roll_is_recorded(toys: Path, monkeypatch: pytest.MonkeyP
     assert [r["outcome"] for r in history("toy-fleet")["rolls"]] == ["interrupted"]
 
 
+def test_under_json_an_error_is_json_too(toys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.toy_target import FleetToyTarget
+
+    keys = {"error", "hint", "file", "line", "key", "exit", "errors", "logs"}
+    code, out, err = run("images.history", "--image", "nosuch", "--target", "toy", "--json")
+    shown = json.loads(out)
+    assert code == 2 and err == "" and set(shown) == keys
+    assert shown["file"] == "images/nosuch.yaml" and shown["exit"] == 2 and "known" in shown["hint"]
+    code, out, _ = run("bake", "--image", "web", "--target", "toy-failing", "--json")
+    shown = json.loads(out)
+    assert code == 1 and "failed verification" in shown["error"]
+    assert shown["logs"] and Path(shown["logs"]).parent == toys / "runs"
+    monkeypatch.setattr(FleetToyTarget, "behaviour", "interrupt")
+    assert run("bake", "--image", "web", "--target", "toy-fleet", "--channel", "stable")[0] == 0
+    code, out, _ = run("roll", "web", "--target", "toy-fleet", "--channel", "stable", "--json")
+    assert code == 130 and json.loads(out)["error"] == "interrupted"
+
+
 def test_the_bake_step_checks_channels_itself(toys: Path) -> None:
     """Not only the command line: a pipeline calling the lifecycle directly is held to it too."""
     from bakehouse.errors import UsageError

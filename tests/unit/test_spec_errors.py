@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bakehouse.errors import EXIT_USAGE, SpecError
+from bakehouse.errors import EXIT_USAGE, SpecError, SpecErrors
 
 GOOD = "description: A web image.\n"
 
@@ -317,3 +317,49 @@ def test_good_definition_loads(tmp_images) -> None:  # type: ignore[no-untyped-d
     spec = tmp_images.load("web")
     assert spec.name == "web"
     assert spec.roll.min_healthy == 90
+
+
+def test_every_problem_of_a_definition_in_one_run(tmp_images) -> None:  # type: ignore[no-untyped-def]
+    tmp_images.write(
+        "web",
+        "description: x\n"
+        "descripton: typo\n"  # an unknown key
+        "roll:\n"
+        "  min_healthy: 120\n"  # a bad value
+        "targets:\n"
+        "  local:\n"
+        "    cpus: two\n"  # a wrong type, deeper down
+        "packages: [nginx, Bad Name]\n",  # a bad list item
+    )
+    with pytest.raises(SpecErrors) as caught:
+        tmp_images.load("web")
+    err = caught.value
+    assert [e.message for e in err.errors] == [  # in the order the file reads
+        "images/web.yaml:2: descripton: unknown key",
+        "images/web.yaml:4: roll.min_healthy: must be 0–100% (got 120)",
+        "images/web.yaml:7: targets.local.cpus: must be a whole number (got text ('two'))",
+        "images/web.yaml:8: packages[1]: " + err.errors[3].detail,
+    ]
+    assert err.exit_code == EXIT_USAGE and (err.file, err.line, err.key) == (
+        "images/web.yaml",
+        2,
+        "descripton",
+    )
+    shown = err.render().splitlines()
+    assert [line.split(": ")[1] for line in shown if line.startswith("error: ")] == [
+        "images/web.yaml:2",
+        "images/web.yaml:4",
+        "images/web.yaml:7",
+        "images/web.yaml:8",
+    ]
+    assert "hint: did you mean 'description'?" in shown
+
+
+def test_one_problem_is_still_one_error(tmp_images) -> None:  # type: ignore[no-untyped-def]
+    tmp_images.write("web", "description: x\nroll:\n  min_healthy: 120\n")
+    with pytest.raises(SpecError) as caught:
+        tmp_images.load("web")
+    assert (
+        caught.value.render()
+        == "error: images/web.yaml:3: roll.min_healthy: must be 0–100% (got 120)"
+    )

@@ -10,7 +10,7 @@ from typing import Any
 
 from bakehouse import render as rnd
 from bakehouse import targets as registry
-from bakehouse.errors import BakehouseError, SpecError, UsageError
+from bakehouse.errors import BakehouseError, SpecError, UsageError, as_json
 from bakehouse.project import Project
 from bakehouse.spec import Catalog, ImageSpec
 
@@ -107,6 +107,8 @@ class Validation:
             "ok": self.ok,
             "error": self.error.message if self.error else None,
             "hint": self.error.hint if self.error else None,
+            # every problem of the definition (file, line, key, message, hint)
+            "errors": as_json(self.error)["errors"] if self.error else [],
             "rendered": [r.to_dict() for r in self.rendered],
         }
 
