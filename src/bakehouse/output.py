@@ -58,19 +58,42 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def images(rows: list[ImageRow]) -> str:
+    """One line per image, within 100 columns: its release, the newest bake and its state, and
+    where its channels point now (a channel on the newest version is named alone). What an
+    image extends is in images.show; the target is the one listed (--target)."""
     body = []
     for r in rows:
-        chain = " ← ".join(f.split("/")[-1].removesuffix(".yaml") for f in reversed(r.files))
-        newest = f"{r.newest['version']} {r.newest['state']}" if r.newest else "-"
-        channels = ",".join(f"{c}={v or '-'}" for c, v in r.channels.items()) or "-"
-        body.append([r.name, r.target, chain, newest, channels])
-    return table(body, ["IMAGE", "TARGET", "DEFINED BY", "NEWEST", "CHANNELS"])
+        version = r.newest["version"] if r.newest else None
+        channels = [c if v == version else f"{c}={v}" for c, v in r.channels.items() if v]
+        state = r.newest["state"] if r.newest else "-"
+        body.append([r.name, r.release, version or "-", state, " ".join(channels) or "-"])
+    return table(body, ["IMAGE", "RELEASE", "NEWEST", "STATE", "CHANNELS"])
+
+
+SIZES = ("disk_size", "data_disk_size", "memory")  # MiB inside; written as 4G or 512M
+
+
+def size(mib: int) -> str:
+    return f"{mib // 1024}G" if mib % 1024 == 0 else f"{mib}M"
 
 
 def definition(spec: ImageSpec) -> str:
+    """The resolved definition as YAML, written the way a definition writes it (sizes as 4G);
+    --json keeps the numbers (MiB)."""
     import yaml
 
-    return str(yaml.safe_dump(spec.to_dict(), sort_keys=False, default_flow_style=False))
+    def written(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: size(v) if k in SIZES and isinstance(v, int) else written(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [written(v) for v in value]
+        return value
+
+    data = written(spec.to_dict())
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
 def rendered(results: list[Rendered]) -> str:

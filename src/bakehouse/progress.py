@@ -24,8 +24,11 @@ class Progress:
     def say(self, message: str) -> None:
         if not self.quiet:
             # a message may carry a tool's or a guest's output: escaped for the terminal
-            self.stream.write(f"[{self.elapsed():7.1f}s] {printable(message)}\n")
-            self.stream.flush()
+            try:
+                self.stream.write(f"[{self.elapsed():7.1f}s] {printable(message)}\n")
+                self.stream.flush()
+            except OSError:  # the reader went away (`2>&1 | head`): the work goes on, silent
+                self.quiet = True
 
     @contextlib.contextmanager
     def phase(self, name: str, message: str | None = None) -> Iterator[None]:

@@ -235,3 +235,49 @@ def test_validate_json_lists_every_problem(copy_project) -> None:  # type: ignor
         ("images/one.yaml", 6, "patch.policy"),
     ]
     assert row["errors"][0]["hint"] == "did you mean 'min_healthy'?"
+
+
+def test_images_list_fits_100_columns_and_shows_where_channels_point() -> None:
+    from bakehouse import output
+    from bakehouse.lifecycle.history import ImageRow
+
+    files = ["images/_defaults.yaml", "images/base.yaml", "images/web.yaml", "images/web-x.yaml"]
+    rows = [
+        ImageRow(
+            "web-bookworm-arm-edge",  # 21 characters
+            "",
+            files,
+            "local",
+            {"version": "20261130.041725", "state": "published"},
+            {"latest": "20261130.041725", "stable": "20261129.190000", "canary": None},
+            "ubuntu-22.04",
+        ),
+        ImageRow("base", "", files[:2], "local", None, {"latest": None}, "debian-13"),
+    ]
+    text = output.images(rows)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100, text
+    assert lines[0].split() == ["IMAGE", "RELEASE", "NEWEST", "STATE", "CHANNELS"]
+    assert lines[1].split()[1:] == [
+        "ubuntu-22.04",
+        "20261130.041725",
+        "published",
+        "latest",  # on the newest version
+        "stable=20261129.190000",  # somewhere else
+    ]  # canary points nowhere: not shown
+    assert lines[2].split() == ["base", "debian-13", "-", "-", "-"]
+
+
+def test_images_show_writes_sizes_as_a_definition_does() -> None:
+    import yaml
+
+    from tests.conftest import run_cli
+
+    code, out, _ = run_cli("images.show", "web")
+    local = yaml.safe_load(out)["targets"]["local"]
+    assert code == 0 and (local["disk_size"], local["memory"]) == ("4G", "1G")
+    code, out, _ = run_cli("images.show", "web", "--json")
+    assert code == 0 and json.loads(out)["targets"]["local"]["disk_size"] == 4096  # MiB
+    from bakehouse.output import size
+
+    assert (size(4096), size(512), size(1536)) == ("4G", "512M", "1536M")

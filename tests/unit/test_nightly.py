@@ -75,6 +75,59 @@ def test_one_worker_runs_one_at_a_time(tmp_path: Path, monkeypatch: pytest.Monke
     assert time.monotonic() - start >= 1.0
 
 
+def test_a_reader_gone_mid_nightly_does_not_orphan_the_bakes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nightly 2>&1 | head`: when saying anything fails, the running bakes are still stopped."""
+    marker = f"orphan-check-{tmp_path.name}"
+
+    def long_bake(image: str, target: object, channels: list[str]) -> list[str]:
+        return [sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"]
+
+    def running() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                    found.append(entry.name)
+            except OSError:
+                continue
+        return found
+
+    gone: list[bool] = []
+
+    def say(message: str) -> None:
+        if gone:
+            raise BrokenPipeError(32, "Broken pipe")  # every message from now on
+        if "worker: baking" in message:
+            deadline = time.monotonic() + 10
+            while not running() and time.monotonic() < deadline:
+                time.sleep(0.05)  # web's bake is running
+            gone.append(True)
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(nightly, "bake_argv", long_bake)
+    monkeypatch.setattr(nightly, "STOP_GRACE", 2.0)
+    decisions = [plan.Decision("web", True, "forced"), plan.Decision("worker", True, "forced")]
+    with pytest.raises(BrokenPipeError):
+        nightly.run(PROJECT, get("local", PROJECT), decisions, 2, tmp_path, [], say)
+    assert gone and running() == []
+
+
+def test_progress_on_a_closed_stream_goes_quiet() -> None:
+    import io
+
+    from bakehouse.progress import Progress
+
+    class Closed(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    progress = Progress(stream=Closed())
+    progress.say("bake: started")  # no exception: the work goes on
+    assert progress.quiet
+
+
 def test_bake_argv_is_the_bake_task_with_the_target_and_its_flags() -> None:
     options = TargetOptions("prod", ("eu-west-1",), "192.0.2.1/32")
     argv = nightly.bake_argv("web", get("aws", PROJECT, options), ["latest"])

@@ -24,6 +24,7 @@ class ImageRow:
     target: str
     newest: Record | None
     channels: dict[str, str | None]
+    release: str = ""  # debian-13, ubuntu-24.04
 
     def to_dict(self) -> dict[str, Any]:
         newest = self.newest
@@ -32,6 +33,7 @@ class ImageRow:
             "description": self.description,
             "files": self.files,
             "target": self.target,
+            "release": self.release,
             "latest": {"version": newest["version"], "state": newest["state"]} if newest else None,
             "channels": self.channels,
         }
@@ -49,6 +51,7 @@ def list_images(catalog: Catalog, target: Target) -> list[ImageRow]:
                 target.name,
                 target.catalogue.latest(spec.name),
                 current,
+                spec.base.local.release.id,
             )
         )
     return rows

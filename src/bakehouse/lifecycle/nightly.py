@@ -12,6 +12,7 @@ A manifest that cannot be read, or does not match its recorded sha256, is "unkno
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import os
@@ -217,13 +218,17 @@ def run(
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        for future in [pool.submit(one, image) for image in todo]:
+        futures = [pool.submit(one, image) for image in todo]
+        # the first one that fails unexpectedly stops the rest now, not when those before it end
+        done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        for future in done:
             future.result()
     except BaseException:
         # Ctrl-C or SIGTERM: the bakes run in their own sessions, so stop them here — each is
         # asked to clean up (its VM, its instances) and given the time to — then report
         stopping.set()
-        say(f"nightly: stopping {sum(p.poll() is None for p in running)} running bake(s)")
+        with contextlib.suppress(OSError):  # saying so must never keep them from stopping
+            say(f"nightly: stopping {sum(p.poll() is None for p in running)} running bake(s)")
         proc.stop_groups(list(running), grace=STOP_GRACE)
         raise
     finally:
