@@ -175,6 +175,26 @@ def verify(
 
 
 @command()
+def shell(
+    c: Any,
+    image: str | None = None,
+    version: str | None = None,
+    base: bool = False,
+    command: str | None = None,
+    target: str = "local",
+) -> None:
+    """Boot an image (or its base) without changing it and open a shell in it over SSH.
+
+    local: a snapshot boot with a key made for this session; the VM stops when the shell
+    ends. --command runs one command instead and exits with its status."""
+    from bakehouse.lifecycle.verify import shell as run
+
+    project = cmd.project()
+    chosen = cmd.target(project, target)
+    cmd.fail_with(run(project, chosen, cmd.spec(project, image), version, base, command))
+
+
+@command()
 def publish(
     c: Any,
     image: str | None = None,
@@ -407,8 +427,8 @@ def trust(c: Any, yes: bool = False, json: bool = False) -> None:
 
 
 images = Collection("images", images_list, images_show, images_history, images_diff)
-tasks = (render, validate, bake, verify, base, publish, revoke, nightly, deploy, roll, prune, gc)
-ns = Collection(*tasks, trust, images)
+lifecycle = (render, validate, bake, verify, shell, base, publish, revoke, nightly, deploy, roll)
+ns = Collection(*lifecycle, prune, gc, trust, images)
 ns.configure({"run": {"echo": False}})
 
 program = BakehouseProgram(namespace=ns, version=__version__, name="bakehouse", binary="bakehouse")

@@ -114,6 +114,11 @@ HELP: dict[str, dict[str, str]] = {
         "older_than": "aws: hours after which a run that is not running here is over",
         "keep_failed": "failed runs whose folders (logs) are kept, newest first (default: 5)",
     },
+    "shell": {
+        "version": "a version from `invoke images.history` (default: the newest)",
+        "base": "boot the image's base instead: the unhardened starting point",
+        "command": "run this command in the image instead of an interactive shell",
+    },
     "base": {
         "image": "image whose base to build or resolve",
         "rebuild": "local: build it again",
@@ -280,6 +285,12 @@ def say(message: str) -> None:
 def show(text: str) -> None:
     """A plain result on stdout, escaped for the terminal."""
     print(printable(text))
+
+
+def fail_with(status: int) -> None:
+    """End with another program's exit status (a shell session's)."""
+    if status != 0:
+        raise Exit(code=status if 0 < status < 256 else EXIT_FAILED)
 
 
 def fail_unless(ok: bool) -> None:

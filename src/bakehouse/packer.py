@@ -143,6 +143,7 @@ class PackerWatch:
         self.timings[self.phase] = self.timings.get(self.phase, 0.0) + now - self.started
         self.phase, self.started = phase, now
         self.progress.say(f"packer: {phase}{' ' + note if note else ''}")
+        self.progress.detail(f"packer {phase}")
 
     def __call__(self, line: str) -> None:
         for marker, phase in PACKER_PHASES:

@@ -20,7 +20,7 @@ from typing import Any
 from bakehouse import proc
 from bakehouse.debindex import Indexes
 from bakehouse.errors import VerifyError
-from bakehouse.progress import Progress
+from bakehouse.progress import Progress, SuiteWatch
 from bakehouse.spec import ImageSpec
 
 SUITE = Path("tests") / "hardening"
@@ -99,7 +99,7 @@ def pytest_argv(
         "junit_family=xunit1",
         "-p",
         "no:cacheprovider",
-        "-q",
+        "-v",  # a line per control as it is judged: the progress shown, and the log
         "-rfE",
         "--no-header",
         f"--rootdir={root}",
@@ -171,6 +171,7 @@ def run_suite(
         cwd=root,
         timeout=suite_timeout,
         env=env,
+        on_line=SuiteWatch(progress),
     )
     suite_seconds = time.monotonic() - start
     if not junit.is_file():

@@ -268,3 +268,19 @@ def test_a_roll_stopped_by_sigterm_is_recorded(toys: Path, monkeypatch: pytest.M
     assert code == 143, err
     (roll,) = history("toy-fleet")["rolls"]
     assert roll["outcome"] == "interrupted (stopped by signal SIGTERM)"
+
+
+def test_a_bake_records_its_timings_for_the_next_ones_estimates(toys: Path) -> None:
+    from bakehouse.lifecycle.bake import previous_timings
+    from bakehouse.project import find_project
+    from bakehouse.spec import Catalog
+
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
+    target = targets.get("toy", find_project())
+    assert previous_timings(target, spec) == {}  # nothing baked: no estimate, no guess
+    assert run("bake", "web", "--target", "toy")[0] == 0
+    (record,) = history("toy")["images"]
+    assert {"bake", "verify"} <= set(record["timings"])
+    assert set(previous_timings(target, spec)) == set(record["timings"])
+    assert run("bake", "web", "--target", "toy-failing")[0] == 1  # a failed one is no estimate
+    assert previous_timings(targets.get("toy-failing", find_project()), spec) == {}

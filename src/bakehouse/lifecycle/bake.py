@@ -23,7 +23,7 @@ from bakehouse.errors import BakehouseError, VerifyFailed
 from bakehouse.files import describe
 from bakehouse.lifecycle import who
 from bakehouse.lifecycle.channels import check_channels
-from bakehouse.progress import Progress
+from bakehouse.progress import Progress, estimates_from
 from bakehouse.project import Project
 from bakehouse.runs import Run, image_lock, run_dir, terminate_as_exception
 from bakehouse.spec import ImageSpec
@@ -137,6 +137,8 @@ def step_record(ctx: Context) -> None:
         "git_commit": baked.git_commit,
         "kernel": baked.manifest.get("kernel") if baked.manifest else None,
         "packages": len(baked.manifest["packages"]) if baked.manifest else None,
+        # how long each phase took: the next bake's estimates
+        "timings": {k: round(v, 1) for k, v in ctx.progress.timings.items()},
         "artifacts": baked.artifacts,
         "verify": summary_of(ctx.verified, ctx.error),
         "channels": [],
@@ -268,6 +270,20 @@ SEQUENCE: tuple[tuple[str, Step], ...] = (
 )
 
 
+def previous_timings(target: Target, spec: ImageSpec) -> dict[str, float]:
+    """Estimates per phase from the image's last verified bakes on the target (none yet: no
+    estimate, never a guess)."""
+    try:
+        records = target.catalogue.images(spec.name)
+    except BakehouseError:  # an unreadable catalogue is the bake's to report, not progress's
+        return {}
+    return estimates_from(
+        r["timings"]
+        for r in records
+        if r.get("state") in ("verified", "published") and isinstance(r.get("timings"), dict)
+    )
+
+
 def bake(
     project: Project,
     spec: ImageSpec,
@@ -286,6 +302,7 @@ def bake(
         run_dir(project.state_dir, spec.name, f"bake-{target.name}", keep=request.keep_run) as run,
     ):
         ctx = Context(project, spec, target, request, run, progress)
+        progress.estimates = previous_timings(target, spec)
         progress.say(f"bake: {spec.name} on the {target.name} target (run {run.id})")
         for _name, step in SEQUENCE:
             step(ctx)

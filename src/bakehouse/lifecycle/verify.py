@@ -1,11 +1,13 @@
 """Verify again, on any target: boot (or launch) a recorded image — or its unhardened base —
-without changing it, and run tests/hardening against it. Nothing is recorded or published."""
+without changing it, and run tests/hardening against it; or open a shell in it. Nothing is
+recorded or published."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from bakehouse.catalogue import Record
 from bakehouse.errors import UsageError
 from bakehouse.progress import Progress
 from bakehouse.project import Project
@@ -38,6 +40,44 @@ class VerifyResult:
         }
 
 
+def recorded(target: Target, spec: ImageSpec, version: str | None, base: bool) -> Record | None:
+    """The recorded version to boot (default: the newest), or None for the base."""
+    if base and version:
+        raise UsageError("--base and --version exclude each other", "choose one of them")
+    if base:
+        return None
+    record = (
+        target.catalogue.image(spec.name, version)
+        if version
+        else target.catalogue.latest(spec.name)
+    )
+    if record is None:
+        what = f"version {version} of {spec.name}" if version else f"baked version of {spec.name}"
+        raise UsageError(
+            f"no {what} on the {target.name} target",
+            f"invoke images.history --image {spec.name} lists them; "
+            f"invoke bake --image {spec.name} bakes one",
+        )
+    return record
+
+
+def shell(
+    project: Project,
+    target: Target,
+    spec: ImageSpec,
+    version: str | None = None,
+    base: bool = False,
+    command: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Boot an image (or its base) unchanged and open a shell in it; the VM goes when the
+    session ends. The session's exit status."""
+    record = recorded(target, spec, version, base)
+    progress = progress or Progress()
+    with terminate_as_exception(), run_dir(project.state_dir, spec.name, "shell") as run:
+        return target.shell(spec, record, run, progress, command)
+
+
 def verify(
     project: Project,
     target: Target,
@@ -46,20 +86,7 @@ def verify(
     base: bool = False,
     progress: Progress | None = None,
 ) -> VerifyResult:
-    if base and version:
-        raise UsageError("--base and --version exclude each other", "verify one thing at a time")
-    record = None
-    if not base:
-        record = (
-            target.catalogue.image(spec.name, version)
-            if version
-            else target.catalogue.latest(spec.name)
-        )
-        if record is None:
-            raise UsageError(
-                f"no baked version of {spec.name} on the {target.name} target",
-                f"bake one: invoke bake --image {spec.name} --target {target.name}",
-            )
+    record = recorded(target, spec, version, base)
     progress = progress or Progress()
     with terminate_as_exception(), run_dir(project.state_dir, spec.name, "verify") as run:
         verified = target.verify_recorded(spec, record, run, progress)

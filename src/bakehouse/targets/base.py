@@ -174,6 +174,22 @@ class Target(ABC):
     ) -> Verified:
         """Verify a recorded image again (``record``), or the unhardened base (None)."""
 
+    def shell(
+        self,
+        spec: ImageSpec,
+        record: Record | None,
+        run: Run,
+        progress: Progress,
+        command: str | None,
+    ) -> int:
+        """Boot a recorded image (or the base: None) unchanged and open SSH into it — an
+        interactive shell, or ``command`` — gone when the session ends; the session's status."""
+        raise UsageError(
+            f"shell is not available on the {self.name} target yet",
+            f"boot the image on the local target (bakehouse shell {spec.name}), or launch it "
+            "from its launch template",
+        )
+
     # ---- channels and states ------------------------------------------------------------------
     def channels(self, spec: ImageSpec) -> dict[str, dict[str, Any]]:
         """{channel: {"current": version or None, "history": [...]}} of an image."""

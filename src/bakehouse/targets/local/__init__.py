@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,25 +280,67 @@ class LocalTarget(Target):
         self, spec: ImageSpec, record: Record | None, run: Run, progress: Progress
     ) -> Verified:
         ctx = Context(spec, BakeRequest(), run, progress)
-        if record is None:
-            self.step_base(ctx)
-            assert ctx.base is not None
-            disk, kernel, initrd = (
-                ctx.base.file("disk"),
-                ctx.base.file("kernel"),
-                ctx.base.file("initrd"),
-            )
-            label = ctx.base.record["id"]
-            data = None  # a base has one disk: the data disk is made by the bake
-        else:
-            folder = self.catalogue.image_dir(spec.name, record["version"])
-            disk, data = self.disks(record)
-            kernel, initrd = folder / "vmlinuz", folder / "initrd.img"
-            label = record["id"]
+        disk, kernel, initrd, data = self.boot_files(ctx, spec, record)  # a base has one disk
+        label = record["id"] if record else ctx.base.record["id"]  # type: ignore[union-attr]
         self.probe(ctx, kernel, initrd)
         self.step_indexes(ctx)
         with progress.phase("verify", f"{label} (snapshot boot, tests/hardening)"):
             return self.boot_and_check(spec, run, disk, kernel, initrd, ctx, ctx.indexes, data=data)
+
+    def shell(
+        self,
+        spec: ImageSpec,
+        record: Record | None,
+        run: Run,
+        progress: Progress,
+        command: str | None,
+    ) -> int:
+        """A snapshot boot (the image's disks are never written) with a key made for this
+        session, and ssh into it; the VM stops when ssh returns, whatever happened."""
+        ctx = Context(spec, BakeRequest(), run, progress)
+        disk, kernel, initrd, data = self.boot_files(ctx, spec, record)
+        self.probe(ctx, kernel, initrd)
+        local = spec.targets.local
+        folder = run.path("shell")
+        folder.mkdir()
+        keys = folder / "keys"
+        keys.mkdir(mode=0o700)
+        key = write_key(keys, f"bakehouse-shell-{run.id}")
+        cfg = vm.VmConfig(
+            name=f"bakehouse-shell-{run.id}",
+            disk=disk,
+            kernel=kernel,
+            initrd=initrd,
+            append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
+            serial_log=folder / "console.log",
+            accelerator=str(ctx.accelerator["accelerator"]),
+            memory_mib=local.memory,
+            cpus=local.cpus,
+            snapshot=True,
+            data_disk=data,
+        )
+        with vm.boot(
+            cfg, key.private, "admin", local.ssh_timeout, progress, folder / "qemu.log"
+        ) as b:
+            ssh_config = b.ssh_config(folder / "ssh_config")
+            progress.say("shell: the VM stops when this session ends (exit, or Ctrl-D)")
+            argv = ["ssh", "-F", str(ssh_config)]
+            argv += ["-T", "bakehouse-vm", "--", command] if command else ["-t", "bakehouse-vm"]
+            # the terminal is the user's: ssh gets it whole (no capture, no timeout)
+            return subprocess.call(argv)
+
+    def boot_files(
+        self, ctx: Context, spec: ImageSpec, record: Record | None
+    ) -> tuple[Path, Path, Path, Path | None]:
+        """Root disk, kernel, initrd and data disk of a recorded image, or of its base."""
+        if record is None:
+            self.step_base(ctx)
+            assert ctx.base is not None
+            base = ctx.base
+            return base.file("disk"), base.file("kernel"), base.file("initrd"), None
+        folder = self.catalogue.image_dir(spec.name, record["version"])
+        disk, data = self.disks(record)
+        return disk, folder / "vmlinuz", folder / "initrd.img", data
 
     # ---- nightly ------------------------------------------------------------------------------
     def inputs(self, spec: ImageSpec) -> Inputs:

@@ -24,7 +24,7 @@ from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.errors import BaseError, ToolError, Untrusted
 from bakehouse.files import describe, sha256
 from bakehouse.locks import held
-from bakehouse.progress import Progress
+from bakehouse.progress import PackageWatch, Progress
 from bakehouse.runs import Run
 from bakehouse.spec import LocalBase
 
@@ -411,7 +411,11 @@ def build(
         f"{'patched' if local.include_updates else 'release suite only'})",
     ):
         code = proc.stream(
-            mmdebstrap_argv(local, rootfs, customize), log=log, env=env, timeout=3600
+            mmdebstrap_argv(local, rootfs, customize),
+            log=log,
+            env=env,
+            timeout=3600,
+            on_line=PackageWatch(progress),
         )
         if code != 0:
             raise BaseError(f"mmdebstrap failed (exit {code})", f"see {log}")

@@ -25,7 +25,7 @@ from bakehouse.debindex import Indexes
 from bakehouse.errors import BakehouseError, BaseError, HostPatchError
 from bakehouse.files import sha256
 from bakehouse.locks import held
-from bakehouse.progress import Progress
+from bakehouse.progress import PackageWatch, Progress
 from bakehouse.runs import Run
 from bakehouse.targets.local import base as base_stage
 
@@ -165,6 +165,7 @@ def _ensure(
                     ],
                     log=log,
                     timeout=3600,
+                    on_line=PackageWatch(progress),
                 )
             (rootfs / "root" / "bakehouse-patch.sh").unlink(missing_ok=True)
             if code != 0:

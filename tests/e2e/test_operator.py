@@ -1,0 +1,96 @@
+"""The operator's day, in a pseudo-terminal as a person sees it: a shell in a booted image, and
+a bake whose provisioning fails leaving its logs where the error says."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.e2e.terminal import Terminal
+
+pytestmark = pytest.mark.e2e
+BAKEHOUSE = str(Path(sys.executable).parent / "bakehouse")
+
+
+def env(state: Path, **more: str) -> dict[str, str]:
+    return {**os.environ, "BAKEHOUSE_STATE_DIR": str(state), "TERM": "xterm", **more}
+
+
+def processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                found.append(entry.name)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.fixture
+def web_baked(state: Path) -> Iterator[None]:
+    """The web image test_local_bake.py bakes in the shared state (baked here if run alone)."""
+    if not list((state / "catalogue" / "local" / "images" / "web").glob("*/record.json")):
+        term = Terminal([BAKEHOUSE, "bake", "web", "--no-publish"], env(state), ROOT)
+        try:
+            assert term.wait(3000) == 0, term.seen[-3000:]
+        finally:
+            term.close()
+    yield
+
+
+def test_a_shell_in_the_booted_image_and_gone_when_it_ends(state: Path, web_baked: None) -> None:
+    term = Terminal([BAKEHOUSE, "shell", "web"], env(state), ROOT)
+    try:
+        term.expect(r"vm: booting bakehouse-shell-\S+ \((kvm|tcg)\)", 300)
+        term.expect(r"admin@[\w-]+:~\$ ", 600)  # bash's prompt inside the image
+        term.type("echo marker-$((6*7)) $(id -un)\r")
+        term.expect(r"marker-42 admin", 60)
+        term.type("exit\r")
+        assert term.wait(120) == 0, term.seen[-2000:]
+    finally:
+        term.close()
+    assert processes_with("bakehouse-shell-") == []  # the VM went with the shell
+    runs = list((state / "runs").glob("*/owner.json"))
+    assert [p for p in runs if '"shell"' in p.read_text()] == []  # ended well: no folder left
+
+
+def test_a_failing_provision_step_keeps_its_logs_where_the_error_says(
+    state: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    for part in ("images", "packer", "tests/hardening"):
+        shutil.copytree(ROOT / part, project / part)
+    (project / "tests" / "__init__.py").write_text("")
+    script = project / "packer" / "scripts" / "broken.sh"
+    script.write_text("#!/bin/sh\necho 'provisioning broke on purpose' >&2\nexit 7\n")
+    (project / "images" / "broken.yaml").write_text(
+        "description: a web image whose last step fails\nextends: web\n"
+        "provision:\n  - script: broken.sh\n"
+    )
+    term = Terminal([BAKEHOUSE, "bake", "broken"], env(state, BAKEHOUSE_ROOT=str(project)), ROOT)
+    try:
+        term.expect(r"packer: provision:broken\.sh", 1800)  # the progress a person watches
+        assert term.wait(600) == 1, term.seen[-3000:]
+    finally:
+        term.close()
+    shown = term.seen.replace("\r\n", "\n")
+    assert "error: packer build failed" in shown and "Traceback" not in shown
+    logs = shown.split("logs: ", 1)[1].split(" ", 1)[0]
+    folder = Path(logs)
+    assert folder.parent == state / "runs" and folder.is_dir()
+    failed = json.loads((folder / "failed.json").read_text())
+    assert failed["image"] == "broken" and "packer build failed" in failed["error"]
+    packer_log = (folder / "stage" / "packer.log").read_text()
+    assert "provisioning broke on purpose" in packer_log
+    kept = [p for p in folder.rglob("*") if p.is_file()]
+    assert not [p for p in kept if p.suffix in (".qcow2", ".raw") or p.name == "id_ed25519"]
+    assert processes_with(str(folder)) == []
+    shutil.rmtree(folder)  # the next tests expect a clean runs folder
