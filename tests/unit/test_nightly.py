@@ -67,6 +67,29 @@ def test_parallel_bakes_isolate_failures(tmp_path: Path, monkeypatch: pytest.Mon
     assert "| base | skip | up to date | skipped |" in md
 
 
+def test_nightly_shows_each_images_state_as_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bake(image: str, target: object, channels: list[str]) -> list[str]:
+        code = (
+            "import sys, time; "
+            "print('[    1.0s] base: cache hit', flush=True); time.sleep(0.3); "
+            "print('[    2.0s] packer: provision:harden.sh', flush=True); time.sleep(0.3)"
+        )
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(nightly, "bake_argv", bake)
+    shown: list[str] = []
+    decisions = [plan.Decision(n, True, "forced") for n in ("web", "worker")]
+    nightly.run(
+        PROJECT, get("local", PROJECT), decisions, 1, tmp_path, [], lambda m: None, shown.append
+    )
+    assert shown[0] == "web: baking · worker: queued"
+    assert "web: packer: provision:harden.sh · worker: queued" in shown
+    assert "web: ok · worker: base: cache hit" in shown
+    assert shown[-1] == "web: ok · worker: ok"
+
+
 def test_one_worker_runs_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(nightly, "bake_argv", fake_bake)
     decisions = [plan.Decision(n, True, "forced") for n in ("a", "b")]

@@ -16,10 +16,12 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,7 @@ def run(
     logs: Path,
     channels: list[str],
     say: Say,
+    detail: Say | None = None,
 ) -> list[Outcome]:
     """Bake every image that needs it, ``workers`` at a time; one failing does not stop the
     rest. Each bake is its own process, with its own log."""
@@ -183,6 +186,24 @@ def run(
 
     running: list[subprocess.Popen[bytes]] = []
     stopping = threading.Event()
+    # each image's state as it changes: queued, its bake's current phase, its outcome
+    states = {image: "queued" for image in todo}
+    lock = threading.Lock()
+
+    def state(image: str, text: str) -> None:
+        with lock:
+            states[image] = text
+            shown = " · ".join(f"{i}: {s}" for i, s in states.items())
+        if detail is not None:
+            detail(shown)
+
+    def watch(image: str) -> Callable[[str], None]:
+        def on_line(line: str) -> None:
+            found = PHASE_LINE.match(line)
+            if found:
+                state(image, found.group(1)[:60])
+
+        return on_line
 
     def started(child: subprocess.Popen[bytes]) -> None:
         running.append(child)
@@ -197,6 +218,7 @@ def run(
         log = logs / f"{image}.log"
         out.log = str(log)
         say(f"nightly: {image}: baking (log {log})")
+        state(image, "baking")
         start = time.monotonic()
         try:
             code = proc.stream(
@@ -206,6 +228,7 @@ def run(
                 env={"BAKEHOUSE_STATE_DIR": str(project.state_dir)},
                 timeout=4 * 3600,
                 started=started,
+                on_line=watch(image),
             )
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
             result = tail[0][:200]
@@ -213,8 +236,9 @@ def run(
             code, result = 1, exc.message[:200]
         out.ran, out.ok, out.seconds = True, code == 0, time.monotonic() - start
         out.result = result
-        state = "ok" if out.ok else "FAILED"
-        say(f"nightly: {image}: {state} in {out.seconds:.0f}s — {out.result}")
+        outcome = "ok" if out.ok else "FAILED"
+        state(image, outcome)
+        say(f"nightly: {image}: {outcome} in {out.seconds:.0f}s — {out.result}")
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
     try:
@@ -236,6 +260,8 @@ def run(
     return [outcomes[d.image] for d in decisions]
 
 
+# a bake's own progress line: "[  12.3s] packer: provision:harden.sh" -> the part after the time
+PHASE_LINE = re.compile(r"^\[\s*[\d.]+s\] (\S+: .*?)\s*$")
 STOP_GRACE = 120.0  # seconds a stopped bake gets to remove what it started
 
 
@@ -265,7 +291,7 @@ def nightly(
     for spec in specs:  # refuse missing flags before the first bake starts, not in its log
         target.check(spec, BakeRequest())
     folder = report or project.state_dir / "reports" / f"nightly-{target.name}-{now:%Y%m%dT%H%M%SZ}"
-    with terminate_as_exception():
+    with terminate_as_exception(), progress.phase("nightly", f"logs in {folder / 'logs'}"):
         outcomes = run(
             project,
             target,
@@ -274,6 +300,7 @@ def nightly(
             folder / "logs",
             list(channels or ["latest"]),
             progress.say,
+            progress.detail,
         )
     reports.write(reports.nightly([o.to_dict() for o in outcomes], target.name, now), folder)
     return NightlyResult(target.name, outcomes, False, folder)
