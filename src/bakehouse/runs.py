@@ -163,7 +163,8 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
         shutil.rmtree(tmp, ignore_errors=True)
         if failed is not None and getattr(failed, "exit_code", None) != EXIT_USAGE:
             if not keep:
-                keep_failed(folder, run_id, image, command, failed)
+                with contextlib.suppress(OSError):  # never hide the failure itself
+                    keep_failed(folder, run_id, image, command, failed)
             if getattr(failed, "kept", None) is None:  # the innermost run has the logs
                 failed.kept = folder  # type: ignore[attr-defined]
         elif not keep:
