@@ -1,5 +1,6 @@
 """The operator's day, in a pseudo-terminal as a person sees it: a shell in a booted image, and
-a bake whose provisioning fails leaving its logs where the error says."""
+a bake — its live progress, then its provisioning failing — that leaves its logs where the error
+says."""
 
 from __future__ import annotations
 
@@ -77,7 +78,10 @@ def test_a_failing_provision_step_keeps_its_logs_where_the_error_says(
     )
     term = Terminal([BAKEHOUSE, "bake", "broken"], env(state, BAKEHOUSE_ROOT=str(project)), ROOT)
     try:
-        term.expect(r"packer: provision:broken\.sh", 1800)  # the progress a person watches
+        # what a person watches: the log lines, and under them the live status line, redrawn
+        # in place with the phase, the Packer step and the elapsed time
+        term.expect(r"\r\x1b\[K  … bake: packer provision:\S+ · \d+:\d\d", 900)
+        term.expect(r"packer: provision:broken\.sh", 1800)
         assert term.wait(600) == 1, term.seen[-3000:]
     finally:
         term.close()
