@@ -37,13 +37,13 @@ FLAGS = {
     "json": "print the result as JSON (for pipelines)",
     "profile": "aws: the AWS profile (default: the standard credential chain)",
     "region": "aws: these regions instead of the definition's targets.aws.regions "
-    "(repeatable; the first one builds)",
+    "(the first one builds)",
     "runner_cidr": "aws: the one address allowed to reach build and verify instances over SSH, "
     "e.g. 203.0.113.7/32",
     "wide_runner_cidr": "aws: accept a --runner-cidr wider than one address (a NAT pool; "
     "every address in it can reach the instances)",
     "version": "a version from `invoke images.history` (default: the newest verified)",
-    "channel": "a channel (repeatable where it says so)",
+    "channel": "a channel",
     "dry_run": "say what would happen; change nothing",
     "yes": "do it (default: only print the plan)",
 }
@@ -68,8 +68,7 @@ HELP: dict[str, dict[str, str]] = {
         "(default; --no-packer: schema only)",
     },
     "bake": {
-        "channel": "publish to this channel instead of the definition's publish.channels "
-        "(repeatable)",
+        "channel": "publish to this channel instead of the definition's publish.channels",
         "no_publish": "bake and verify, but do not move any channel",
         "no_verify": "bake only: the image stays unverified and cannot be published",
         "rebuild_base": "local: build the base image again even if the cached one is intact",
@@ -80,7 +79,7 @@ HELP: dict[str, dict[str, str]] = {
         "base": "verify the image's base instead: the unhardened starting point",
     },
     "publish": {
-        "channel": "channel to point at it (repeatable)",
+        "channel": "channel to point at it",
     },
     "revoke": {
         "base": "local: revoke the base the version (default: the newest) was baked from; "
@@ -99,11 +98,11 @@ HELP: dict[str, dict[str, str]] = {
         "report": "folder for deploy.json, deploy.md and deploy.junit.xml",
     },
     "nightly": {
-        "image": "only these images (repeatable; default: every image)",
-        "force": "bake these images whatever the decision (repeatable)",
+        "image": "only these images (default: every image)",
+        "force": "bake these images whatever the decision",
         "dry_run": "decide and print; bake nothing",
         "workers": "bakes at a time (default: one per two cores)",
-        "channel": "channel the nightly bakes publish to (repeatable; default: latest)",
+        "channel": "channel the nightly bakes publish to (default: latest)",
         "report": "folder for nightly.json, nightly.md and nightly.junit.xml",
     },
     "prune": {
@@ -162,6 +161,9 @@ def command(name: str | None = None) -> Callable[[F], Any]:
         own = HELP.get(fn.__name__, {})
         texts = {p: own.get(p) or FLAGS.get(p, "") for p in params}
         lists = [p for p in params if is_list(hints.get(p))]
+        for p in lists:  # invoke shows no value for a list flag: say it takes one, often
+            value = {"force": "IMAGE"}.get(p, p.upper())
+            texts[p] = f"={value}, repeatable: {texts[p]}".rstrip(": ")
         kwargs: dict[str, Any] = {
             "positional": [],  # invoke's positionals swallow flags (`bake --help`); see cli
             "help": texts,

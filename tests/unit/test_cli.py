@@ -281,3 +281,10 @@ def test_images_show_writes_sizes_as_a_definition_does() -> None:
     from bakehouse.output import size
 
     assert (size(4096), size(512), size(1536)) == ("4G", "512M", "1536M")
+
+
+def test_a_repeatable_flag_says_it_takes_a_value() -> None:
+    shown = run([str(BIN / "bakehouse"), "nightly", "--help"]).stdout
+    assert "--force                       =IMAGE, repeatable: bake these" in shown
+    assert "-c, --channel                 =CHANNEL, repeatable: channel" in shown
+    assert "-r, --region                  =REGION, repeatable: aws:" in shown
