@@ -118,6 +118,7 @@ def test_render_and_validate_json(copy_project) -> None:  # type: ignore[no-unty
     (row,) = json.loads(result.stdout)
     assert row["path"] == "build/web/aws.pkr.hcl" and row["changed"] is True
     assert (project / "build" / "web" / "aws.pkr.hcl").is_file()
+    # every shipped image × target through `packer validate` and `packer fmt -check` (1.6.6)
     result = run([str(BIN / "bakehouse"), "validate", "--json"], cwd=project)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)

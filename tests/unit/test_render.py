@@ -125,14 +125,3 @@ def test_evil_render_passes_packer(tmp_path: Path, target: str) -> None:
     path = tmp_path / f"{target}.pkr.hcl"
     path.write_text(text)
     assert packer.validate(path, target, SCRIPTS) == []
-
-
-@pytest.mark.packer
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("image", IMAGES)
-def test_packer_accepts_render(tmp_path: Path, image: str, target: str) -> None:
-    """`packer validate` and `packer fmt -check` with the Packer installed here (1.6.6)."""
-    version = packer.version()
-    path = tmp_path / f"{image}.{target}.pkr.hcl"
-    path.write_text(render.render(load(image), target, PACKER_DIR, version))
-    assert packer.validate(path, target, SCRIPTS) == []
