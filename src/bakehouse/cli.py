@@ -123,6 +123,7 @@ def bake(
     no_verify: bool = False,
     rebuild_base: bool = False,
     keep_run: bool = False,
+    keep_on_failure: bool = False,
     json: bool = False,
     profile: str | None = None,
     region: Flags = None,
@@ -142,7 +143,12 @@ def bake(
     project = cmd.project()
     spec = cmd.spec(project, image)
     request = BakeRequest(
-        not no_publish, tuple(channel or ()), not no_verify, keep_run, rebuild_base
+        not no_publish,
+        tuple(channel or ()),
+        not no_verify,
+        keep_run,
+        rebuild_base,
+        keep_on_failure=keep_on_failure,
     )
     chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
     out.show(run(project, spec, chosen, request), json, out.bake)

@@ -73,6 +73,8 @@ HELP: dict[str, dict[str, str]] = {
         "no_verify": "bake only: the image stays unverified and cannot be published",
         "rebuild_base": "local: build the base image again even if the cached one is intact",
         "keep_run": "keep the run's working folder (keys, logs, Packer output)",
+        "keep_on_failure": "local: when a provisioning step fails, keep the build VM running "
+        "and say how to reach it and how to end it",
     },
     "verify": {
         "version": "a version from `invoke images.history` (default: the newest)",

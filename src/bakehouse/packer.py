@@ -83,10 +83,14 @@ def fmt_check_argv(path: Path) -> list[str]:
     return [binary(), "fmt", "-check", "-diff", str(path)]
 
 
-def build_argv(path: Path, variables: Mapping[str, str], *, force: bool = True) -> list[str]:
+def build_argv(
+    path: Path, variables: Mapping[str, str], *, force: bool = True, keep_on_error: bool = False
+) -> list[str]:
     argv = [binary(), "build", "-color=false", "-timestamp-ui"]
     if force:
         argv.append("-force")
+    if keep_on_error:  # no cleanup after a failed step: the VM and its disk stay
+        argv.append("-on-error=abort")
     return [*argv, *var_args(variables), str(path)]
 
 
@@ -174,6 +178,7 @@ def build(
     progress: Progress,
     timeout: float,
     env: Mapping[str, str] | None = None,
+    keep_on_error: bool = False,
 ) -> dict[str, float]:
     """``packer build`` of ``template`` in its own process group (stopped, then killed, when
     the caller unwinds), its output in ``log``; returns the phase timings. A failed build is
@@ -188,12 +193,13 @@ def build(
     }
     start = time.monotonic()
     code = proc.stream(
-        build_argv(template, variables),
+        build_argv(template, variables, keep_on_error=keep_on_error),
         log=log,
         on_line=watch,
         cwd=cwd,
         env=full_env,
         timeout=timeout,
+        leave_running=keep_on_error,
     )
     timings = watch.finish()
     timings["total"] = round(time.monotonic() - start, 1)

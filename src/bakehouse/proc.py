@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -120,6 +121,7 @@ def stream(
     timeout: float | None = None,
     grace: float = 60.0,
     started: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    leave_running: bool = False,
 ) -> int:
     """Run ``argv`` in its own process group, appending its output to ``log`` and handing each
     line to ``on_line``. On any exception here (Ctrl-C, SIGTERM turned into an exception, a
@@ -146,19 +148,43 @@ def stream(
             if started is not None:
                 started(proc)
             assert proc.stdout is not None
-            for raw in iter(proc.stdout.readline, b""):
+
+            def line(raw: bytes) -> None:
                 sink.write(raw)
                 sink.flush()
                 if on_line is not None:
                     on_line(raw.decode("utf-8", "replace").rstrip("\n"))
+
+            fd, pending = proc.stdout.fileno(), b""
+            while True:
+                # never a blocking read: a silent tool still meets its deadline, and the end of
+                # the tool is its own exit, not the pipe's (a VM it left keeps the pipe open)
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if ready:
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        line(raw + b"\n")
+                elif proc.poll() is not None:
+                    break
                 if deadline is not None and time.monotonic() > deadline:
                     raise ToolError(
                         f"{args[0]} did not finish within {timeout:.0f} s",
                         f"its output is in {log}",
                     )
-            return proc.wait()
-        finally:
+            if pending:
+                line(pending)
+            code = proc.wait()
+        except BaseException:
             _stop_group(proc, grace)
+            raise
+        # ended by itself: what it leaves in its group is stopped too, unless it failed and the
+        # caller keeps what it left (a failed build's VM, kept on purpose)
+        if not (leave_running and code != 0):
+            _stop_group(proc, grace)
+        return code
 
 
 class Background:

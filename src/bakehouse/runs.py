@@ -131,10 +131,17 @@ def keep_failed(folder: Path, run_id: str, image: str, command: str, exc: BaseEx
 
 
 @contextlib.contextmanager
-def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> Iterator[Run]:
+def run_dir(
+    state_dir: Path,
+    image: str,
+    command: str,
+    keep: bool = False,
+    keep_whole_on_failure: bool = False,
+) -> Iterator[Run]:
     """A private working folder for one run: removed when the block ends well, kept with its
     logs when it fails or is stopped (the exception carries the folder as ``kept``; bad input
-    keeps nothing), kept whole with ``keep``."""
+    keeps nothing), kept whole with ``keep`` — or, with ``keep_whole_on_failure``, whole when it
+    fails (a kept VM's keys and disks are in it)."""
     run_id = new_run_id()
     folder = state_dir / "runs" / run_id
     folder.mkdir(parents=True, mode=0o700)
@@ -162,7 +169,7 @@ def run_dir(state_dir: Path, image: str, command: str, keep: bool = False) -> It
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if failed is not None and getattr(failed, "exit_code", None) != EXIT_USAGE:
-            if not keep:
+            if not (keep or keep_whole_on_failure):
                 with contextlib.suppress(OSError):  # never hide the failure itself
                     keep_failed(folder, run_id, image, command, failed)
             if getattr(failed, "kept", None) is None:  # the innermost run has the logs
@@ -229,7 +236,8 @@ class DeadRun:
     started: str = ""  # owner.json's start time (ISO, microseconds)
 
 
-def _cmdlines() -> dict[int, str]:
+def command_lines() -> dict[int, str]:
+    """Every process's command line, by pid."""
     out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -255,7 +263,7 @@ def dead(state_dir: Path) -> list[DeadRun]:
     runs = state_dir / "runs"
     if not runs.is_dir():
         return []
-    cmdlines = _cmdlines()
+    cmdlines = command_lines()
     out = []
     for folder in sorted(runs.iterdir()):
         if not folder.is_dir():

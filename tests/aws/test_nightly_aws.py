@@ -97,3 +97,16 @@ def test_nightly_refuses_to_bake_without_the_runner_address(tmp_path: Path) -> N
     with pytest.raises(UsageError, match="--runner-cidr"):
         nightly.nightly(project, AwsTarget(project), [base], report=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_keep_on_failure_is_refused_on_aws_before_anything_starts() -> None:
+    """The aws build instance is always removed: a flag that cannot be honoured is refused."""
+    from bakehouse.errors import UsageError
+    from bakehouse.targets.base import BakeRequest, TargetOptions
+
+    project = Project(ROOT)
+    web = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web", TODAY)
+    target = AwsTarget(project, TargetOptions(runner_cidr="203.0.113.7/32"))
+    target.check(web, BakeRequest())  # the same request without the flag is fine
+    with pytest.raises(UsageError, match="--keep-on-failure keeps a local build VM"):
+        target.check(web, BakeRequest(keep_on_failure=True))

@@ -28,7 +28,9 @@ def processes_with(marker: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text().replace(
+                "\0", " "
+            ):
                 found.append(entry.name)
         except OSError:
             continue
@@ -98,3 +100,47 @@ def test_a_failing_provision_step_keeps_its_logs_where_the_error_says(
     assert not [p for p in kept if p.suffix in (".qcow2", ".raw") or p.name == "id_ed25519"]
     assert processes_with(str(folder)) == []
     shutil.rmtree(folder)  # the next tests expect a clean runs folder
+
+
+def test_keep_on_failure_leaves_the_build_vm_to_look_at_until_gc(
+    state: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    project = tmp_path / "project"
+    for part in ("images", "packer", "tests/hardening"):
+        shutil.copytree(ROOT / part, project / part)
+    (project / "tests" / "__init__.py").write_text("")
+    # the first provisioning step fails: the quickest way to a failed build
+    (project / "packer" / "scripts" / "patch.sh").write_text(
+        "#!/bin/sh\necho 'patch step broke on purpose' >&2\nexit 7\n"
+    )
+    where = env(state, BAKEHOUSE_ROOT=str(project))
+    term = Terminal([BAKEHOUSE, "bake", "web", "--keep-on-failure"], where, ROOT)
+    try:
+        assert term.wait(1800) == 1, term.seen[-3000:]
+    finally:
+        term.close()
+    shown = term.seen.replace("\r\n", "\n")
+    assert "the build VM is kept running as it failed (qemu pid " in shown
+    config = shown.split("look inside: ssh -F ", 1)[1].split(" ", 1)[0]
+    folder = Path(config).parent
+    assert processes_with(str(folder)), "the VM should still be running"
+    inside = subprocess.run(
+        ["ssh", "-F", config, "bakehouse-build", "id -un; sudo -n cat /etc/hostname"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert inside.returncode == 0 and inside.stdout.startswith("admin\n"), inside.stderr
+    done = subprocess.run(
+        [BAKEHOUSE, "gc", "--yes"],
+        env=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert processes_with(str(folder)) == [] and not folder.exists()  # "end it": gc --yes

@@ -110,7 +110,9 @@ def test_a_reader_gone_mid_nightly_does_not_orphan_the_bakes(
         found = []
         for entry in Path("/proc").iterdir():
             try:
-                if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                if entry.name.isdigit() and marker in (entry / "cmdline").read_text().replace(
+                    "\0", " "
+                ):
                     found.append(entry.name)
             except OSError:
                 continue

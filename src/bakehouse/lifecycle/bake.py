@@ -299,7 +299,13 @@ def bake(
     with (
         terminate_as_exception(),
         image_lock(project.state_dir, spec.name, target.name),
-        run_dir(project.state_dir, spec.name, f"bake-{target.name}", keep=request.keep_run) as run,
+        run_dir(
+            project.state_dir,
+            spec.name,
+            f"bake-{target.name}",
+            keep=request.keep_run,
+            keep_whole_on_failure=request.keep_on_failure,
+        ) as run,
     ):
         ctx = Context(project, spec, target, request, run, progress)
         progress.estimates = previous_timings(target, spec)

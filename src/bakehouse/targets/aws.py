@@ -163,6 +163,12 @@ class AwsTarget(Target):
         return f"{r.ami_id} in {home}: {r.name}, owner {r.owner}, {r.created} (via {r.via})"
 
     def check(self, spec: ImageSpec, request: BakeRequest) -> None:
+        if request.keep_on_failure:
+            raise UsageError(
+                "--keep-on-failure keeps a local build VM; the aws target removes its build "
+                "instance whatever happens",
+                f"reproduce on the local target: bakehouse bake {spec.name} --keep-on-failure",
+            )
         if self.options.runner_cidr is None:
             raise no_runner(self.name)
         # the catalogue must be able to take this bake's record: find out now, not after it

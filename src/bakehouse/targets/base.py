@@ -51,6 +51,7 @@ class BakeRequest:
     verify: bool = True
     keep_run: bool = False
     rebuild_base: bool = False
+    keep_on_failure: bool = False  # a failed build's machine stays up to look at
     # knobs the benchmarks use to compare variants of the local bake
     tuning: dict[str, Any] = field(default_factory=dict)
 

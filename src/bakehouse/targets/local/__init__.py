@@ -157,6 +157,7 @@ class LocalTarget(Target):
                 str(ctx.accelerator["accelerator"]),
                 ctx.progress,
                 base_key=ctx.parent_base.key if ctx.parent_base else None,
+                keep_on_failure=ctx.request.keep_on_failure,
             )
         for phase, seconds in ctx.built.timings.items():
             ctx.progress.record(f"packer:{phase}", seconds)

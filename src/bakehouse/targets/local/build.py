@@ -9,12 +9,13 @@ halts its VM and removes its output), and killed if it does not.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bakehouse import packer, proc
+from bakehouse import packer, proc, runs, vm
 from bakehouse import render as rnd
 from bakehouse.errors import PackerError
 from bakehouse.files import describe
@@ -48,8 +49,10 @@ def build(
     progress: Progress,
     packer_timeout: float = 3600,
     base_key: str | None = None,
+    keep_on_failure: bool = False,
 ) -> Built:
-    """``base_key``: the base before host patching, which the fingerprint names."""
+    """``base_key``: the base before host patching, which the fingerprint names;
+    ``keep_on_failure``: a failed build's VM is left running to look at (:func:`kept_vm`)."""
     version = packer.version()
     template = rnd.render(spec, "local", packer_dir, version)
     template_path = run.path("build.pkr.hcl")
@@ -80,15 +83,21 @@ def build(
     }
     log = stage / "packer.log"
     progress.say(f"packer: build {spec.name} {run.version} (run {run.id}; log {log})")
-    timings = packer.build(
-        template_path,
-        variables,
-        log=log,
-        cwd=run.dir,
-        tmp=run.tmp,
-        progress=progress,
-        timeout=packer_timeout,
-    )
+    try:
+        timings = packer.build(
+            template_path,
+            variables,
+            log=log,
+            cwd=run.dir,
+            tmp=run.tmp,
+            progress=progress,
+            timeout=packer_timeout,
+            keep_on_error=keep_on_failure,
+        )
+    except PackerError as exc:
+        if keep_on_failure:
+            raise kept_vm(exc, run, key.private, log) from None
+        raise
     disk = run.path("output") / f"{spec.name}.qcow2"
     data = run.path("output") / f"{spec.name}.qcow2-1"  # Packer's name for the additional disk
     for made in (disk, data):
@@ -111,3 +120,31 @@ def build(
         "manifest": describe(stage / "manifest.json"),
     }
     return Built(stage, run.version, fp, commit, timings, manifest, artifacts)
+
+
+SSH_PORT_LINE = re.compile(r"Found port for communicator \(SSH, WinRM, etc\): (\d+)")
+
+
+def kept_vm(failed: PackerError, run: Run, key: Path, log: Path) -> PackerError:
+    """The failed build's VM, left running by Packer (``-on-error=abort``): an ssh_config to
+    reach it, and how to end it; or, when it did not stay up, the failure as it was."""
+    ports = SSH_PORT_LINE.findall(log.read_text(errors="replace")) if log.is_file() else []
+    vms = [
+        (pid, cmd)
+        for pid, cmd in runs.command_lines().items()
+        if "qemu-system" in cmd and str(run.dir) in cmd
+    ]
+    if not ports or not vms:
+        return PackerError(
+            failed.message,
+            f"{failed.hint}; the build VM did not stay up, so there is nothing to look at",
+        )
+    pid = vms[0][0]
+    config = vm.write_ssh_config(
+        run.path("ssh_config"), "127.0.0.1", int(ports[-1]), "admin", key, "bakehouse-build"
+    )
+    return PackerError(
+        f"{failed.message}\nthe build VM is kept running as it failed (qemu pid {pid})",
+        f"look inside: ssh -F {config} bakehouse-build (sudo works); end it: bakehouse gc --yes "
+        f"(or kill {pid}); Packer's log: {log}",
+    )
