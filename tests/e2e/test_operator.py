@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.terminal import Terminal
+from tests.terminal import Terminal
 
 pytestmark = pytest.mark.e2e
 BAKEHOUSE = str(Path(sys.executable).parent / "bakehouse")
