@@ -189,20 +189,20 @@ def history(h: History) -> str:
     rows = []
     for r in h.records:
         s = r.get("verify", {}).get("summary", {})
-        base = r.get("base", {})
+        base = str(r.get("base", {}).get("id") or r.get("base", {}).get("key", ""))
         rows.append(
             [
                 r["version"],
                 r["state"],
-                str(base.get("id") or base.get("key", "")),
+                base[:13],  # base-<8 of the key>, or an AMI id's start: --json has it whole
                 f"{s.get('passed', 0)}/{s.get('failed', 0)}/{s.get('waived', 0)}",
-                ",".join(r.get("channels", [])),
-                r["created"],
+                " ".join(r.get("channels", [])) or "-",
+                str(r["created"])[:16].replace("T", " "),  # UTC, to the minute
             ]
         )
     out = [
         f"{h.image} on {h.target}",
-        table(rows, ["VERSION", "STATE", "BASE", "PASS/FAIL/WAIVED", "CHANNELS", "CREATED"]),
+        table(rows, ["VERSION", "STATE", "BASE", "PASS/FAIL/WAIVED", "CHANNELS", "CREATED (UTC)"]),
     ]
     for r in h.records:
         if r.get("revoked"):

@@ -289,3 +289,33 @@ def test_a_repeatable_flag_says_it_takes_a_value() -> None:
     assert "--force                       =IMAGE, repeatable: bake these" in shown
     assert "-c, --channel                 =CHANNEL, repeatable: channel" in shown
     assert "-r, --region                  =REGION, repeatable: aws:" in shown
+
+
+def test_images_history_fits_100_columns() -> None:
+    from bakehouse import output
+    from bakehouse.lifecycle.history import History
+
+    record = {
+        "version": "20261130.041725",
+        "state": "published",
+        "base": {"id": "base-1d0590ffa7685b1ba84d", "key": "1d0590ffa7685b1ba84d"},
+        "verify": {"summary": {"passed": 303, "failed": 0, "waived": 1}},
+        "channels": ["latest", "stable", "canary"],
+        "created": "2026-11-30T04:21:07+00:00",
+    }
+    aws = record | {"base": {"id": "ami-0d0000000000000a2"}, "state": "verified"}
+    text = output.history(History("web-bookworm-arm-edge", "aws", [record, aws], {}))
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100, text
+    assert lines[2].split() == [
+        "20261130.041725",
+        "published",
+        "base-1d0590ff",
+        "303/0/1",
+        "latest",
+        "stable",
+        "canary",
+        "2026-11-30",
+        "04:21",
+    ]
+    assert lines[3].split()[2] == "ami-0d0000000"
