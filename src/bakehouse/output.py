@@ -337,17 +337,15 @@ def gc(r: GcResult) -> str:
     if not r.leftovers:
         return "nothing to collect"
     rows = [
-        [
-            x.where,
-            x.kind,
-            x.ident,
-            x.run_id,
-            x.detail,
-            f"{x.size / 2**20:.0f} MiB" if x.size else "",
-        ]
+        [x.where, x.kind, x.ident, f"{x.size / 2**20:.0f} MiB" if x.size else "-"]
         for x in r.leftovers
     ]
-    lines = [table(rows, ["WHERE", "KIND", "ID", "RUN", "DETAIL", "SIZE"])]
+    shown = table(rows, ["WHERE", "KIND", "ID", "SIZE"]).splitlines()
+    lines = shown[:1]
+    for line, x in zip(shown[1:], r.leftovers, strict=True):
+        # what it is and why it is here, under it: the table stays within 100 columns
+        why = x.detail + (f" (run {x.run_id})" if x.run_id and x.run_id != x.ident else "")
+        lines += [line, f"    {why}" if len(why) <= 96 else f"    {why[:95]}…"]
     if r.removed:
         lines.append(f"removed {len(r.leftovers)} leftover(s)")
     else:

@@ -319,3 +319,29 @@ def test_images_history_fits_100_columns() -> None:
         "04:21",
     ]
     assert lines[3].split()[2] == "ami-0d0000000"
+
+
+def test_gc_listing_fits_100_columns_with_why_under_each_row() -> None:
+    from bakehouse import output
+    from bakehouse.lifecycle.housekeeping import GcResult
+    from bakehouse.targets.base import Leftover
+
+    why = "failed (packer build failed: Script exited with non-zero exit status: 7.Allowed exit "
+    rows = [
+        Leftover(
+            "here",
+            "failed run",
+            "20261130T050803Z-f43c62",
+            "20261130T050803Z-f43c62",
+            why * 2,
+            5 << 20,
+        ),
+        Leftover(
+            "eu-west-1", "instance", "i-0123456789abcdef0", "20261130T050803Z-f43c62", "tagged", 0
+        ),
+    ]
+    lines = output.gc(GcResult("local", rows, False)).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[1].split() == ["here", "failed", "run", "20261130T050803Z-f43c62", "5", "MiB"]
+    assert lines[2].startswith("    failed (packer build failed") and lines[2].endswith("…")
+    assert lines[4] == "    tagged (run 20261130T050803Z-f43c62)"  # the run, where it is not the id
