@@ -168,6 +168,17 @@ def stream(
                     for raw in lines:
                         line(raw + b"\n")
                 elif proc.poll() is not None:
+                    # it has exited: what it wrote just before is still in the pipe (a second
+                    # at most: a process it left may go on writing)
+                    drain = time.monotonic() + 1.0
+                    while (
+                        time.monotonic() < drain
+                        and select.select([fd], [], [], 0)[0]
+                        and (chunk := os.read(fd, 65536))
+                    ):
+                        *lines, pending = (pending + chunk).split(b"\n")
+                        for raw in lines:
+                            line(raw + b"\n")
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise ToolError(

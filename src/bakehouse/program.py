@@ -59,6 +59,17 @@ class BakehouseProgram(Program):
             super().parse_tasks()
 
 
+def _image_names() -> set[str]:
+    """The project's image names (none when there is no project: the task will say so)."""
+    from bakehouse.errors import BakehouseError
+    from bakehouse.project import find_project
+
+    try:
+        return {p.stem for p in (find_project().root / "images").glob("[!_]*.yaml")}
+    except BakehouseError:
+        return set()
+
+
 def image_first(argv: list[str], collection: Collection) -> list[str]:
     """``bake web …`` is ``bake --image web …``: a word right after a task that takes one
     image is that image (not another task, not a flag). Only there, so a flag's value is never
@@ -69,8 +80,10 @@ def image_first(argv: list[str], collection: Collection) -> list[str]:
         if token not in collection.task_names or i + 1 >= len(argv):
             continue
         following = argv[i + 1]
-        if following.startswith("-") or following in collection.task_names:
+        if following.startswith("-"):
             continue
+        if following in collection.task_names and following not in _image_names():
+            continue  # another task (`base` is both: an image and a task, and the image wins)
         hints = typing.get_type_hints(collection[token].body)
         if "image" in hints and not is_list(hints["image"]):  # not nightly's several
             out.append("--image")

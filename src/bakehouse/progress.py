@@ -115,9 +115,9 @@ class Progress:
             self._write(f"\r\033[K  … {text}")
             self._drawn = True
 
-    def _tick(self) -> None:
+    def _tick(self, stop: threading.Event) -> None:
         every = LIVE_TICK if self.live else self.heartbeat
-        while not self._stop.wait(every):
+        while not stop.wait(every):
             if self.quiet:
                 continue
             with self._lock:
@@ -127,9 +127,13 @@ class Progress:
                     self._write(f"[{self.elapsed():7.1f}s] {self.status()}\n")
 
     def _ticking(self) -> None:
-        if self._ticker is None or not self._ticker.is_alive():
-            self._stop.clear()
-            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+        """A ticker for the phases now running: a new one whenever the last was told to stop
+        (it may not have noticed yet; each has its own stop event)."""
+        if self._ticker is None or self._stop.is_set() or not self._ticker.is_alive():
+            self._stop = threading.Event()
+            self._ticker = threading.Thread(
+                target=self._tick, args=(self._stop,), name="progress", daemon=True
+            )
             self._ticker.start()
 
     @contextlib.contextmanager

@@ -99,9 +99,12 @@ def _large(path: Path) -> bool:
         return False
 
 
-def keep_failed(folder: Path, run_id: str, image: str, command: str, exc: BaseException) -> None:
-    """Keep a failed run's folder for its logs: note what failed, drop the bulk and the keys."""
-    for root, dirs, files in os.walk(folder, topdown=True):
+def keep_failed(
+    folder: Path, run_id: str, image: str, command: str, exc: BaseException, strip: bool = True
+) -> None:
+    """Keep a failed run's folder for its logs: note what failed, and (``strip``) drop the bulk
+    and the keys."""
+    for root, dirs, files in os.walk(folder, topdown=True) if strip else ():
         here = Path(root)
         for name in [d for d in dirs if d in BULKY_DIRS]:
             shutil.rmtree(here / name, ignore_errors=True)
@@ -140,8 +143,8 @@ def run_dir(
 ) -> Iterator[Run]:
     """A private working folder for one run: removed when the block ends well, kept with its
     logs when it fails or is stopped (the exception carries the folder as ``kept``; bad input
-    keeps nothing), kept whole with ``keep`` — or, with ``keep_whole_on_failure``, whole when it
-    fails (a kept VM's keys and disks are in it)."""
+    keeps nothing), kept whole with ``keep`` — or, with ``keep_whole_on_failure``, whole when the
+    failure kept a machine running (``vm_kept`` on the exception: its keys are in the folder)."""
     run_id = new_run_id()
     folder = state_dir / "runs" / run_id
     folder.mkdir(parents=True, mode=0o700)
@@ -169,9 +172,10 @@ def run_dir(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if failed is not None and getattr(failed, "exit_code", None) != EXIT_USAGE:
-            if not (keep or keep_whole_on_failure):
-                with contextlib.suppress(OSError):  # never hide the failure itself
-                    keep_failed(folder, run_id, image, command, failed)
+            # whole: asked for, or a machine was kept running for a person (its keys are here)
+            whole = keep or (keep_whole_on_failure and getattr(failed, "vm_kept", False))
+            with contextlib.suppress(OSError):  # never hide the failure itself
+                keep_failed(folder, run_id, image, command, failed, strip=not whole)
             if getattr(failed, "kept", None) is None:  # the innermost run has the logs
                 failed.kept = folder  # type: ignore[attr-defined]
         elif not keep:

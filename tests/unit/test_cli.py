@@ -155,6 +155,9 @@ def test_the_image_may_come_first_under_bakehouse() -> None:
     assert code == 0 and json.loads(out)["name"] == "web"
     code, out, _ = run_cli("bake", "--help")  # a flag right after the task is never the image
     assert code == 0 and "--image" in out
+    # `base` is an image and a task: after a task that takes an image, the image wins
+    code, out, _ = run_cli("images.show", "base", "--json")
+    assert code == 0 and json.loads(out)["name"] == "base"
     code, _, err = run_cli("images.diff", "nosuch")
     assert code == 2 and "no image named 'nosuch'" in err
     # nightly takes several images (--image, repeated): a word after it is not one

@@ -73,6 +73,9 @@ def test_a_failed_tool_can_leave_what_it_started_running_on_purpose(tmp_path: Pa
     code = proc.stream(
         ["sh", "-c", f"({marker}) & exit 3"], log=tmp_path / "log", leave_running=True
     )
+    deadline = time.monotonic() + 5
+    while not alive(marker) and time.monotonic() < deadline:  # the shell may be quicker
+        time.sleep(0.05)
     left = alive(marker)
     try:
         assert code == 3 and left  # a failed build's VM, kept to look at
@@ -83,3 +86,22 @@ def test_a_failed_tool_can_leave_what_it_started_running_on_purpose(tmp_path: Pa
         ["sh", "-c", f"({marker}) & exit 0"], log=tmp_path / "log", leave_running=True
     )
     assert code == 0 and gone(marker)  # only a failure keeps anything
+
+
+def test_the_last_words_of_a_tool_are_not_lost_when_it_exits_between_two_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    real_poll = subprocess.Popen.poll
+
+    def late_poll(self: subprocess.Popen[bytes]) -> int | None:
+        time.sleep(0.3)  # a loaded host: the exit is seen after the last output arrived
+        return real_poll(self)
+
+    monkeypatch.setattr(subprocess.Popen, "poll", late_poll)
+    seen: list[str] = []
+    code = proc.stream(
+        ["sh", "-c", "sleep 0.6; echo last line; exit 3"], log=tmp_path / "log", on_line=seen.append
+    )
+    assert code == 3 and seen == ["last line"]

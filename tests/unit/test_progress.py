@@ -82,3 +82,13 @@ def test_package_work_shows_its_stage_and_count() -> None:
         ]:
             watch(line)
         assert progress.status().startswith("base: extracting archives · 1 of 2 packages set up · ")
+
+
+def test_a_phase_right_after_another_still_has_its_heartbeat() -> None:
+    out = io.StringIO()
+    progress = Progress(stream=out, live=False, heartbeat=0.05)
+    with progress.phase("decide"):
+        pass
+    with progress.phase("nightly"):
+        time.sleep(0.3)
+    assert [line for line in out.getvalue().splitlines() if "nightly: running · " in line]

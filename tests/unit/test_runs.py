@@ -57,6 +57,13 @@ def _fill(run_dir_: Path) -> None:
     (run_dir_ / "output" / "vmlinuz").write_bytes(b"\0" * 4096)
     (run_dir_ / "base-rootfs" / "etc").mkdir(parents=True)
     (run_dir_ / "base-rootfs" / "etc" / "shadow").write_text("root:*:")
+    for folder in ("patch-rootfs", "base-stage", "patch-stage", "packer_cache"):
+        (run_dir_ / folder).mkdir()
+        (run_dir_ / folder / "x").write_text("bulk")
+    for name in ("base.raw", "initrd.img", "a.iso", "b.vmdk", "rootfs.tar", "rootfs.tar.zst"):
+        (run_dir_ / "stage" / name).write_bytes(b"\0")
+    with (run_dir_ / "stage" / "console.dump").open("wb") as big:  # any name, over 64 MiB
+        big.truncate(65 * 2**20)
 
 
 def test_a_failed_run_keeps_its_logs_not_its_disks_or_keys(tmp_path: Path) -> None:
@@ -133,3 +140,42 @@ def test_gc_keeps_the_newest_failed_runs_and_every_dead_one_goes(tmp_path: Path)
 def test_run_ids_are_unique_and_sortable() -> None:
     ids = [new_run_id() for _ in range(50)]
     assert len(set(ids)) == 50
+
+
+def test_keep_on_failure_keeps_the_whole_folder_only_when_a_vm_was_kept(tmp_path: Path) -> None:
+    with pytest.raises(ToolError), run_dir(tmp_path, "web", "b", keep_whole_on_failure=True) as run:
+        _fill(run.dir)
+        raise ToolError("verification failed")  # no VM kept: stripped like any failure
+    assert not (run.dir / "keys" / "id_ed25519").exists()
+    assert (run.dir / "failed.json").is_file()
+    kept = ToolError("packer build failed")
+    kept.vm_kept = True  # type: ignore[attr-defined]
+    with pytest.raises(ToolError), run_dir(tmp_path, "web", "b", keep_whole_on_failure=True) as run:
+        _fill(run.dir)
+        raise kept
+    assert (run.dir / "keys" / "id_ed25519").exists()  # how a person reaches the kept VM
+    assert json.loads((run.dir / "failed.json").read_text())["error"] == "packer build failed"
+
+
+def test_a_folder_that_cannot_be_kept_never_hides_the_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bakehouse import runs
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs, "keep_failed", full)
+    with pytest.raises(ToolError, match="packer build failed"), run_dir(tmp_path, "w", "b"):
+        raise ToolError("packer build failed")
+
+
+def test_gc_never_keeps_a_failed_run_that_still_has_processes(tmp_path: Path) -> None:
+    from bakehouse.runs import DeadRun
+
+    failed = {"error": "x"}
+    quiet = DeadRun("20261130T010000Z-aaaaaa", tmp_path, 1, [], 0, failed, "2026-11-30T01:00")
+    busy = DeadRun(
+        "20261130T020000Z-bbbbbb", tmp_path, 1, [(9, "qemu")], 0, failed, "2026-11-30T02"
+    )
+    assert to_collect([quiet, busy], keep_failed=5) == [busy]  # a kept VM: gc --yes ends it

@@ -191,11 +191,10 @@ def run(
     lock = threading.Lock()
 
     def state(image: str, text: str) -> None:
-        with lock:
+        with lock:  # one snapshot at a time, in the order the states changed
             states[image] = text
-            shown = " · ".join(f"{i}: {s}" for i, s in states.items())
-        if detail is not None:
-            detail(shown)
+            if detail is not None:
+                detail(" · ".join(f"{i}: {s}" for i, s in states.items()))
 
     def watch(image: str) -> Callable[[str], None]:
         def on_line(line: str) -> None:

@@ -143,8 +143,10 @@ def kept_vm(failed: PackerError, run: Run, key: Path, log: Path) -> PackerError:
     config = vm.write_ssh_config(
         run.path("ssh_config"), "127.0.0.1", int(ports[-1]), "admin", key, "bakehouse-build"
     )
-    return PackerError(
+    kept = PackerError(
         f"{failed.message}\nthe build VM is kept running as it failed (qemu pid {pid})",
         f"look inside: ssh -F {config} bakehouse-build (sudo works); end it: bakehouse gc --yes "
         f"(or kill {pid}); Packer's log: {log}",
     )
+    kept.vm_kept = True  # type: ignore[attr-defined]  # the run keeps its whole folder
+    return kept
