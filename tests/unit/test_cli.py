@@ -173,6 +173,7 @@ def test_the_image_may_come_first_under_bakehouse() -> None:
         ["images.list", "--pty"],
         ["nosuchtask"],
         ["images.list", "--bogus"],
+        ["--list-depth"],  # a core flag without its value
     ],
 )
 def test_what_does_not_parse_is_bad_input(argv: list[str]) -> None:
@@ -194,9 +195,9 @@ def test_help_shows_no_runner_flags() -> None:
 
 def test_a_reader_that_goes_away_gets_no_traceback() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BAKEHOUSE_")}
-    for argv in (["images.list"], ["--help"]):
+    for argv in (["bakehouse", "images.list"], ["bakehouse", "--help"], ["invoke", "images.list"]):
         proc = subprocess.Popen(
-            [str(BIN / "bakehouse"), *argv],
+            [str(BIN / argv[0]), *argv[1:]],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -133,9 +133,11 @@ def test_a_reader_gone_mid_nightly_does_not_orphan_the_bakes(
     monkeypatch.setattr(nightly, "bake_argv", long_bake)
     monkeypatch.setattr(nightly, "STOP_GRACE", 2.0)
     decisions = [plan.Decision("web", True, "forced"), plan.Decision("worker", True, "forced")]
+    start = time.monotonic()
     with pytest.raises(BrokenPipeError):
         nightly.run(PROJECT, get("local", PROJECT), decisions, 2, tmp_path, [], say)
     assert gone and running() == []
+    assert time.monotonic() - start < 30  # stopped at once, not when web's bake ended (60 s)
 
 
 def test_progress_on_a_closed_stream_goes_quiet() -> None:

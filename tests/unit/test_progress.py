@@ -64,10 +64,11 @@ def test_the_suite_shows_controls_judged_of_all() -> None:
             "tests/hardening/test_accounts.py::test_x[bh-acct-01] PASSED           [  0%]",
             "tests/hardening/test_accounts.py::test_x[bh-acct-02] FAILED           [  1%]",
             "tests/hardening/test_sshd.py::test_s[sshd-01] SKIPPED (no role)       [  1%]",
+            "tests/hardening/test_sshd.py::test_s[sshd-02] ERROR                   [  1%]",
             "E   AssertionError: PASSED [ 3%] is text inside a message",
         ]:
             watch(line)
-        assert progress.status().startswith("verify: 3/306 controls, 1 failed · ")
+        assert progress.status().startswith("verify: 4/306 controls, 2 failed · ")
 
 
 def test_package_work_shows_its_stage_and_count() -> None:

@@ -363,3 +363,21 @@ def test_one_problem_is_still_one_error(tmp_images) -> None:  # type: ignore[no-
         caught.value.render()
         == "error: images/web.yaml:3: roll.min_healthy: must be 0–100% (got 120)"
     )
+
+
+def test_every_kind_of_problem_is_collected(tmp_images) -> None:  # type: ignore[no-untyped-def]
+    """A missing required key, two bad list items, and a check made after the parse."""
+    tmp_images.write(
+        "web", "packages: [Bad Name, also bad]\ntargets:\n  aws:\n    instance_type: t4g.small\n"
+    )
+    with pytest.raises(SpecErrors) as caught:
+        tmp_images.load("web")
+    keys = [e.key for e in caught.value.errors]
+    assert keys == ["description", "packages[0]", "packages[1]"]
+    assert caught.value.message.endswith("(and 2 more)")
+    tmp_images.write(
+        "web", "description: x\ntargets:\n  aws:\n    instance_type: t4g.small\nname: other\n"
+    )
+    with pytest.raises(SpecErrors) as caught:
+        tmp_images.load("web")
+    assert [e.key for e in caught.value.errors] == ["targets.aws.instance_type", "name"]
