@@ -71,7 +71,8 @@ def test_a_fresh_runner_decides_like_the_baking_machine(tmp_path: Path, index_ca
     finally:
         del os.environ["BAKEHOUSE_STATE_DIR"]
     worker_version = worker["version"]
-    decide = ("nightly", "--target", "aws", "--dry-run")
+    images = ("--image", "base", "--image", "web", "--image", "worker")  # Debian 13's indexes
+    decide = ("nightly", "--target", "aws", "--dry-run", *images)
     on_baker = cli(baker, state, *decide, "--json")
     on_fresh = cli(fresh, tmp_path / "fresh-state", *decide, "--json")
     assert on_baker.returncode == 0, on_baker.stderr

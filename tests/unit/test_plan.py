@@ -149,6 +149,7 @@ def test_changed_script_changes_the_fingerprint(copy_project) -> None:  # type: 
     assert target.inputs(spec).fingerprint not in (before.fingerprint, after.fingerprint)
 
 
+@pytest.mark.e2e  # the network: with the slow tests, not the fast ones
 def test_live_mirror_when_reachable(index_cache: Path) -> None:
     """The same decision against the live Debian mirror, when this machine can reach it."""
     import urllib.request
