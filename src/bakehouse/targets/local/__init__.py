@@ -9,12 +9,13 @@ tests/hardening over SSH.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ from bakehouse.errors import UsageError
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
-from bakehouse.sshkeys import write_key
+from bakehouse.sshkeys import KeyPair, write_key
 from bakehouse.suite import Connection, Verified, context, over_ssh, run_suite, write_candidates
 from bakehouse.targets.base import (
     Baked,
@@ -211,29 +212,26 @@ class LocalTarget(Target):
                 data=stage / "data.qcow2",
             )
 
-    def boot_and_check(
+    @contextlib.contextmanager
+    def snapshot_vm(
         self,
-        spec: ImageSpec | None,
+        ctx: Context,
         run: Run,
+        name: str,
         disk: Path,
         kernel: Path,
         initrd: Path,
-        ctx: Context,
-        indexes: debindex.Indexes | None,
-        name: str = "verify",
-        data: Path | None = None,
-    ) -> Verified:
-        """Boot ``disk`` (and the ``data`` disk a baked image has) in snapshot mode and run the
-        suite over SSH; the VM always stops."""
+        data: Path | None,
+    ) -> Iterator[tuple[Path, KeyPair, vm.Booted]]:
+        """Boot ``disk`` (and a baked image's ``data`` disk) in snapshot mode, so the image is
+        never written, with a key made for this boot; its folder, the key and the booted VM,
+        which stops when the block ends."""
         local = ctx.spec.targets.local
         folder = run.path(name)
         folder.mkdir()
         keys = folder / "keys"
         keys.mkdir(mode=0o700)
-        key = write_key(keys, f"bakehouse-verify-{run.id}")
-        candidates = write_candidates(indexes, folder / "candidates.json") if indexes else None
-        context_file = folder / "context.json"
-        context_file.write_text(json.dumps(context(spec, key.public, candidates), indent=2))
+        key = write_key(keys, f"bakehouse-{name}-{run.id}")
         cfg = vm.VmConfig(
             name=f"bakehouse-{name}-{run.id}",
             disk=disk,
@@ -250,6 +248,26 @@ class LocalTarget(Target):
         with vm.boot(
             cfg, key.private, "admin", local.ssh_timeout, ctx.progress, folder / "qemu.log"
         ) as booted:
+            yield folder, key, booted
+
+    def boot_and_check(
+        self,
+        spec: ImageSpec | None,
+        run: Run,
+        disk: Path,
+        kernel: Path,
+        initrd: Path,
+        ctx: Context,
+        indexes: debindex.Indexes | None,
+        name: str = "verify",
+        data: Path | None = None,
+    ) -> Verified:
+        """Boot ``disk`` (and the ``data`` disk a baked image has) in snapshot mode and run the
+        suite over SSH; the VM always stops."""
+        with self.snapshot_vm(ctx, run, name, disk, kernel, initrd, data) as (folder, key, booted):
+            candidates = write_candidates(indexes, folder / "candidates.json") if indexes else None
+            context_file = folder / "context.json"
+            context_file.write_text(json.dumps(context(spec, key.public, candidates), indent=2))
             ssh_config = booted.ssh_config(folder / "ssh_config")
             verified = run_suite(
                 self.project.root,
@@ -301,28 +319,7 @@ class LocalTarget(Target):
         ctx = Context(spec, BakeRequest(), run, progress)
         disk, kernel, initrd, data = self.boot_files(ctx, spec, record)
         self.probe(ctx, kernel, initrd)
-        local = spec.targets.local
-        folder = run.path("shell")
-        folder.mkdir()
-        keys = folder / "keys"
-        keys.mkdir(mode=0o700)
-        key = write_key(keys, f"bakehouse-shell-{run.id}")
-        cfg = vm.VmConfig(
-            name=f"bakehouse-shell-{run.id}",
-            disk=disk,
-            kernel=kernel,
-            initrd=initrd,
-            append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
-            serial_log=folder / "console.log",
-            accelerator=str(ctx.accelerator["accelerator"]),
-            memory_mib=local.memory,
-            cpus=local.cpus,
-            snapshot=True,
-            data_disk=data,
-        )
-        with vm.boot(
-            cfg, key.private, "admin", local.ssh_timeout, progress, folder / "qemu.log"
-        ) as b:
+        with self.snapshot_vm(ctx, run, "shell", disk, kernel, initrd, data) as (folder, _, b):
             ssh_config = b.ssh_config(folder / "ssh_config")
             progress.say("shell: the VM stops when this session ends (exit, or Ctrl-D)")
             argv = ["ssh", "-F", str(ssh_config)]
