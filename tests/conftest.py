@@ -85,6 +85,13 @@ def copy_project(tmp_path: Path) -> Callable[[], Path]:
     return make
 
 
+def processes_with(marker: str) -> list[int]:
+    """The pids of every process whose command line holds ``marker``."""
+    from bakehouse.runs import command_lines
+
+    return [pid for pid, cmd in command_lines().items() if marker in cmd]
+
+
 def run_cli(*argv: str) -> tuple[int, str, str]:
     """The `bakehouse` program in this process: (exit code, stdout, stderr)."""
     import io

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, processes_with
 from tests.terminal import Terminal
 
 pytestmark = pytest.mark.e2e
@@ -24,17 +24,13 @@ def env(state: Path, **more: str) -> dict[str, str]:
     return {**os.environ, "BAKEHOUSE_STATE_DIR": str(state), "TERM": "xterm", **more}
 
 
-def processes_with(marker: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_text().replace(
-                "\0", " "
-            ):
-                found.append(entry.name)
-        except OSError:
-            continue
-    return found
+def project_copy(tmp_path: Path) -> Path:
+    """What a bake reads of the project (definitions, Packer files, the suite), to change."""
+    project = tmp_path / "project"
+    for part in ("images", "packer", "tests/hardening"):
+        shutil.copytree(ROOT / part, project / part)
+    (project / "tests" / "__init__.py").write_text("")
+    return project
 
 
 @pytest.fixture
@@ -68,10 +64,7 @@ def test_a_shell_in_the_booted_image_and_gone_when_it_ends(state: Path, web_bake
 def test_a_failing_provision_step_keeps_its_logs_where_the_error_says(
     state: Path, tmp_path: Path
 ) -> None:
-    project = tmp_path / "project"
-    for part in ("images", "packer", "tests/hardening"):
-        shutil.copytree(ROOT / part, project / part)
-    (project / "tests" / "__init__.py").write_text("")
+    project = project_copy(tmp_path)
     script = project / "packer" / "scripts" / "broken.sh"
     script.write_text("#!/bin/sh\necho 'provisioning broke on purpose' >&2\nexit 7\n")
     (project / "images" / "broken.yaml").write_text(
@@ -107,10 +100,7 @@ def test_keep_on_failure_leaves_the_build_vm_to_look_at_until_gc(
 ) -> None:
     import subprocess
 
-    project = tmp_path / "project"
-    for part in ("images", "packer", "tests/hardening"):
-        shutil.copytree(ROOT / part, project / part)
-    (project / "tests" / "__init__.py").write_text("")
+    project = project_copy(tmp_path)
     # the first provisioning step fails: the quickest way to a failed build
     (project / "packer" / "scripts" / "patch.sh").write_text(
         "#!/bin/sh\necho 'patch step broke on purpose' >&2\nexit 7\n"

@@ -19,7 +19,7 @@ from bakehouse.lifecycle import nightly
 from bakehouse.project import Project
 from bakehouse.targets import get
 from bakehouse.targets.base import TargetOptions
-from tests.conftest import ROOT
+from tests.conftest import ROOT, processes_with
 
 PROJECT = Project(ROOT)
 
@@ -106,17 +106,8 @@ def test_a_reader_gone_mid_nightly_does_not_orphan_the_bakes(
     def long_bake(image: str, target: object, channels: list[str]) -> list[str]:
         return [sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"]
 
-    def running() -> list[str]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and marker in (entry / "cmdline").read_text().replace(
-                    "\0", " "
-                ):
-                    found.append(entry.name)
-            except OSError:
-                continue
-        return found
+    def running() -> list[int]:
+        return processes_with(marker)
 
     gone: list[bool] = []
 

@@ -13,6 +13,7 @@ import pytest
 
 from bakehouse import proc
 from bakehouse.errors import ToolError
+from tests.conftest import processes_with
 
 
 def unique_sleep(seconds: int) -> str:
@@ -20,24 +21,12 @@ def unique_sleep(seconds: int) -> str:
     return f"sleep {seconds}.{os.getpid():07d}"
 
 
-def alive(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_text().replace("\0", " ")
-            if entry.name.isdigit() and marker in cmdline:
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
 def gone(marker: str) -> bool:
     """No process runs ``marker`` any more (a killed one may take a moment to go)."""
     deadline = time.monotonic() + 5
-    while alive(marker) and time.monotonic() < deadline:
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return alive(marker) == []
+    return processes_with(marker) == []
 
 
 def test_lines_reach_the_log_and_the_watcher(tmp_path: Path) -> None:
@@ -72,9 +61,9 @@ def test_a_failed_tool_can_leave_what_it_started_running_on_purpose(tmp_path: Pa
         ["sh", "-c", f"({marker}) & exit 3"], log=tmp_path / "log", leave_running=True
     )
     deadline = time.monotonic() + 5
-    while not alive(marker) and time.monotonic() < deadline:  # the shell may be quicker
+    while not processes_with(marker) and time.monotonic() < deadline:  # the shell may be quicker
         time.sleep(0.05)
-    left = alive(marker)
+    left = processes_with(marker)
     try:
         assert code == 3 and left  # a failed build's VM, kept to look at
     finally:
