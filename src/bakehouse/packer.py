@@ -33,6 +33,7 @@ VALIDATE_VARS: dict[str, dict[str, str]] = {
         "initrd": "/nonexistent/initrd.img",
         "ssh_private_key_file": "/nonexistent/id_ed25519",
         "ssh_public_key_b64": "AAAA",
+        "console_log": "file:/nonexistent/console.log",
     },
     "aws": {
         "ssh_host": "192.0.2.1",

@@ -24,7 +24,7 @@ QEMU = "qemu-system-x86_64"
 KVM_DEVICE = Path("/dev/kvm")
 
 
-def _escape(value: str) -> str:
+def escape_qemu(value: str) -> str:
     """qemu option values escape a comma by doubling it."""
     return value.replace(",", ",,")
 
@@ -73,7 +73,7 @@ def _kernel_boot_argv(
         SANDBOX,
         "-no-reboot",
         "-serial",
-        f"file:{_escape(str(serial))}",
+        f"file:{escape_qemu(str(serial))}",
         "-kernel",
         str(kernel),
         "-initrd",
@@ -90,7 +90,7 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
             accel, cfg.memory_mib, cfg.serial_log, cfg.kernel, cfg.initrd, cfg.append
         ),
         "-name",
-        _escape(cfg.name),
+        escape_qemu(cfg.name),
         "-smp",
         str(cfg.cpus),
         *(
@@ -99,7 +99,7 @@ def qemu_argv(cfg: VmConfig) -> list[str]:
             if path is not None
             for arg in (
                 "-drive",
-                f"file={_escape(str(path))},if=virtio,format=qcow2,cache=unsafe,"
+                f"file={escape_qemu(str(path))},if=virtio,format=qcow2,cache=unsafe,"
                 f"discard=unmap{',snapshot=on' if cfg.snapshot else ''}",
             )
         ),

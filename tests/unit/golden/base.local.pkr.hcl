@@ -68,6 +68,11 @@ variable "ssh_public_key_b64" {
   description = "Ephemeral public key, base64, handed to the guest on the kernel command line."
 }
 
+variable "console_log" {
+  type        = string
+  description = "qemu character device for the guest's serial console (file:<path>), kept with a failed run's logs."
+}
+
 variable "accelerator" {
   type    = string
   default = "tcg"
@@ -113,6 +118,7 @@ source "qemu" "image" {
     ["-cpu", var.cpu_model],
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-device", "virtio-rng-pci"],
+    ["-serial", var.console_log],
     ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"],
   ]
 }

@@ -78,6 +78,7 @@ def build(
         "initrd": str(base.file("initrd")),
         "ssh_private_key_file": str(key.private),
         "ssh_public_key_b64": key.public_b64,
+        "console_log": f"file:{vm.escape_qemu(str(stage / 'console.log'))}",
         "accelerator": accelerator,
         "cpu_model": "host" if accelerator == "kvm" else "max",
     }
@@ -95,6 +96,9 @@ def build(
             keep_on_error=keep_on_failure,
         )
     except PackerError as exc:
+        console = stage / "console.log"
+        if console.is_file() and console.stat().st_size:
+            exc.hint = f"{exc.hint}; the guest's console is {console}"
         if keep_on_failure:
             raise kept_vm(exc, run, key.private, log) from None
         raise
