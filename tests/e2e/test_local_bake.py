@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.conftest import ROOT
 
@@ -199,7 +201,9 @@ def test_bake_web_end_to_end(state: Path) -> None:
     assert record["base"]["id"].startswith("base-")
     for role in ("disk", "data", "kernel", "initrd", "manifest", "sbom"):
         assert (folder / record["artifacts"][role]["file"]).is_file()
-    sbom = json.loads((folder / "sbom.cdx.json").read_text())
+    sbom_text = (folder / "sbom.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(sbom_text) is None
+    sbom = json.loads(sbom_text)
     names = {c["name"] for c in sbom["components"]}
     assert {"nginx-light", "openssh-server", "auditd"} <= names
     assert len(sbom["components"]) == record["packages"]

@@ -6,6 +6,9 @@ import dataclasses
 import json
 from pathlib import Path
 
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
 from bakehouse import packer, sbom, suite, vm
 from bakehouse.progress import Progress
 from bakehouse.spec import Catalog
@@ -160,8 +163,13 @@ def test_sbom_lists_every_package_with_a_purl() -> None:
             },
         ],
     }
-    doc = json.loads(sbom.build(manifest, "web", "20260101.000000", "debian", "debian-12"))
+    text = sbom.build(manifest, "web", "20260101.000000", "debian", "debian-12")
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(text) is None
+    doc = json.loads(text)
     assert doc["bomFormat"] == "CycloneDX"
+    assert [c["name"] for c in doc["components"]] == ["bash", "libssl3"]
+    (root,) = [d for d in doc["dependencies"] if d["ref"] == "image:web@20260101.000000"]
+    assert root["dependsOn"] == [c["bom-ref"] for c in doc["components"]]
     purls = sorted(c["purl"] for c in doc["components"])
     assert purls[1].startswith("pkg:deb/debian/libssl3@3.0.22-1~deb12u2?arch=amd64")
     assert "upstream=openssl" in purls[1] and "distro=debian-12" in purls[1]
