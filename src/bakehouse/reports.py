@@ -188,7 +188,8 @@ def changes_table(changes: list[dict[str, Any]]) -> list[str]:
 
 def nightly(rows: list[dict[str, Any]], target: str, when: dt.datetime) -> Report:
     """``rows``: one per image: the decision (image, bake, reason, …) and the outcome (ran, ok,
-    seconds, result, log)."""
+    seconds, result, log, run_id). The JSON names its kind, target and time, so a folder of
+    reports can be read back (the report site)."""
     lines = [
         f"## bakehouse nightly ({target}) {when:%Y-%m-%d %H:%M} UTC",
         "",
@@ -207,7 +208,8 @@ def nightly(rows: list[dict[str, Any]], target: str, when: dt.datetime) -> Repor
         else:
             outcome, message = "skipped", r["reason"]
         cases.append(Case(r["image"], outcome, message, r["seconds"], classname="nightly"))
-    return Report("nightly", "bakehouse-nightly", rows, "\n".join(lines) + "\n", cases)
+    data = {"kind": "nightly", "target": target, "at": when.isoformat(), "images": rows}
+    return Report("nightly", "bakehouse-nightly", data, "\n".join(lines) + "\n", cases)
 
 
 # ---- a deploy ------------------------------------------------------------------------------------

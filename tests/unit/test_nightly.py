@@ -26,7 +26,9 @@ PROJECT = Project(ROOT)
 
 def fake_bake(image: str, target: object, channels: list[str]) -> list[str]:
     code = (
-        "import sys, time; time.sleep(0.5); "
+        "import sys, time; "
+        f"print('[    0.0s] bake: {image} on the local target (run 20261128T031700Z-0000aa)'); "
+        "time.sleep(0.5); "
         f"print('{image}: ' + ('FAILED' if '{image}' == 'worker' else 'published')); "
         f"sys.exit(1 if '{image}' == 'worker' else 0)"
     )
@@ -51,10 +53,13 @@ def test_parallel_bakes_isolate_failures(tmp_path: Path, monkeypatch: pytest.Mon
     assert by["web"].ok and by["api"].ok and by["web"].ran
     assert by["worker"].ran and not by["worker"].ok and by["worker"].result == "worker: FAILED"
     assert not by["base"].ran
+    # each bake's run, as its first line names it: the report links it to the record it made
+    assert by["web"].run_id == "20261128T031700Z-0000aa" and by["base"].run_id == ""
     when = dt.datetime(2026, 11, 28, 3, 17, tzinfo=dt.UTC)
     reports.write(reports.nightly([o.to_dict() for o in outcomes], "local", when), tmp_path / "r")
     data = json.loads((tmp_path / "r" / "nightly.json").read_text())
-    assert [(d["image"], d["ran"], d["ok"]) for d in data] == [
+    assert (data["kind"], data["target"], data["at"]) == ("nightly", "local", when.isoformat())
+    assert [(d["image"], d["ran"], d["ok"]) for d in data["images"]] == [
         ("web", True, True),
         ("worker", True, False),
         ("api", True, True),

@@ -5,12 +5,13 @@
 A target whose base moves under it (the aws target: "built from images patched on every
 deploy") always bakes; elsewhere a deploy with nothing new publishes the newest verified image
 instead of baking the same thing again (``--fresh`` bakes anyway). Every step's outcome goes
-into deploy.json, deploy.md and deploy.junit.xml when a report folder is given — also when a
-step fails.
+into deploy.json, deploy.md and deploy.junit.xml — also when a step fails — in the report
+folder given, or else under the state folder's ``reports/`` (where the report site finds it).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class DeployResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     record: Record = field(default_factory=dict)
     where: list[str] = field(default_factory=list)
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def ok(self) -> bool:
@@ -44,6 +46,8 @@ class DeployResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": "deploy",
+            "at": self.at.isoformat(),
             "image": self.image,
             "target": self.target,
             "channel": self.channel,
@@ -123,6 +127,9 @@ def deploy(
 ) -> DeployResult:
     result = DeployResult(spec.name, target.name, channel or spec.publish.channels[0])
     channels.check_channels([result.channel])
+    report = report or project.state_dir / "reports" / (
+        f"deploy-{target.name}-{spec.name}-{result.at:%Y%m%dT%H%M%SZ}"
+    )
     ctx = Context(project, target, spec, fresh, progress or Progress(), result)
     name = SEQUENCE[0][0]
     with terminate_as_exception():  # one stop handler across bake and roll
@@ -136,6 +143,5 @@ def deploy(
             result.steps.append({"step": name, "ok": False, "detail": message})
             raise
         finally:
-            if report is not None:
-                reports.write(reports.deploy(result.to_dict()), report)
+            reports.write(reports.deploy(result.to_dict()), report)
     return result

@@ -45,6 +45,7 @@ class Outcome:
     seconds: float = 0.0
     result: str = ""
     log: str = ""
+    run_id: str = ""  # the bake's run: its catalogue record carries the same id
 
     @property
     def image(self) -> str:
@@ -57,6 +58,7 @@ class Outcome:
             "seconds": round(self.seconds, 1),
             "result": self.result,
             "log": self.log,
+            "run_id": self.run_id or None,
         }
 
 
@@ -229,8 +231,11 @@ def run(
                 started=started,
                 on_line=watch(image),
             )
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            text = log.read_text(errors="replace")
+            tail = text.strip().splitlines()[-1:] or [""]
             result = tail[0][:200]
+            started_run = RUN_LINE.search(text)
+            out.run_id = started_run.group(1) if started_run else ""
         except BakehouseError as exc:  # the bake could not run, or ran out of time
             code, result = 1, exc.message[:200]
         out.ran, out.ok, out.seconds = True, code == 0, time.monotonic() - start
@@ -261,6 +266,8 @@ def run(
 
 # a bake's own progress line: "[  12.3s] packer: provision:harden.sh" -> the part after the time
 PHASE_LINE = re.compile(r"^\[\s*[\d.]+s\] (\S+: .*?)\s*$")
+# its first line names its run: "bake: web on the local target (run 20261130T072210Z-df4169)"
+RUN_LINE = re.compile(r"\] bake: \S+ on the \S+ target \(run ([0-9TZ]+-[0-9a-f]+)\)", re.M)
 STOP_GRACE = 120.0  # seconds a stopped bake gets to remove what it started
 
 
