@@ -22,6 +22,7 @@ from bakehouse.lifecycle import bake as bake_step
 from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
+from bakehouse.suite import Verified, parse_junit, passes
 from bakehouse.targets.base import Baked, BakeRequest, Target
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -86,8 +87,14 @@ def record_version(
     packages: dict[str, Any] | None = None,
     verified: bool = True,
     created: dt.datetime | None = None,
+    evidence: str | None = None,
+    outcomes: dict[str, str] | None = None,
 ) -> Record:
-    """Record ``version`` of ``spec`` on ``target`` through the production record step."""
+    """Record ``version`` of ``spec`` on ``target`` through the production record step.
+
+    ``evidence``: the stem of a real suite run's JUnit and compliance summary in
+    fixtures/evidence, kept with the version as a verification leaves it (``outcomes``: some
+    controls' outcomes replaced, e.g. one failed)."""
     stage = work / f"stage-{target.name}-{spec.name}-{version}"
     stage.mkdir(parents=True)
     data = packages if packages is not None else manifest()
@@ -120,6 +127,18 @@ def record_version(
     )
     started = created or dt.datetime.now(dt.UTC)
     run = Run(f"test-{version}", work, spec.name, started, work)
+    proof = None
+    if evidence is not None:
+        controls = parse_junit(FIXTURES / "evidence" / f"{evidence}.junit.xml")
+        for control in controls:
+            control["outcome"] = (outcomes or {}).get(control["id"], control["outcome"])
+        summary = {
+            k: sum(c["outcome"] == k for c in controls)
+            for k in ("passed", "failed", "error", "waived", "skipped")
+        }
+        cis = json.loads((FIXTURES / "evidence" / f"{evidence}.compliance.json").read_text())
+        junit = FIXTURES / "evidence" / f"{evidence}.junit.xml"
+        proof = Verified(passes(0, summary), controls, 1.0, 1.0, junit, junit, summary, [], cis)
     ctx = bake_step.Context(
         target.project,
         spec,
@@ -128,6 +147,7 @@ def record_version(
         run,
         Progress(quiet=True),
         baked=baked,
+        verified=proof,
     )
     bake_step.step_record(ctx)
     if created is not None:

@@ -432,9 +432,37 @@ def trust(c: Any, yes: bool = False, json: bool = False) -> None:
     out.show(adopt(cmd.project().state_dir, yes), json, out.trust)
 
 
+@command()
+def report(
+    c: Any,
+    image: Flags = None,
+    target: Flags = None,
+    out: str | None = None,
+    runs: Flags = None,
+    pending: bool = True,
+    open: bool = False,
+    json: bool = False,
+    profile: str | None = None,
+    region: Flags = None,
+) -> None:
+    """Write the report site: static pages of every image, version, control and run.
+
+    Overview, per image (lineage, channel history), per version (every control, package diff,
+    SBOM, timings), nightly and deploy runs. Plain HTML and inline SVG, nothing external."""
+    from bakehouse import output as output_
+    from bakehouse.site import build
+
+    project = cmd.project()
+    chosen = [cmd.target(project, t, profile, region) for t in dict.fromkeys(target or ["local"])]
+    folder = Path(out) if out else project.root / "build" / "site"
+    roots = [Path(r) for r in runs] if runs else [project.state_dir / "reports"]
+    found = build(project, chosen, folder, roots, images=image, pending=pending, open_browser=open)
+    output_.show(found, json, output_.site)
+
+
 images = Collection("images", images_list, images_show, images_history, images_diff)
 lifecycle = (render, validate, bake, verify, shell, base, publish, revoke, nightly, deploy, roll)
-ns = Collection(*lifecycle, prune, gc, trust, images)
+ns = Collection(*lifecycle, prune, gc, trust, report, images)
 ns.configure({"run": {"echo": False}})
 
 program = BakehouseProgram(namespace=ns, version=__version__, name="bakehouse", binary="bakehouse")

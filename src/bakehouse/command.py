@@ -97,7 +97,8 @@ HELP: dict[str, dict[str, str]] = {
     "deploy": {
         "channel": "channel to publish to and roll from (default: the definition's first)",
         "fresh": "bake a new image even if the newest one is up to date (local)",
-        "report": "folder for deploy.json, deploy.md and deploy.junit.xml",
+        "report": "folder for deploy.json, deploy.md and deploy.junit.xml (default: a new "
+        "folder under the state folder's reports/)",
     },
     "nightly": {
         "image": "only these images (default: every image)",
@@ -119,6 +120,16 @@ HELP: dict[str, dict[str, str]] = {
         "version": "a version from `invoke images.history` (default: the newest)",
         "base": "boot the image's base instead: the unhardened starting point",
         "command": "run this command in the image instead of an interactive shell",
+    },
+    "report": {
+        "image": "only these images (default: every image)",
+        "target": "a target whose catalogue to show (default: local)",
+        "out": "folder to write the site into (default: build/site; its pages are replaced)",
+        "runs": "a folder of nightly and deploy reports, or one report's folder "
+        "(default: the state folder's reports/)",
+        "pending": "check each image's pending updates against the signed package indexes "
+        "(default; --no-pending: offline, shown as not checked)",
+        "open": "open the overview in the default browser when written",
     },
     "base": {
         "image": "image whose base to build or resolve",

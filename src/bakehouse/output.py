@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bakehouse.lifecycle.nightly import NightlyResult
     from bakehouse.lifecycle.roll import RollResult
     from bakehouse.lifecycle.verify import VerifyResult
+    from bakehouse.site import SiteResult
     from bakehouse.spec import ImageSpec
 
 R = TypeVar("R")
@@ -352,6 +353,18 @@ def gc(r: GcResult) -> str:
         lines.append(
             f"dry run: nothing removed; run `invoke gc --target {r.target} --yes` to remove"
         )
+    return "\n".join(lines)
+
+
+def site(r: SiteResult) -> str:
+    lines = [
+        f"report: {r.images} image(s), {r.versions} version(s), {r.runs} run(s): "
+        f"{len(r.pages)} pages in {r.out}",
+        f"open {r.index.resolve().as_uri()}",
+    ]
+    lines += [f"could not read: {p}" for p in r.problems]
+    if r.opened is False:
+        lines.append("no browser could be started here: open the file above yourself")
     return "\n".join(lines)
 
 

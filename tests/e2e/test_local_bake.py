@@ -19,6 +19,8 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from bakehouse.suite import parse_junit
+from tests.browser import visit
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -215,6 +217,18 @@ def test_bake_web_end_to_end(state: Path) -> None:
     assert channels["web"]["stable"]["current"] == record["version"]
     history = run(state, "images.history", "--image", "web")
     assert record["version"] in history.stdout
+    # the report site of this catalogue, every page opened in the browser
+    site = state / "site"
+    written = run(state, "report", "--out", str(site))
+    assert written.returncode == 0 and "could not read" not in written.stdout, written.stderr
+    version_page = f"local/web/{record['version']}/index.html"
+    pages = visit(site, {"index.html": "e2e-overview.png", version_page: "e2e-version.png"})
+    for rel, page in pages.items():
+        assert (page.errors, page.broken) == ([], []), rel
+        assert page.size < 300 * 1024 and page.load_ms < 1000, (rel, page.size, page.load_ms)
+    assert pages["local/web/index.html"].svgs >= 1
+    evidence = parse_junit(folder / "verify" / "junit.xml")
+    assert sorted(pages[version_page].controls) == sorted(c["id"] for c in evidence)
 
 
 def test_hardening_suite_over_the_ssm_protocol_matches_ssh(

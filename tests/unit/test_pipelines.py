@@ -573,3 +573,26 @@ def test_run_installs_only_pinned_hashed_packages() -> None:
         '"${pip[@]}" --no-deps --no-build-isolation -e .',
     ]
     assert "pip install" not in script.replace("pip install -q --disable-pip-version-check", "")
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_every_pipeline_keeps_the_report_site_and_github_links_it(path: Path) -> None:
+    """Each flow writes the report site after its run (also a failed one) and keeps it as an
+    artifact; on GitHub the job summary links to that artifact."""
+    text = path.read_text()
+    assert re.search(r"invoke report .*--target aws --runs \S*reports\S* --out \S*site", text)
+    doc = yaml.safe_load(text)
+    if path in WORKFLOWS:
+        (job,) = doc["jobs"].values() if len(doc["jobs"]) == 1 else [doc["jobs"]["deploy"]]
+        steps = job["steps"]
+        (upload,) = [s for s in steps if s.get("id") == "site"]
+        assert upload["with"]["path"] == "site/" and upload["if"] == "always()"
+        (summary,) = [s for s in steps if s.get("name") == "Summary"]
+        assert summary["env"]["SITE_URL"] == "${{ steps.site.outputs.artifact-url }}"
+        assert "$SITE_URL" in summary["run"] and steps.index(summary) > steps.index(upload)
+    elif path == GITLAB:
+        for job in (doc["deploy"], doc["nightly"]):
+            assert "site/" in job["artifacts"]["paths"] and job["artifacts"]["when"] == "always"
+            assert job["script"][-1] == 'exit "$status"'
+    else:
+        assert doc["artifacts"]["base-directory"] == "reports" and "reports/site" in text
