@@ -34,6 +34,7 @@ class Page:
     controls: list[str] = field(default_factory=list)  # data-control of every control row
     text: str = ""  # what a person reads (innerText)
     rows: list[list[str]] = field(default_factory=list)  # every table body row, cell by cell
+    printed_nav: bool | None = None  # whether the navigation shows when printed (if checked)
 
 
 def artifacts() -> Path:
@@ -58,7 +59,8 @@ def _target(url: str) -> tuple[Path, str]:
 
 def visit(site: Path, screenshots: dict[str, str] | None = None) -> dict[str, Page]:
     """Every .html page under ``site``, by path relative to it. ``screenshots``: {page's
-    relative path: file name} to capture (full page) into :func:`artifacts`."""
+    relative path: file name} to capture (full page) into :func:`artifacts`, with the page
+    printed to PDF beside it (print stylesheet) and whether its navigation shows in print."""
     from playwright.sync_api import sync_playwright
 
     pages: dict[str, Page] = {}
@@ -90,7 +92,12 @@ def visit(site: Path, screenshots: dict[str, str] | None = None) -> dict[str, Pa
                 )
                 links[rel] = list(tab.evaluate(LINKS_JS))
                 if screenshots and rel in screenshots:
-                    tab.screenshot(path=str(artifacts() / screenshots[rel]), full_page=True)
+                    shot = artifacts() / screenshots[rel]
+                    tab.screenshot(path=str(shot), full_page=True)
+                    tab.emulate_media(media="print")
+                    page.printed_nav = tab.is_visible("nav")
+                    tab.pdf(path=str(shot.with_suffix(".pdf")))
+                    tab.emulate_media(media="screen")
                 page.errors = list(errors)
                 pages[rel] = page
         finally:

@@ -455,7 +455,7 @@ def report(
     project = cmd.project()
     chosen = [cmd.target(project, t, profile, region) for t in dict.fromkeys(target or ["local"])]
     folder = Path(out) if out else project.root / "build" / "site"
-    roots = [Path(r) for r in runs] if runs else [project.state_dir / "reports"]
+    roots = [Path(r) for r in runs] if runs else None
     found = build(project, chosen, folder, roots, images=image, pending=pending, open_browser=open)
     output_.show(found, json, output_.site)
 

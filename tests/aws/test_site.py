@@ -88,6 +88,10 @@ def test_the_site_shows_every_version_control_and_run_in_a_real_browser(tmp_path
     for version in (V1, V2, V3):
         shown = pages[f"aws/web/{version}/index.html"].controls
         assert sorted(shown) == sorted(c["id"] for c in junit), version
+    # every status in words (readable without colour), and printed without the navigation
+    statuses = {r[3] for r in pages[f"aws/web/{V2}/index.html"].rows if len(r) == 5}
+    assert statuses == {"passed", "FAILED", "not applicable"}
+    assert pages[version_page].printed_nav is False and pages[overview].printed_nav is False
     failed_page = pages[f"aws/web/{V2}/index.html"].text
     assert f"{FAILED}\t" in failed_page and "FAILED" in failed_page
     assert "not applicable" in pages[version_page].text  # the skipped ones, said so
@@ -100,11 +104,11 @@ def test_the_site_shows_every_version_control_and_run_in_a_real_browser(tmp_path
     # the overview: one row per image, target and region, channels as they point now
     rows = pages["index.html"].rows
     (web,) = [r for r in rows if r[:2] == ["web", "aws"]]
-    assert web[2] == "eu-west-1" and web[4:6] == [V3, "published"]
+    assert web[2] == f"eu-west-1\n{v3['amis'][0]['ami_id']}" and web[4:6] == [V3, "published"]
     assert web[7].splitlines() == [f"latest → {V3}", f"stable → {V3}"]
     assert web[10] == "REVOKED: 1"  # v1
     workers = [r for r in rows if r[:2] == ["worker", "aws"]]
-    assert [r[2] for r in workers] == ["eu-west-1", "eu-central-1"]
+    assert [r[2].splitlines()[0] for r in workers] == ["eu-west-1", "eu-central-1"]
     assert all(r[7] == f"latest → {V1}" for r in workers)
     (local_web,) = [r for r in rows if r[:2] == ["web", "local"]]
     assert local_web[2] == "local" and local_web[4:6] == [V1, "verified"]

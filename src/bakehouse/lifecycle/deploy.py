@@ -132,16 +132,23 @@ def deploy(
     )
     ctx = Context(project, target, spec, fresh, progress or Progress(), result)
     name = SEQUENCE[0][0]
+    finished = False
     with terminate_as_exception():  # one stop handler across bake and roll
         try:
             for name, step in SEQUENCE:
                 detail = step(ctx)
                 result.steps.append({"step": name, "ok": True, "detail": detail})
                 ctx.progress.say(f"deploy: {name}: {detail}")
+            finished = True
         except BaseException as exc:
             message = exc.message if isinstance(exc, BakehouseError) else type(exc).__name__
             result.steps.append({"step": name, "ok": False, "detail": message})
             raise
         finally:
-            reports.write(reports.deploy(result.to_dict()), report)
+            try:
+                reports.write(reports.deploy(result.to_dict()), report)
+            except OSError as exc:  # never in place of the deploy's own error
+                ctx.progress.say(f"deploy: the report could not be written to {report}: {exc}")
+                if finished:
+                    raise
     return result

@@ -231,13 +231,13 @@ def run(
                 started=started,
                 on_line=watch(image),
             )
-            text = log.read_text(errors="replace")
-            tail = text.strip().splitlines()[-1:] or [""]
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
             result = tail[0][:200]
-            started_run = RUN_LINE.search(text)
-            out.run_id = started_run.group(1) if started_run else ""
         except BakehouseError as exc:  # the bake could not run, or ran out of time
             code, result = 1, exc.message[:200]
+        # the run this bake was (a log kept from an earlier night holds older runs first)
+        runs_seen = RUN_LINE.findall(log.read_text(errors="replace")) if log.is_file() else []
+        out.run_id = runs_seen[-1] if runs_seen else ""
         out.ran, out.ok, out.seconds = True, code == 0, time.monotonic() - start
         out.result = result
         outcome = "ok" if out.ok else "FAILED"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ from typing import Any
 from markupsafe import Markup
 
 from bakehouse.catalogue import Record
+from bakehouse.distro import FAMILIES
 from bakehouse.errors import BakehouseError, CatalogueError
 from bakehouse.files import write_bytes
+from bakehouse.names import VERSION_RE
 from bakehouse.project import Project
 from bakehouse.site import svg
 from bakehouse.site.svg import Node
@@ -47,9 +50,13 @@ STATUS = {
     "waived": "waived",
     "skipped": "not applicable",
 }
-# "CIS Debian 12 1.6.1, 1.6.4" -> section 1 of the OS benchmark; "CIS nginx 2.1.1" (a role's
-# own benchmark) is not one of its sections
-CIS_SECTION = re.compile(r"^CIS \S+ \d+(?:\.\d+)? (\d+)(?:\.\d+)*")
+# "CIS Debian 12 1.6.1, 1.6.4" -> section 1 of an OS benchmark (a distribution family's);
+# "CIS nginx 2.1.1" or "CIS PostgreSQL 16 3.1.2" (a role's own benchmark) is not one of them
+CIS_SECTION = re.compile(
+    rf"^CIS (?:{'|'.join(re.escape(f.title) for f in FAMILIES.values())}) "
+    r"\d+(?:\.\d+)? (\d+)(?:\.\d+)*"
+)
+VERSION = re.compile(rf"^{VERSION_RE}$")
 
 
 # ---- the data ----------------------------------------------------------------------------------
@@ -100,13 +107,24 @@ class Image:
     def newest(self) -> Version | None:
         return self.versions[-1] if self.versions else None
 
-    def regions(self) -> list[str]:
-        """aws: the regions the newest version's AMIs are in; local: this machine."""
-        newest = self.newest
-        amis = newest.record.get("amis", []) if newest else []
-        return [a["region"] for a in amis] or (
-            list(self.spec.targets.aws.regions) if self.target == "aws" else ["local"]
-        )
+    def regions(self) -> list[tuple[str, Version | None, str]]:
+        """One row per region: (region, the newest version with an AMI there, its AMI id);
+        the definition's regions and every region a version has AMIs in. local: this machine,
+        its newest version."""
+        if self.target != "aws":
+            return [("local", self.newest, "")]
+        names = list(self.spec.targets.aws.regions)
+        for v in self.versions:
+            names += [str(a.get("region")) for a in v.record.get("amis") or []]
+        rows = []
+        for region in dict.fromkeys(names):
+            found: tuple[Version | None, str] = (None, "")
+            for v in self.versions:
+                for ami in v.record.get("amis") or []:
+                    if ami.get("region") == region:
+                        found = (v, str(ami.get("ami_id", "")))
+            rows.append((region, *found))
+        return rows
 
 
 @dataclass
@@ -198,9 +216,18 @@ def collect_target(
                 current.setdefault(str(entry["current"]), []).append(channel)
         versions = []
         for record in target.catalogue.images(spec.name):
+            if not VERSION.match(str(record.get("version", ""))):
+                problems.append(
+                    f"{target.name}/{spec.name}: a record with the version "
+                    f"{str(record.get('version'))[:40]!r} is not shown (not YYYYMMDD.HHMMSS)"
+                )
+                continue
             version = Version(target.name, spec.name, record)
             version.channels = sorted(current.get(version.version, []))
             _evidence(target, record, version)
+            problems += [
+                f"{target.name}/{spec.name} {version.version}: {p}" for p in version.problems
+            ]
             versions.append(version)
         images.append(
             Image(
@@ -214,6 +241,37 @@ def collect_target(
             )
         )
     return images, problems
+
+
+# what each row of a run report must hold, and of what type, to be shown
+NIGHTLY_ROW: dict[str, type] = {"image": str, "bake": bool, "reason": str, "ran": bool, "ok": bool}
+DEPLOY: dict[str, type] = {"image": str, "channel": str, "steps": list}
+DEPLOY_STEP: dict[str, type] = {"step": str, "ok": bool}
+
+
+def _shaped(item: Any, shape: Mapping[str, type], what: str) -> None:
+    if not isinstance(item, dict):
+        raise ValueError(f"{what} is not a mapping")
+    for key, kind in shape.items():
+        if not isinstance(item.get(key), kind):
+            raise ValueError(f"{what}: {key} is missing or not {kind.__name__}")
+
+
+def _check_run(data: dict[str, Any]) -> None:
+    for key in ("target", "at"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"{key} is missing")
+    if data["kind"] == "nightly":
+        if not isinstance(data.get("images"), list):
+            raise ValueError("images is missing")
+        for i, row in enumerate(data["images"]):
+            _shaped(row, NIGHTLY_ROW, f"images[{i}]")
+            if not isinstance(row.get("seconds", 0), int | float):
+                raise ValueError(f"images[{i}]: seconds is not a number")
+    else:
+        _shaped(data, DEPLOY, "the deploy")
+        for i, step in enumerate(data["steps"]):
+            _shaped(step, DEPLOY_STEP, f"steps[{i}]")
 
 
 def read_runs(roots: list[Path]) -> tuple[list[Run], list[str]]:
@@ -234,8 +292,9 @@ def read_runs(roots: list[Path]) -> tuple[list[Run], list[str]]:
                     data = json.loads(path.read_text())
                     if not isinstance(data, dict) or data.get("kind") != kind:
                         raise ValueError(f"not a {kind} report of this bakehouse version")
+                    _check_run(data)
                     runs.append(Run(kind, str(data["target"]), str(data["at"]), folder, data))
-                except (OSError, ValueError, KeyError) as exc:
+                except (OSError, ValueError, KeyError, TypeError) as exc:
                     problems.append(f"{path}: {exc}")
     runs.sort(key=lambda r: r.at, reverse=True)
     return runs, problems
@@ -268,10 +327,9 @@ def age(created: str | None, now: dt.datetime) -> str:
     if not created:
         return "?"
     try:
-        then = dt.datetime.fromisoformat(created)
-    except ValueError:
+        seconds = max(0.0, (now - dt.datetime.fromisoformat(str(created))).total_seconds())
+    except (ValueError, TypeError):  # not a time, or one without its zone
         return "?"
-    seconds = max(0.0, (now - then).total_seconds())
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
@@ -280,10 +338,11 @@ def age(created: str | None, now: dt.datetime) -> str:
 
 
 def waivers(report: dict[str, Any] | None) -> dict[str, dict[str, str]]:
-    definition = (report or {}).get("definition", {})
+    definition = (report or {}).get("definition") or {}
     return {
         str(w["id"]): {"reason": str(w.get("reason", "")), "expires": str(w.get("expires", ""))}
-        for w in definition.get("hardening", {}).get("waivers", [])
+        for w in (definition.get("hardening") or {}).get("waivers") or []
+        if isinstance(w, dict) and "id" in w
     }
 
 
@@ -292,15 +351,16 @@ def control_groups(version: Version) -> list[dict[str, Any]]:
     recommendation its reference names), then the controls beyond CIS; each with its count of
     every status."""
     report = version.report or {}
-    verify = report.get("verify", {})
+    verify = report.get("verify") or {}
     titles = {
-        str(s["section"]): str(s.get("title", ""))
-        for s in (verify.get("compliance") or {}).get("sections", [])
+        str(s.get("section")): str(s.get("title", ""))
+        for s in (verify.get("compliance") or {}).get("sections") or []
+        if isinstance(s, dict)
     }
     benchmark = (verify.get("compliance") or {}).get("benchmark") or "CIS"
     waived = waivers(report)
     groups: dict[str, dict[str, Any]] = {}
-    for control in verify.get("controls", []):
+    for control in verify.get("controls") or []:
         section = ""
         for part in str(control.get("reference", "")).split(";"):
             found = CIS_SECTION.search(part.strip())
@@ -331,10 +391,18 @@ def control_groups(version: Version) -> list[dict[str, Any]]:
 
 
 def timings(version: Version) -> list[tuple[str, float]]:
-    """The phases of the bake and its verification, in the order they ran (totals left out)."""
+    """The phases of the bake and its verification, in the order they ran; a total is left
+    out where its parts are there (local: Packer's steps are, so "bake" and "packer:total")."""
     values = (version.report or {}).get("timings") or version.record.get("timings") or {}
-    skip = {"packer:total", "bake", "packer:provision"}
-    return [(k, float(v)) for k, v in values.items() if k not in skip and float(v) > 0]
+    if not isinstance(values, dict):
+        return []
+    parts = any(str(k).startswith("packer:") for k in values)
+    skip = {"packer:total", "bake"} if parts else set()
+    out = []
+    for key, value in values.items():
+        if key not in skip and isinstance(value, int | float) and value > 0:
+            out.append((str(key), float(value)))
+    return out
 
 
 def lineage(image: Image, prefix: str = "", only: Version | None = None) -> Markup:
@@ -424,44 +492,57 @@ def environment() -> Any:
 
 def write(site: Site, out: Path) -> list[Path]:
     """Render every page into ``out`` (made if missing; pages of an earlier run are
-    replaced); returns the pages written."""
+    replaced); returns the pages written. A page whose record or evidence is shaped in a way
+    the templates cannot show is written as a page that says so, and named on the overview
+    (written last, with every such problem)."""
+    import jinja2
+
     env = environment()
     written: list[Path] = []
 
-    def page(path: str, template: str, **values: Any) -> None:
+    def page(path: str, template: str, make: Callable[[], dict[str, Any]]) -> None:
         depth = path.count("/")
-        html = env.get_template(template).render(
-            site=site, root="../" * depth, now=site.generated, **values
-        )
+        common = {"site": site, "root": "../" * depth, "now": site.generated}
+        try:
+            html = env.get_template(template).render(**common, **make())
+        except (jinja2.TemplateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"{path}: cannot be shown ({type(exc).__name__}: {exc})"
+            site.problems.append(problem)
+            html = env.get_template("unreadable.html.j2").render(**common, problem=problem)
         dest = out / path
         write_bytes(dest, html.encode())
         written.append(dest)
 
-    page("index.html", "index.html.j2")
-    page("runs.html", "runs.html.j2", by_run_id=site.by_run_id())
+    page("runs.html", "runs.html.j2", lambda: {"by_run_id": site.by_run_id()})
     for image in site.images:
         page(
             image.href,
             "image.html.j2",
-            image=image,
-            lineage=lineage(image),
-            timeline=timeline(image),
+            lambda image=image: {  # type: ignore[misc]
+                "image": image,
+                "lineage": lineage(image),
+                "timeline": timeline(image),
+            },
         )
         for i, version in enumerate(image.versions):
             folder = f"{image.target}/{image.name}/{version.version}"
             if version.sbom is not None:
                 write_bytes(out / folder / "sbom.cdx.json", version.sbom)
-            chart = svg.bars(timings(version), "s", f"phase timings of {version.version}")
-            page(
-                version.href,
-                "version.html.j2",
-                image=image,
-                version=version,
-                previous=image.versions[i - 1] if i else None,
-                groups=control_groups(version),
-                chart=chart,
-                lineage=lineage(image, "../", version),
-            )
+
+            def values(image: Image = image, i: int = i, version: Version = version) -> Any:
+                bars = timings(version)
+                return {
+                    "image": image,
+                    "version": version,
+                    "previous": image.versions[i - 1] if i else None,
+                    "groups": control_groups(version),
+                    "chart": svg.bars(bars, "s", f"phase timings of {version.version}"),
+                    "chart_has_bars": bool(bars),
+                    "lineage": lineage(image, "../", version),
+                }
+
+            page(version.href, "version.html.j2", values)
+    page("index.html", "index.html.j2", dict)
     return written
 
 
@@ -494,18 +575,22 @@ class SiteResult:
         }
 
 
+MARK = ".bakehouse-report"  # in every site folder: what --out may replace
+
+
 def build(
     project: Project,
     targets: list[Target],
     out: Path,
-    run_roots: list[Path],
+    run_roots: list[Path] | None,
     *,
     images: list[str] | None = None,
     pending: bool = True,
     open_browser: bool = False,
 ) -> SiteResult:
     """Collect and write the site into ``out``: written beside it first, then swapped in, so
-    a failure leaves the previous site whole."""
+    a failure leaves the previous site whole. ``run_roots``: folders of run reports (each must
+    be there), or None for the state folder's ``reports/`` (when there is one)."""
     import shutil
     import tempfile
     import webbrowser
@@ -513,16 +598,21 @@ def build(
     from bakehouse.errors import UsageError
     from bakehouse.lifecycle import definitions
 
-    for root in run_roots:
-        if root.exists() and not root.is_dir():
-            raise UsageError(f"--runs {root}: not a folder", "name a folder of run reports")
+    for root in run_roots or []:
+        if not root.is_dir():
+            raise UsageError(
+                f"--runs {root}: {'not a folder' if root.exists() else 'no such folder'}",
+                "name a folder of nightly or deploy reports (what --report was given)",
+            )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder", "name a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
+    if out.is_dir() and any(out.iterdir()) and not (out / MARK).is_file():
         raise UsageError(
             f"--out {out}: a folder that holds something other than a report site",
             "name an empty or new folder, or the folder of an earlier report",
         )
+    if run_roots is None:
+        run_roots = [project.state_dir / "reports"]
     catalog = definitions.catalog(project)
     names = [n for image in images for n in definitions.select(project, image)] if images else None
     specs = [catalog.load(n) for n in names] if names else catalog.load_all()
@@ -531,10 +621,11 @@ def build(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         pages = write(site, staging)
-        old = out.with_name(f".{out.name}-old")
+        (staging / MARK).write_text("written by `invoke report`; the next one replaces it\n")
+        staging.chmod(0o755)  # a site to publish, not a private temporary folder
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
         if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
+            out.replace(old)  # the earlier site (checked above to be one) moves aside
         staging.rename(out)
         shutil.rmtree(old, ignore_errors=True)
     finally:
