@@ -207,3 +207,36 @@ def test_a_version_that_is_not_one_is_not_used_as_a_path(local, tmp_path: Path) 
     assert result.versions == 0
     assert any("'../../escape' is not shown" in p for p in result.problems)
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_waived_control_shows_its_reason_and_expiry_and_security_updates_are_marked(
+    local, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web-noble", TODAY)
+    record_version(local, spec, V1, tmp_path, evidence="web-ubuntu-24.04")
+    out = tmp_path / "site"
+    build(Project(ROOT), [local], out, [], images=["web-noble"], pending=False)
+    page = (out / "local" / "web-noble" / V1 / "index.html").read_text()
+    row = page[page.index('data-control="os-10.squashfs"') :].split("</tr>")[0]
+    assert ">waived<" in row and "snaps are squashfs images" in row
+    assert "(expires 2027-05-31)" in row
+    # a diff with a security update, as a bake records it
+    report = {
+        "diff": {
+            "against": "20261031.000000",
+            "changes": [
+                {"name": "openssl", "change": "upgraded", "from": "3.5.1-1", "to": "3.5.4-1",
+                 "security": True},
+                {"name": "curl", "change": "upgraded", "from": "8.1-1", "to": "8.2-1",
+                 "security": False},
+            ],
+        }
+    }  # fmt: skip
+    site = Site(dt.datetime(2026, 11, 30, tzinfo=dt.UTC), [], [])
+    image = Image("local", spec, [Version("local", "web-noble", {"version": V2}, report)], {}, [])
+    site.images.append(image)
+    write(site, tmp_path / "diff")
+    shown = (tmp_path / "diff" / "local" / "web-noble" / V2 / "index.html").read_text()
+    assert "2 change(s), 1 security." in shown
+    rows = shown[shown.index('<table class="diff">') :].split("</table>")[0].split("<tr>")
+    assert [("SECURITY" in r) for r in rows if "upgraded" in r] == [True, False]
