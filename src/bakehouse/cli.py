@@ -312,6 +312,8 @@ def nightly(
     image: Flags = None,
     force: Flags = None,
     dry_run: bool = False,
+    plan: bool = False,
+    gather: str | None = None,
     workers: int = 0,
     channel: Flags = None,
     report: str | None = None,
@@ -326,26 +328,24 @@ def nightly(
 
     Per image: up to date / inputs changed / N pending updates (M security) / base changed or
     revoked / last bake failed / newest revoked / too old / forced. On aws the decision reads
-    what the account holds, so any runner decides the same. Exits 1 if any bake failed."""
+    what the account holds, so any runner decides the same. Exits 1 if any bake failed.
+    On a CI engine: --plan (a matrix), one `bake` job per image, then --gather."""
     from bakehouse import output as out
     from bakehouse.lifecycle import definitions
-    from bakehouse.lifecycle.nightly import nightly as run
+    from bakehouse.lifecycle import nightly as lc
 
-    project = cmd.project()
-    specs = [cmd.spec(project, n) for n in image or definitions.select(project, None)]
+    project, folder = cmd.project(), Path(report) if report else None
     chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
-    folder = Path(report) if report else None
-    result = run(
-        project,
-        chosen,
-        specs,
-        forced=set(force or []),
-        dry_run=dry_run,
-        workers=workers,
-        channels=list(channel or []),
-        report=folder,
-    )
-    out.show(result, json, out.nightly)
+    if gather:  # the last job of a fanned-out nightly: one report, exit 1 if a bake failed
+        done = lc.gather(Path(gather), chosen, folder)
+        out.show(done, json, out.nightly)
+        return cmd.fail_unless(done.ok)
+    specs = [cmd.spec(project, n) for n in image or definitions.select(project, None)]
+    forced, todo = set(force or []), list(channel or [])
+    if plan:  # the first: what to bake, as a CI matrix (no bake)
+        return out.show(lc.plan_bakes(project, chosen, specs, forced), json, out.plan)
+    opts = {"workers": workers, "channels": todo, "report": folder, "dry_run": dry_run}
+    out.show(result := lc.nightly(project, chosen, specs, forced=forced, **opts), json, out.nightly)  # type: ignore[arg-type]
     cmd.fail_unless(result.ok)
 
 
@@ -445,10 +445,7 @@ def report(
     profile: str | None = None,
     region: Flags = None,
 ) -> None:
-    """Write the report site: static pages of every image, version, control and run.
-
-    Overview, per image (lineage, channel history), per version (every control, package diff,
-    SBOM, timings), nightly and deploy runs. Plain HTML and inline SVG, nothing external."""
+    """Write the report site: static pages of every image, version, control and run."""
     from bakehouse import output as output_
     from bakehouse.site import build
 

@@ -104,6 +104,10 @@ HELP: dict[str, dict[str, str]] = {
         "image": "only these images (default: every image)",
         "force": "bake these images whatever the decision",
         "dry_run": "decide and print; bake nothing",
+        "plan": "decide and print what to bake as a CI matrix (--json: GitHub Actions' "
+        'strategy.matrix under "matrix"); bake nothing',
+        "gather": "the folder of a fanned-out run (plan.json and each job's "
+        "bake-<image>.json): write one nightly report; exit 1 if a bake failed or left nothing",
         "workers": "bakes at a time (default: one per two cores)",
         "channel": "channel the nightly bakes publish to (default: latest)",
         "report": "folder for nightly.json, nightly.md and nightly.junit.xml",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bakehouse.lifecycle.deploy import DeployResult
     from bakehouse.lifecycle.history import Diff, History, ImageRow
     from bakehouse.lifecycle.housekeeping import GcResult, PruneResult
-    from bakehouse.lifecycle.nightly import NightlyResult
+    from bakehouse.lifecycle.nightly import NightlyPlan, NightlyResult
     from bakehouse.lifecycle.roll import RollResult
     from bakehouse.lifecycle.verify import VerifyResult
     from bakehouse.site import SiteResult
@@ -263,6 +263,13 @@ def nightly(r: NightlyResult) -> str:
     if r.reports:
         lines.append(f"reports: {r.reports}")
     return "\n".join(lines)
+
+
+def plan(p: NightlyPlan) -> str:
+    rows = [[d.image, "bake" if d.bake else "skip", d.reason] for d in p.decisions]
+    bakes = sum(d.bake for d in p.decisions)
+    head = f"nightly plan on the {p.target} target: {bakes} image(s) to bake"
+    return "\n".join([head, table(rows, ["IMAGE", "DECISION", "REASON"])])
 
 
 def deploy(r: DeployResult) -> str:

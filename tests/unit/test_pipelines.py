@@ -257,10 +257,11 @@ def test_nightly_jobs_bake_amis_and_need_no_cache() -> None:
     assert {name for name, _ in nightlies} == {"nightly.yml", ".gitlab-ci.yml", "buildspec.yml"}
     for name, words in nightlies:
         assert words[words.index("--target") + 1] == "aws", name
-        assert "--runner-cidr" in words, name
+        # the plan and the gathering bake nothing; every other nightly bakes
+        assert "--runner-cidr" in words or {"--plan", "--gather"} & set(words), name
     github = yaml.safe_load((PIPELINES / "github" / "nightly.yml").read_text())
-    steps = github["jobs"]["nightly"]["steps"]
-    assert not any("actions/cache" in str(s.get("uses", "")) for s in steps)
+    for job in github["jobs"].values():
+        assert not any("actions/cache" in str(s.get("uses", "")) for s in job["steps"])
     gitlab = yaml.safe_load(GITLAB.read_text())
     assert "cache" not in gitlab["nightly"] and "id_tokens" in gitlab["nightly"]
 
@@ -538,11 +539,11 @@ def test_github_jobs_deploy_only_from_the_default_branch_through_an_environment(
     path: Path,
 ) -> None:
     workflow = yaml.safe_load(path.read_text())
+    branch = "github.ref == format('refs/heads/{0}', github.event.repository.default_branch)"
     for job in workflow["jobs"].values():
         assert job["environment"] == "bakehouse-aws"
-        assert job["if"] == "github.ref == format('refs/heads/{0}', " + (
-            "github.event.repository.default_branch)"
-        )
+        # the default-branch check holds whatever else the condition says (only `&&` joins it)
+        assert branch in [c.strip() for c in job["if"].split("&&")] and "||" not in job["if"]
         steps = job["steps"]
         setup = next(i for i, s in enumerate(steps) if s.get("run") == "./run invoke --list")
         assert steps[setup]["env"] == {
@@ -583,7 +584,7 @@ def test_every_pipeline_keeps_the_report_site_and_github_links_it(path: Path) ->
     assert re.search(r"invoke report .*--target aws --runs \S*reports\S* --out \S*site", text)
     doc = yaml.safe_load(text)
     if path in WORKFLOWS:
-        (job,) = doc["jobs"].values() if len(doc["jobs"]) == 1 else [doc["jobs"]["deploy"]]
+        (job,) = [j for j in doc["jobs"].values() if any(s.get("id") == "site" for s in j["steps"])]
         steps = job["steps"]
         (upload,) = [s for s in steps if s.get("id") == "site"]
         assert upload["with"]["path"] == "site/" and upload["if"] == "always()"
@@ -596,3 +597,28 @@ def test_every_pipeline_keeps_the_report_site_and_github_links_it(path: Path) ->
             assert job["script"][-1] == 'exit "$status"'
     else:
         assert doc["artifacts"]["base-directory"] == "reports" and "reports/site" in text
+
+
+def test_github_nightly_fans_out_one_bake_job_per_planned_image() -> None:
+    """plan (no bake) → a matrix of bake jobs from its JSON, bounded and independent → one
+    gathering job that runs after failed bakes too and fails for them."""
+    jobs = yaml.safe_load((PIPELINES / "github" / "nightly.yml").read_text())["jobs"]
+    assert list(jobs) == ["plan", "bake", "gather"]
+    plan_step = next(s for s in jobs["plan"]["steps"] if s.get("id") == "plan")
+    assert "./run invoke nightly --plan --target aws --json > nightly/plan.json" in plan_step["run"]
+    assert jobs["plan"]["outputs"]["plan"] == "${{ steps.plan.outputs.plan }}"
+    bake = jobs["bake"]
+    assert bake["needs"] == "plan" and "fromJSON(needs.plan.outputs.plan).count > 0" in bake["if"]
+    strategy = bake["strategy"]
+    assert strategy["matrix"] == "${{ fromJSON(needs.plan.outputs.plan).matrix }}"
+    assert strategy["fail-fast"] is False and "BAKEHOUSE_MAX_PARALLEL" in strategy["max-parallel"]
+    run = next(s["run"] for s in bake["steps"] if s.get("name") == "Bake")
+    assert '--image "$IMAGE"' in run and '--json > "results/bake-$IMAGE.json"' in run
+    gather = jobs["gather"]
+    assert gather["needs"] == ["plan", "bake"] and gather["if"].startswith("always() && ")
+    assert "needs.plan.result == 'success'" in gather["if"]
+    download = next(s for s in gather["steps"] if "download-artifact" in s.get("uses", ""))
+    assert download["with"] == {"pattern": "bakehouse-nightly-*", "path": "nightly",
+                                "merge-multiple": True}  # fmt: skip
+    run = next(s["run"] for s in gather["steps"] if s.get("name") == "Nightly")
+    assert run == "./run invoke nightly --gather nightly --target aws --report reports"

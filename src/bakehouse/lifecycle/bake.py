@@ -48,6 +48,7 @@ class BakeResult:
             "id": r["id"],
             "image": r["name"],
             "version": r["version"],
+            "run_id": r.get("run_id"),
             "target": self.target,
             "state": r["state"],
             "where": self.where,

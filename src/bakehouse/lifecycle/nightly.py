@@ -310,3 +310,86 @@ def nightly(
         )
     reports.write(reports.nightly([o.to_dict() for o in outcomes], target.name, now), folder)
     return NightlyResult(target.name, outcomes, False, folder)
+
+
+# ---- nightly on a CI engine: plan → one bake job per image → gather ---------------------------
+
+
+@dataclass
+class NightlyPlan:
+    """What nightly would bake, shaped for a CI matrix: ``matrix`` is GitHub Actions'
+    ``strategy.matrix`` as it is (one ``include`` entry per image to bake), ``count`` says
+    whether there is anything to fan out."""
+
+    target: str
+    decisions: list[plan.Decision]
+    at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        bake = [d for d in self.decisions if d.bake]
+        return {
+            "kind": "nightly-plan",
+            "target": self.target,
+            "at": self.at.isoformat(),
+            "count": len(bake),
+            "matrix": {
+                "include": [
+                    {"image": d.image, "reason": d.reason, "security": d.security} for d in bake
+                ]
+            },
+            "decisions": [d.to_dict() for d in self.decisions],
+        }
+
+
+def plan_bakes(
+    project: Project, target: Target, specs: list[ImageSpec], forced: set[str] | None = None
+) -> NightlyPlan:
+    """The decisions alone (no bake), for a pipeline that bakes each image in its own job."""
+    now = dt.datetime.now(dt.UTC)
+    return NightlyPlan(target.name, decide(project, target, specs, forced, now), now)
+
+
+PLAN_FILE = "plan.json"
+RESULT_FILE = "bake-{image}.json"  # what each bake job leaves: `bake --json`, result or error
+
+
+def gather(folder: Path, target: Target, report: Path | None = None) -> NightlyResult:
+    """One nightly result from a fanned-out run: the plan (``plan.json``) and each bake job's
+    ``bake --json`` output (``bake-<image>.json``) in ``folder``. A planned bake that left no
+    result, or an unreadable one, failed: a job that died is never counted as a success."""
+    path = folder / PLAN_FILE
+    try:
+        data = json.loads(path.read_text())
+        if data.get("kind") != "nightly-plan":
+            raise ValueError("not a plan written by `nightly --plan --json`")
+        decisions = [plan.Decision(**{**d, "notes": tuple(d["notes"])}) for d in data["decisions"]]
+        at = dt.datetime.fromisoformat(str(data["at"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(
+            f"--gather {folder}: cannot read {path.name}: {exc}",
+            "the plan job's artifact (nightly --plan --json > plan.json) goes in that folder",
+        ) from None
+    outcomes = []
+    for d in decisions:
+        out = Outcome(d)
+        if d.bake:
+            out.ran, out.ok, out.result = True, False, "no result: the bake job did not finish"
+            result = folder / RESULT_FILE.format(image=d.image)
+            if result.is_file():
+                out.log = str(result)
+                try:
+                    done = json.loads(result.read_text() or "null")
+                    if isinstance(done, dict) and "error" in done:
+                        out.result = f"{d.image}: {done['error']}"[:200]
+                    elif isinstance(done, dict) and done.get("image") == d.image:
+                        out.ok = done.get("state") in ("verified", "published")
+                        out.result = f"{done.get('id')}: {done.get('state')}"[:200]
+                        out.run_id = str(done.get("run_id") or "")
+                    else:
+                        out.result = f"{result.name} is not a bake result of {d.image}"
+                except ValueError as exc:
+                    out.result = f"{result.name} is unreadable: {exc}"[:200]
+        outcomes.append(out)
+    folder_out = report or folder
+    reports.write(reports.nightly([o.to_dict() for o in outcomes], target.name, at), folder_out)
+    return NightlyResult(target.name, outcomes, False, folder_out)

@@ -1,0 +1,140 @@
+"""Nightly at fleet scale: `nightly --plan --json` over 100 AMI images in moto plans exactly the
+ones with pending security updates, in the shape GitHub Actions' matrix takes (checked with
+actionlint and the workflow schema); `nightly --gather` turns the bake jobs' results into one
+report and fails when a bake failed or left nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakehouse.files import describe
+from bakehouse.lifecycle.bake import now_iso
+from bakehouse.project import Project
+from bakehouse.spec import Catalog
+from bakehouse.targets.aws import AwsTarget
+from tests.conftest import ROOT, TODAY
+from tests.recorded import current_manifest, manifest
+
+pytestmark = pytest.mark.usefixtures("aws_env")
+
+BIN = Path(sys.executable).parent
+IMAGES = 100
+VERSION = "20261129.030000"
+
+
+def fleet(tmp_path: Path, size: int) -> tuple[Path, set[str]]:
+    """A project with ``size`` images (each extends web) and, for each, a recorded version on
+    aws: every seventh with an openssl that has a security update pending, the rest current."""
+    project = tmp_path / "project"
+    for sub in ("images", "packer", "tests"):
+        shutil.copytree(ROOT / sub, project / sub)
+    names = [f"fleet-{i:03d}" for i in range(size)]
+    for name in names:
+        (project / "images" / f"{name}.yaml").write_text(f"extends: web\ndescription: {name}\n")
+    target = AwsTarget(Project(project))
+    catalog = Catalog(project / "images", project / "packer" / "scripts")
+    current = current_manifest(target, catalog.load("web", TODAY))
+    stale = set(names[::7])
+    for name in names:
+        spec = catalog.load(name, TODAY)
+        stage = tmp_path / "stage" / name
+        stage.mkdir(parents=True)
+        packages = manifest(openssl="3.0.0-1") if name in stale else current
+        (stage / "manifest.json").write_text(json.dumps(packages))
+        inputs = target.inputs(spec)
+        record = {
+            "kind": "image", "id": f"{name}-{VERSION}", "name": name, "version": VERSION,
+            "target": "aws", "created": now_iso(), "state": "published", "run_id": "r",
+            "fingerprint": inputs.fingerprint,
+            "base": {"ami_id": inputs.base_key, "key": inputs.base_key},
+            "artifacts": {"manifest": describe(stage / "manifest.json")}, "amis": [],
+        }  # fmt: skip
+        target.catalogue.add(record, stage)
+    return project, stale
+
+
+def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "bakehouse"), *args], cwd=project, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.slow
+def test_the_plan_of_100_images_is_exactly_those_with_security_updates(tmp_path: Path) -> None:
+    project, stale = fleet(tmp_path, IMAGES)
+    images = [a for i in range(IMAGES) for a in ("--image", f"fleet-{i:03d}")]
+    done = cli(project, "nightly", "--plan", "--target", "aws", "--json", *images)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    planned = {row["image"] for row in plan["matrix"]["include"]}
+    reasons = {d["image"]: d["reason"] for d in plan["decisions"]}
+    assert planned == stale, {n: reasons[n] for n in planned ^ stale}
+    assert plan["count"] == len(stale) == 15
+    assert all(row["security"] > 0 for row in plan["matrix"]["include"])
+    assert {reasons[n] for n in reasons if n not in stale} == {"up to date"}
+    # the matrix as GitHub Actions takes it: actionlint and the workflow schema accept it
+    workflow = {
+        "on": "workflow_dispatch",
+        "jobs": {
+            "bake": {
+                "runs-on": "ubuntu-24.04",
+                "strategy": {"fail-fast": False, "max-parallel": 4, "matrix": plan["matrix"]},
+                "steps": [{"run": "echo ${{ matrix.image }} ${{ matrix.reason }}"}],
+            }
+        },
+    }
+    path = tmp_path / "fanout.yml"
+    path.write_text(yaml.safe_dump(workflow))
+    lint = subprocess.run(
+        [str(BIN / "actionlint"), "-no-color", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    schema = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+
+
+def test_gather_reports_every_planned_bake_and_fails_for_one_that_left_nothing(
+    tmp_path: Path,
+) -> None:
+    project, stale = fleet(tmp_path, 15)
+    first, second, third = sorted(stale)
+    images = [a for n in (first, second, third, "fleet-001") for a in ("--image", n)]
+    plan = cli(project, "nightly", "--plan", "--target", "aws", "--json", *images)
+    assert plan.returncode == 0, plan.stderr
+    runs = tmp_path / "run"
+    runs.mkdir()
+    (runs / "plan.json").write_text(plan.stdout)
+    baked = {"id": f"{first}-{VERSION}", "image": first, "state": "published", "run_id": "x1"}
+    (runs / f"bake-{first}.json").write_text(json.dumps(baked))
+    failed = {"error": "the hardening suite failed: sshd-06", "exit": 1}
+    (runs / f"bake-{second}.json").write_text(json.dumps(failed))
+    # third: its job died before writing anything
+    done = cli(project, "nightly", "--gather", str(runs), "--target", "aws", "--json")
+    assert done.returncode == 1, done.stderr
+    rows = {r["image"]: r for r in json.loads((runs / "nightly.json").read_text())["images"]}
+    assert (rows[first]["ok"], rows[first]["run_id"]) == (True, "x1")
+    assert not rows[second]["ok"] and "sshd-06" in rows[second]["result"]
+    assert (
+        not rows[third]["ok"] and rows[third]["result"] == "no result: the bake job did not finish"
+    )
+    assert not rows["fleet-001"]["ran"] and rows["fleet-001"]["reason"] == "up to date"
+    # a folder without the plan is bad input, not a pass
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = cli(project, "nightly", "--gather", str(empty), "--target", "aws")
+    assert refused.returncode == 2 and "plan.json" in refused.stderr
