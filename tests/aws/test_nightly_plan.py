@@ -5,6 +5,7 @@ report and fails when a bake failed or left nothing."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -138,3 +139,53 @@ def test_gather_reports_every_planned_bake_and_fails_for_one_that_left_nothing(
     empty.mkdir()
     refused = cli(project, "nightly", "--gather", str(empty), "--target", "aws")
     assert refused.returncode == 2 and "plan.json" in refused.stderr
+
+
+@pytest.mark.slow  # the backoff itself takes seconds
+def test_api_throttling_is_backed_off_and_retried_not_failed() -> None:
+    """Many bakes at once make AWS throttle: bakehouse's clients retry with backoff (botocore's
+    adaptive mode) instead of failing the bake. EC2 answers the first three DescribeImages
+    with RequestLimitExceeded, as it does under load; the fourth attempt gets moto's answer."""
+    import time
+
+    from botocore.awsrequest import AWSResponse
+
+    from bakehouse.aws.session import Aws
+
+    aws = Aws(region="eu-west-1")
+    ec2 = aws.client("ec2")
+    attempts: list[float] = []
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
+        b"<Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
+        b"</Error></Errors><RequestID>r</RequestID></Response>"
+    )
+
+    def throttle(request: object, **_: object) -> AWSResponse | None:
+        attempts.append(time.monotonic())
+        if len(attempts) <= 3:
+            return AWSResponse("https://ec2", 503, {}, _Raw(body))
+        return None  # the real call, to moto
+
+    ec2.meta.events.register_first("before-send.ec2.DescribeImages", throttle)
+    try:
+        images = ec2.describe_images(Owners=["136693071363"])["Images"]
+    finally:
+        ec2.meta.events.unregister("before-send.ec2.DescribeImages", throttle)
+    assert images and len(attempts) == 4
+    waits = [b - a for a, b in itertools.pairwise(attempts)]
+    assert sum(waits) > 0.1, waits  # it backed off between attempts, not a tight loop
+    assert aws.calls[("ec2", "DescribeImages")] == 1  # one call as bakehouse counts them
+    # how long it keeps at it: botocore's own default gives up after 5 attempts (legacy) or 3
+    retries = ec2.meta.config.retries
+    assert (retries["mode"], retries["total_max_attempts"]) == ("adaptive", 9)  # 1 + 8 retries
+
+
+class _Raw:
+    """The raw body botocore reads from a response."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, *_: object, **__: object) -> list[bytes]:
+        return [self.data]
