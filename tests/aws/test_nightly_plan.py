@@ -17,6 +17,7 @@ import yaml
 
 from bakehouse.files import describe
 from bakehouse.lifecycle.bake import now_iso
+from bakehouse.lifecycle.nightly import plan_bakes
 from bakehouse.project import Project
 from bakehouse.spec import Catalog
 from bakehouse.targets.aws import AwsTarget
@@ -114,12 +115,12 @@ def test_gather_reports_every_planned_bake_and_fails_for_one_that_left_nothing(
 ) -> None:
     project, stale = fleet(tmp_path, 15)
     first, second, third = sorted(stale)
-    images = [a for n in (first, second, third, "fleet-001") for a in ("--image", n)]
-    plan = cli(project, "nightly", "--plan", "--target", "aws", "--json", *images)
-    assert plan.returncode == 0, plan.stderr
+    catalog = Catalog(project / "images", project / "packer" / "scripts")
+    specs = [catalog.load(n, TODAY) for n in (first, second, third, "fleet-001")]
+    plan = plan_bakes(Project(project), AwsTarget(Project(project)), specs)
     runs = tmp_path / "run"
     runs.mkdir()
-    (runs / "plan.json").write_text(plan.stdout)
+    (runs / "plan.json").write_text(json.dumps(plan.to_dict()))
     baked = {"id": f"{first}-{VERSION}", "image": first, "state": "published", "run_id": "x1"}
     (runs / f"bake-{first}.json").write_text(json.dumps(baked))
     failed = {"error": "the hardening suite failed: sshd-06", "exit": 1}
