@@ -343,7 +343,7 @@ def nightly(
     specs = [cmd.spec(project, n) for n in image or definitions.select(project, None)]
     forced, todo = set(force or []), list(channel or [])
     if plan:  # the first: what to bake, as a CI matrix (no bake)
-        return out.show(lc.plan_bakes(project, chosen, specs, forced), json, out.plan)
+        return out.show(lc.plan_bakes(project, chosen, specs, forced, folder), json, out.plan)
     opts = {"workers": workers, "channels": todo, "report": folder, "dry_run": dry_run}
     out.show(result := lc.nightly(project, chosen, specs, forced=forced, **opts), json, out.nightly)  # type: ignore[arg-type]
     cmd.fail_unless(result.ok)

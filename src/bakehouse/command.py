@@ -110,7 +110,8 @@ HELP: dict[str, dict[str, str]] = {
         "bake-<image>.json): write one nightly report; exit 1 if a bake failed or left nothing",
         "workers": "bakes at a time (default: one per two cores)",
         "channel": "channel the nightly bakes publish to (default: latest)",
-        "report": "folder for nightly.json, nightly.md and nightly.junit.xml",
+        "report": "folder for nightly.json, nightly.md and nightly.junit.xml (with --plan: "
+        "plan.json and GitLab's child pipeline bakes.gitlab-ci.yml)",
     },
     "prune": {
         "image": "the image whose old versions to remove",

@@ -117,10 +117,30 @@ def test_gather_reports_every_planned_bake_and_fails_for_one_that_left_nothing(
     first, second, third = sorted(stale)
     catalog = Catalog(project / "images", project / "packer" / "scripts")
     specs = [catalog.load(n, TODAY) for n in (first, second, third, "fleet-001")]
-    plan = plan_bakes(Project(project), AwsTarget(Project(project)), specs)
-    runs = tmp_path / "run"
-    runs.mkdir()
-    (runs / "plan.json").write_text(json.dumps(plan.to_dict()))
+    runs = tmp_path / "nightly"
+    plan_bakes(Project(project), AwsTarget(Project(project)), specs, folder=runs)
+    # GitLab's child pipeline: valid, one matrix bake job of the planned images, then gather
+    child = runs / "bakes.gitlab-ci.yml"
+    schema = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(child)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    jobs = yaml.safe_load(child.read_text())
+    assert jobs["bake"]["parallel"]["matrix"] == [{"IMAGE": [first, second, third]}]
+    assert jobs["gather"]["when"] == "always" and jobs["gather"]["needs"] == [
+        {"pipeline": "$PARENT_PIPELINE_ID", "job": "nightly", "artifacts": True},
+        {"job": "bake", "artifacts": True},
+    ]
+    for job in (jobs["bake"], jobs["gather"]):
+        assert (
+            job["environment"] == {"name": "bakehouse-aws"} and "AWS_ID_TOKEN" in job["id_tokens"]
+        )
+    assert "./run invoke nightly --gather nightly --target aws --report reports" in "\n".join(
+        jobs["gather"]["script"]
+    )
     baked = {"id": f"{first}-{VERSION}", "image": first, "state": "published", "run_id": "x1"}
     (runs / f"bake-{first}.json").write_text(json.dumps(baked))
     failed = {"error": "the hardening suite failed: sshd-06", "exit": 1}
@@ -135,6 +155,12 @@ def test_gather_reports_every_planned_bake_and_fails_for_one_that_left_nothing(
         not rows[third]["ok"] and rows[third]["result"] == "no result: the bake job did not finish"
     )
     assert not rows["fleet-001"]["ran"] and rows["fleet-001"]["reason"] == "up to date"
+    # nothing to bake: the child pipeline only gathers (a report saying so)
+    quiet = tmp_path / "quiet"
+    plan_bakes(Project(project), AwsTarget(Project(project)), specs[3:], folder=quiet)
+    assert list(yaml.safe_load((quiet / "bakes.gitlab-ci.yml").read_text())) == [
+        "stages", "default", "gather"
+    ]  # fmt: skip
     # a folder without the plan is bad input, not a pass
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -341,16 +341,105 @@ class NightlyPlan:
         }
 
 
-def plan_bakes(
-    project: Project, target: Target, specs: list[ImageSpec], forced: set[str] | None = None
-) -> NightlyPlan:
-    """The decisions alone (no bake), for a pipeline that bakes each image in its own job."""
-    now = dt.datetime.now(dt.UTC)
-    return NightlyPlan(target.name, decide(project, target, specs, forced, now), now)
-
-
 PLAN_FILE = "plan.json"
 RESULT_FILE = "bake-{image}.json"  # what each bake job leaves: `bake --json`, result or error
+GITLAB_FILE = "bakes.gitlab-ci.yml"  # the child pipeline of a GitLab nightly
+
+
+def plan_bakes(
+    project: Project,
+    target: Target,
+    specs: list[ImageSpec],
+    forced: set[str] | None = None,
+    folder: Path | None = None,
+) -> NightlyPlan:
+    """The decisions alone (no bake), for a pipeline that bakes each image in its own job.
+    ``folder``: also write the plan there (``plan.json``, what ``--gather`` reads) and GitLab's
+    child pipeline (``bakes.gitlab-ci.yml``: a parallel:matrix bake job, then the gathering)."""
+    now = dt.datetime.now(dt.UTC)
+    planned = NightlyPlan(target.name, decide(project, target, specs, forced, now), now)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / PLAN_FILE).write_text(json.dumps(planned.to_dict(), indent=2) + "\n")
+        (folder / GITLAB_FILE).write_text(gitlab_child(planned, folder.name))
+    return planned
+
+
+def gitlab_child(planned: NightlyPlan, folder: str) -> str:
+    """The child pipeline a GitLab nightly triggers with the plan: one bake job per planned
+    image (``parallel:matrix``), then one job that gathers their results (also after failed
+    bakes) with the plan from the parent pipeline's job ``nightly``."""
+    import yaml
+
+    role = [
+        'export AWS_ROLE_ARN="$BAKEHOUSE_DEPLOY_ROLE_ARN" '
+        'AWS_ROLE_SESSION_NAME="bakehouse-$CI_JOB_ID"',
+        'export AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"',
+        'printf \'%s\' "$AWS_ID_TOKEN" > "$AWS_WEB_IDENTITY_TOKEN_FILE"',
+    ]
+    aws = {
+        "environment": {"name": "bakehouse-aws"},
+        "id_tokens": {"AWS_ID_TOKEN": {"aud": "sts.amazonaws.com"}},
+    }
+    images = [row["image"] for row in planned.to_dict()["matrix"]["include"]]
+    doc: dict[str, Any] = {
+        "stages": ["bake", "gather"],
+        "default": {
+            "image": "debian:12",
+            "before_script": [
+                "apt-get update -qq && apt-get install -y -qq --no-install-recommends git "
+                "ca-certificates curl",
+                "env -u AWS_ID_TOKEN ./run invoke --list",
+            ],
+        },
+    }
+    needs: list[dict[str, Any]] = [
+        {"pipeline": "$PARENT_PIPELINE_ID", "job": "nightly", "artifacts": True}
+    ]
+    if images:
+        doc["bake"] = {
+            "stage": "bake",
+            **aws,
+            "parallel": {"matrix": [{"IMAGE": images}]},
+            "resource_group": "bakehouse-bake-$IMAGE",
+            "timeout": "4h",
+            "script": [
+                *role,
+                f"mkdir -p {folder}",
+                'runner_cidr="$(curl -fsS https://checkip.amazonaws.com)/32"',
+                './run invoke bake --image "$IMAGE" --target aws --runner-cidr "$runner_cidr" '
+                f'--channel latest --json > "{folder}/bake-$IMAGE.json"',
+            ],
+            "artifacts": {"when": "always", "expire_in": "30 days", "paths": [f"{folder}/"]},
+        }
+        needs.append({"job": "bake", "artifacts": True})
+    doc["gather"] = {
+        "stage": "gather",
+        **aws,
+        "when": "always",
+        "needs": needs,
+        "timeout": "1h",
+        "script": [
+            *role,
+            "status=0",
+            f"./run invoke nightly --gather {folder} --target aws --report reports || status=$?",
+            "mkdir -p reports && ./run invoke report --target aws --runs reports --out site "
+            "|| true",
+            'exit "$status"',
+        ],
+        "artifacts": {
+            "when": "always",
+            "expire_in": "30 days",
+            "expose_as": "report site",
+            "paths": ["site/", "reports/"],
+            "reports": {"junit": "reports/nightly.junit.xml"},
+        },
+    }
+    head = (
+        f"# Written by `bakehouse nightly --plan` ({planned.at:%Y-%m-%d %H:%M} UTC): "
+        f"{len(images)} image(s) to bake on {planned.target}.\n"
+    )
+    return head + yaml.safe_dump(doc, sort_keys=False, width=200)
 
 
 def gather(folder: Path, target: Target, report: Path | None = None) -> NightlyResult:
