@@ -3,15 +3,19 @@
 1. Starts moto, creates 50 groups (launch templates, 2 instances each) over two regions tagged
    for the web image, and times `gather` + `plan`, counting the API calls (target: O(groups),
    under 5 s).
-2. Replays a 30-minute instance refresh through botocore's Stubber with a simulated clock and
-   prints how many DescribeInstanceRefreshes calls the watcher makes in each minute: the
-   polling backs off from every 5 s to once a minute.
+   3 runs, each against a fresh server, median and spread.
+2. Replays instance refreshes of 5, 30 and 60 minutes through botocore's Stubber (moto has no
+   instance refresh) on a simulated clock, with bakehouse's watcher twice: its backoff (every
+   5 s, growing to once a minute) and a fixed 5-second poller, measured in the same run: the
+   DescribeInstanceRefreshes calls each makes and how late each notices the end.
 
-    .venv/bin/python benchmarks/roll.py
+    .venv/bin/python benchmarks/roll.py [--runs 3]
 """
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import sys
 import time
 from collections import Counter
@@ -58,7 +62,10 @@ def seed(aws: Aws) -> dict[str, str]:
     return images
 
 
-def polling() -> Counter[int]:
+def polling(backoff: rl.Backoff, minutes: int) -> tuple[Counter[int], float]:
+    """The watcher over one refresh that ends after ``minutes``, through botocore's Stubber (moto
+    has no instance refresh) on a simulated clock: DescribeInstanceRefreshes calls per minute,
+    and how long after the refresh ended the watcher saw it."""
     from botocore.stub import Stubber
 
     aws = Aws(region=REGIONS[0])
@@ -66,7 +73,8 @@ def polling() -> Counter[int]:
     group = rl.Group(REGIONS[0], "web-0", "lt-1", "web-0-lt", "$Default", 1, 1)
     now = {"t": 0.0}
     per_minute: Counter[int] = Counter()
-    duration = 30 * 60
+    duration = minutes * 60.0
+    seen = {"at": -1.0}
 
     def clock() -> float:
         return now["t"]
@@ -74,74 +82,88 @@ def polling() -> Counter[int]:
     def sleep(seconds: float) -> None:
         now["t"] += seconds
 
-    with Stubber(asg) as stub:
-        # enough InProgress answers for 30 minutes of polling, then success
-        for _ in range(200):
-            stub.add_response(
-                "describe_instance_refreshes",
+    def refresh(status: str) -> dict[str, object]:
+        return {
+            "InstanceRefreshes": [
                 {
-                    "InstanceRefreshes": [
-                        {
-                            "InstanceRefreshId": "r-1",
-                            "AutoScalingGroupName": "web-0",
-                            "Status": "InProgress",
-                            "PercentageComplete": 50,
-                            "InstancesToUpdate": 1,
-                        }
-                    ]
-                },
-            )
+                    "InstanceRefreshId": "r-1",
+                    "AutoScalingGroupName": "web-0",
+                    "Status": status,
+                    "PercentageComplete": 100 if status == "Successful" else 50,
+                    "InstancesToUpdate": 0 if status == "Successful" else 1,
+                }
+            ]
+        }
+
+    expected = {"AutoScalingGroupName": "web-0", "InstanceRefreshIds": ["r-1"]}
+    with Stubber(asg) as stub:
+        # every poll is answered by the stub with the exact request checked: InProgress until
+        # the refresh's end, then Successful
+        for _ in range(int(duration // 5) + 2):
+            stub.add_response("describe_instance_refreshes", refresh("InProgress"), expected)
         original = asg.describe_instance_refreshes
 
         def counted(**kw: object) -> object:
             per_minute[int(now["t"] // 60)] += 1
             if now["t"] >= duration:
-                return {
-                    "InstanceRefreshes": [
-                        {
-                            "InstanceRefreshId": "r-1",
-                            "AutoScalingGroupName": "web-0",
-                            "Status": "Successful",
-                            "PercentageComplete": 100,
-                            "InstancesToUpdate": 0,
-                        }
-                    ]
-                }
+                seen["at"] = now["t"]
+                return refresh("Successful")
             return original(**kw)
 
         asg.describe_instance_refreshes = counted
-        rl.watch(aws, group, "r-1", True, 7200, say=lambda m: None, sleep=sleep, clock=clock)
-    return per_minute
+        rl.watch(
+            aws, group, "r-1", True, 7200, say=lambda m: None, sleep=sleep, clock=clock,
+            backoff=backoff,
+        )  # fmt: skip
+    return per_minute, seen["at"] - duration
+
+
+def spread(values: list[float], fmt: str) -> str:
+    ordered = sorted(values)
+    return (
+        f"{format(statistics.median(ordered), fmt)} "
+        f"({format(ordered[0], fmt)}–{format(ordered[-1], fmt)})"
+    )
 
 
 def main() -> None:
-    with moto_server():
-        images = seed(Aws())
-        roll = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web").roll
-        aws = Aws()
-        start = time.perf_counter()
-        groups = rl.gather(aws, {"bakehouse:role": "web"}, REGIONS)
-        plans = rl.plan(groups, images, roll)
-        took = time.perf_counter() - start
-    calls = aws.total_calls()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    took, calls, instances, groups = [], [], [], []
+    ops: Counter[tuple[str, str]] = Counter()
+    for _ in range(args.runs):  # a fresh server and fresh groups each run
+        with moto_server():
+            images = seed(Aws())
+            roll = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web").roll
+            aws = Aws()
+            start = time.perf_counter()
+            found = rl.gather(aws, {"bakehouse:role": "web"}, REGIONS)
+            plans = rl.plan(found, images, roll)
+            took.append(time.perf_counter() - start)
+        calls.append(aws.total_calls())
+        groups.append(len(plans))
+        instances.append(sum(len(p.group.instance_amis) for p in plans))
+        ops = Counter(aws.calls)
+    print(f"planning, {args.runs} runs (fresh moto each), median (min–max)")
+    print("| groups | instances | API calls | per group | seconds |")
+    print("|---|---|---|---|---|")
     print(
-        f"{'planning':<28} {'groups':>6} {'instances':>9} {'API calls':>9} {'per group':>9} "
-        f"{'seconds':>8}  target"
+        f"| {groups[0]} | {instances[0]} | {spread(calls, '.0f')} | "
+        f"{statistics.median(calls) / groups[0]:.2f} | {spread(took, '.2f')} |"
     )
-    instances = sum(len(p.group.instance_amis) for p in plans)
-    print(
-        f"{'gather + plan':<28} {len(plans):>6} {instances:>9} {calls:>9} "
-        f"{calls / len(plans):>9.2f} {took:>8.2f}  < 5 s {'ok' if took < 5 else 'SLOW'}"
-    )
-    print("calls by operation:", ", ".join(f"{op} {n}" for (_, op), n in sorted(aws.calls.items())))
-    per_minute = polling()
-    print("\nwatcher: DescribeInstanceRefreshes calls per minute, one group, 30-minute refresh")
-    print("minute  " + " ".join(f"{m:>3}" for m in range(0, 31, 3)))
-    print("calls   " + " ".join(f"{per_minute.get(m, 0):>3}" for m in range(0, 31, 3)))
-    print(
-        f"total {sum(per_minute.values())} calls in 30 minutes "
-        f"(fixed 5 s polling would make {30 * 12})"
-    )
+    print("calls by operation:", ", ".join(f"{op} {n}" for (_, op), n in sorted(ops.items())))
+    print("\nwatching one refresh: bakehouse's backoff (5 s ×1.5, at most 60 s) against polling")
+    print("every 5 s, both measured here through the same watcher and stubbed API")
+    print("| refresh | poller | DescribeInstanceRefreshes calls | noticed the end after |")
+    print("|---|---|---|---|")
+    for minutes in (5, 30, 60):
+        for name, (start, factor, cap) in (
+            ("backoff", (5.0, 1.5, 60.0)),
+            ("every 5 s", (5.0, 1.0, 5.0)),
+        ):
+            per_minute, late = polling(rl.Backoff(start, factor, cap), minutes)
+            print(f"| {minutes} min | {name} | {sum(per_minute.values())} | {late:.0f} s |")
 
 
 if __name__ == "__main__":
