@@ -1,7 +1,7 @@
 """AWS benchmark: prune planning and publishing with 100 images x 3 regions in a moto server.
 
 Starts its own moto server, seeds 100 verified AMIs of one image in each of three regions plus
-launch templates, an auto-scaling group, instances and SSM channels that use some of them, then
+launch templates, running instances and SSM channels that use some of them, then
 counts the API calls (botocore events) and times prune planning (gather + plan) and publishing
 all 300 AMIs. Target: O(images) calls, under 10 s each.
 
