@@ -18,11 +18,12 @@ def moto_server() -> Iterator[str]:
     """A running server for the block, with dummy credentials and every bakehouse client (and
     Packer) pointed at it and trusting its CA; stopped when the block ends."""
     sys.path.insert(0, str(ROOT))
-    from tests.aws.conftest import server_env
+    from tests.aws.conftest import TLS, server_env
     from tests.aws.moto_ext import running
 
     folder = Path(tempfile.mkdtemp(prefix="bakehouse-moto-"))
     env = server_env(folder)
     with running(folder, env) as (url, ca):
         os.environ.update(env, BAKEHOUSE_AWS_ENDPOINT=url, AWS_CA_BUNDLE=ca, SSL_CERT_FILE=ca)
+        TLS["ca"] = ca  # the tests' helpers (tests/recorded.py) trust it too
         yield url
