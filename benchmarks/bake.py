@@ -90,6 +90,7 @@ def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type:
         "ssh_private_key_file": str(work / "key"),
         "ssh_public_key_b64": base64.b64encode(pub.encode()).decode(),
         "accelerator": report["accelerator"]["accelerator"],
+        "console_log": f"file:{work / 'console.log'}",
     }
     argv = ["packer", "build", "-color=false"]
     for k, v in variables.items():
@@ -109,16 +110,18 @@ def bare(state: Path, report: dict, work: Path) -> tuple[float, float]:  # type:
     indexes = debindex.IndexCache(state / "cache" / "indexes").load(local.index_suites())
     candidates = verify_stage.write_candidates(indexes, work / "candidates.json")
 
+    accel = report["accelerator"]["accelerator"]
     port = free_port()
     disk = work / "output" / "web.qcow2"
     qemu = [
         "qemu-system-x86_64",
         "-machine",
         "q35",
+        # the accelerator bakehouse's bake used (the probe's choice), not TCG whatever it was
         "-accel",
-        "tcg,thread=multi",
+        "kvm" if accel == "kvm" else "tcg,thread=multi",
         "-cpu",
-        "max",
+        "host" if accel == "kvm" else "max",
         "-smp",
         "2",
         "-m",
