@@ -86,8 +86,11 @@ def verify(
     base: bool = False,
     progress: Progress | None = None,
 ) -> VerifyResult:
+    from bakehouse.lifecycle.bake import previous_timings
+
     record = recorded(target, spec, version, base)
     progress = progress or Progress()
+    progress.estimates = previous_timings(target, spec)  # the bakes' own verify phases
     with terminate_as_exception(), run_dir(project.state_dir, spec.name, "verify") as run:
         verified = target.verify_recorded(spec, record, run, progress)
     return VerifyResult(spec.name, target.name, record["version"] if record else "base", verified)
