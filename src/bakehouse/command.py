@@ -261,10 +261,23 @@ def _kept(exc: BaseException) -> str:
 def check_flags(flags: dict[str, Any]) -> None:
     """Every flag value checked at the edge, against the same shapes as in definitions: an
     image, channel or version name reaches paths and parameter names only once it is one."""
+    from bakehouse.errors import UsageError
     from bakehouse.names import check_flag
 
     for flag, value in flags.items():
         check_flag(flag, value)
+    given = [f for f in APART if flags.get(f)]
+    if len(given) > 1:
+        shown = " and ".join(f"--{f.replace('_', '-')}" for f in given)
+        raise UsageError(f"{shown} are different steps: give one", APART[given[0]])
+
+
+# flags that each make a command a different step, never two at once
+APART = {
+    "plan": "--plan decides and prints the matrix; the bake jobs follow it, --gather ends it",
+    "gather": "--gather reads a fanned-out run's results after its bake jobs",
+    "dry_run": "--dry-run decides and prints, on one runner",
+}
 
 
 def project() -> Project:

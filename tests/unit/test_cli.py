@@ -163,6 +163,11 @@ def test_the_image_may_come_first_under_bakehouse() -> None:
     # nightly takes several images (--image, repeated): a word after it is not one
     code, _, err = run_cli("nightly", "web", "--dry-run")
     assert code == 2 and "No idea what 'web' is!" in err and "hint:" in err
+    # the steps of a fanned-out nightly are one at a time
+    code, _, err = run_cli("nightly", "--plan", "--gather", "somewhere")
+    assert code == 2 and err.startswith("error: --plan and --gather are different steps"), err
+    code, _, err = run_cli("nightly", "--dry-run", "--plan")
+    assert code == 2 and "different steps" in err, err
 
 
 @pytest.mark.parametrize(
