@@ -49,6 +49,7 @@ def cli(project: Path, state: Path, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow  # two whole nightly runs as separate processes: seconds
 def test_a_fresh_runner_decides_like_the_baking_machine(tmp_path: Path, index_cache: Path) -> None:
     baker, fresh = clone(tmp_path / "baker"), clone(tmp_path / "fresh")
     state = tmp_path / "baker-state"

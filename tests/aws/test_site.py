@@ -28,6 +28,7 @@ EVIDENCE = "web-debian-13"
 FAILED = "sshd-06"  # the control the second version's verification failed
 
 
+@pytest.mark.slow  # a browser, 11 pages and a catalogue of 5 versions: seconds
 def test_the_site_shows_every_version_control_and_run_in_a_real_browser(tmp_path: Path) -> None:
     project = Project(ROOT)
     aws = get("aws", project, TargetOptions(runner_cidr="192.0.2.1/32"))

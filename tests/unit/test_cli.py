@@ -108,6 +108,7 @@ def test_bad_target_is_usage_error() -> None:
 
 
 @pytest.mark.packer
+@pytest.mark.slow  # packer validate and fmt over every image and target: seconds
 def test_render_and_validate_json(copy_project) -> None:  # type: ignore[no-untyped-def]
     project = copy_project()
     result = run(
