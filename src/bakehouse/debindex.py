@@ -18,6 +18,7 @@ import hashlib
 import json
 import lzma
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -43,6 +44,9 @@ def _fetch(url: str) -> bytes:
     with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310  # nosec B310
         data: bytes = resp.read()
         return data
+
+
+BY_HASH = re.compile(r"^Acquire-By-Hash:\s*yes\s*$", re.M | re.I)
 
 
 def parse_release(text: str) -> dict[str, tuple[str, int]]:
@@ -400,7 +404,12 @@ class IndexCache:
         return result.stdout
 
     def _packages(
-        self, suite: Suite, component: str, entries: dict[str, tuple[str, int]], offline: bool
+        self,
+        suite: Suite,
+        component: str,
+        entries: dict[str, tuple[str, int]],
+        offline: bool,
+        by_hash: bool = False,
     ) -> dict[str, str]:
         path = f"{component}/binary-{suite.arch}/Packages.xz"
         if path not in entries:
@@ -418,7 +427,7 @@ class IndexCache:
             raise IndexError_(
                 f"{suite.name}/{component}: index not cached and the mirror is unreachable"
             )
-        raw = _fetch(suite.url(path))
+        raw = self._fetch_index(suite, path, digest, by_hash)
         if hashlib.sha256(raw).hexdigest() != digest:
             raise IndexError_(f"{suite.url(path)}: sha256 does not match the signed Release")
         packages = parse_packages(lzma.decompress(raw).decode("utf-8", "replace"))
@@ -426,6 +435,21 @@ class IndexCache:
         self._keep(parsed, json.dumps(packages).encode())
         _PARSED[digest] = packages
         return packages
+
+    @staticmethod
+    def _fetch_index(suite: Suite, path: str, digest: str, by_hash: bool) -> bytes:
+        """The index file the signed Release names. Where the archive keeps files by hash
+        (``Acquire-By-Hash: yes``, as Debian's and Ubuntu's do), the file is fetched under its
+        digest: a mirror updating between the Release and this fetch cannot hand over the next
+        version (its sha256 would not match). A mirror without that copy: the usual path."""
+        if by_hash:
+            folder, _, _ = path.rpartition("/")
+            try:
+                return _fetch(suite.url(f"{folder}/by-hash/SHA256/{digest}"))
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+        return _fetch(suite.url(path))
 
     def load(self, suites: Iterable[Suite]) -> Indexes:
         out = Indexes()
@@ -435,9 +459,10 @@ class IndexCache:
                 out.offline = True
                 out.notes.append(f"{suite.name}: mirror unreachable, using the cached index")
             entries = parse_release(text)
+            by_hash = BY_HASH.search(text) is not None
             merged: dict[str, str] = {}
             for component in suite.components:
-                merged.update(self._packages(suite, component, entries, offline))
+                merged.update(self._packages(suite, component, entries, offline, by_hash))
                 entry = entries.get(f"{component}/binary-{suite.arch}/Packages.xz")
                 if entry is not None:
                     out.index_hashes[f"{suite.name}/{component}"] = entry[0]

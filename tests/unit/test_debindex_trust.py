@@ -158,3 +158,41 @@ def test_an_unreadable_mark_is_an_error_not_a_pass(tmp_path: Path) -> None:
     state.write(debindex.StoreMarks.KEY, b"{not json")
     with pytest.raises(IndexError_, match="cannot read"):
         debindex.StoreMarks(state).get("http://deb.debian.org/debian-security bookworm-security")
+
+
+def test_an_index_is_fetched_by_hash_while_the_mirror_updates(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    """Between the Release and the Packages fetch the mirror moved on: its usual path already
+    holds the next Packages. The copy kept under the signed digest (Acquire-By-Hash) is the
+    one fetched; without a by-hash copy the usual path is used, and its sha256 still decides."""
+    import hashlib
+    import lzma
+
+    signed = lzma.compress(b"Package: openssl\nVersion: 3.0.17-1~deb12u3\n\n")
+    newer = lzma.compress(b"Package: openssl\nVersion: 3.0.17-1~deb12u4\n\n")
+    digest = hashlib.sha256(signed).hexdigest()
+    folder = mirror.root / "debian" / "dists" / "bookworm-security" / "main" / "binary-amd64"
+    (folder / "by-hash" / "SHA256").mkdir(parents=True)
+    (folder / "Packages.xz").write_bytes(newer)  # the mirror, half-way through its update
+    (folder / "by-hash" / "SHA256" / digest).write_bytes(signed)
+    suite = Suite(mirror.url, "bookworm-security", ("main",))
+    entries = {"main/binary-amd64/Packages.xz": (digest, len(signed))}
+    index = cache(tmp_path)
+    assert index._packages(suite, "main", entries, False, by_hash=True) == {
+        "openssl": "3.0.17-1~deb12u3"
+    }
+    debindex._PARSED.clear()
+    shutil.rmtree(tmp_path / "cache" / "packages")
+    with pytest.raises(IndexError_, match="sha256 does not match the signed Release"):
+        index._packages(suite, "main", entries, False, by_hash=False)  # the race, by path
+    (folder / "by-hash" / "SHA256" / digest).unlink()  # a mirror that keeps no by-hash copy
+    (folder / "Packages.xz").write_bytes(signed)
+    assert index._packages(suite, "main", entries, False, by_hash=True) == {
+        "openssl": "3.0.17-1~deb12u3"
+    }
+
+
+def test_the_release_says_whether_files_are_kept_by_hash() -> None:
+    assert debindex.BY_HASH.search(SECURITY.read_text())
+    assert not debindex.BY_HASH.search("Origin: Debian\nSuite: x\n")
