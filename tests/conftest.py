@@ -92,6 +92,17 @@ def processes_with(marker: str) -> list[int]:
     return [pid for pid, cmd in command_lines().items() if marker in cmd]
 
 
+def complaints(tool: str, *args: str | Path) -> str:
+    """What a checking tool of the virtualenv (actionlint, check-jsonschema) says of files:
+    its output when it refuses them, "" when it accepts them."""
+    import subprocess
+    import sys
+
+    argv = [str(Path(sys.executable).parent / tool), *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return "" if done.returncode == 0 else done.stdout + done.stderr
+
+
 def run_cli(*argv: str) -> tuple[int, str, str]:
     """The `bakehouse` program in this process: (exit code, stdout, stderr)."""
     import io

@@ -231,12 +231,13 @@ def run(
                 started=started,
                 on_line=watch(image),
             )
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            result = tail[0][:200]
+            failure = None
         except BakehouseError as exc:  # the bake could not run, or ran out of time
-            code, result = 1, exc.message[:200]
+            code, failure = 1, exc.message
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        result = (failure or (text.strip().splitlines()[-1:] or [""])[0])[:200]
         # the run this bake was (a log kept from an earlier night holds older runs first)
-        runs_seen = RUN_LINE.findall(log.read_text(errors="replace")) if log.is_file() else []
+        runs_seen = RUN_LINE.findall(text)
         out.run_id = runs_seen[-1] if runs_seen else ""
         out.ran, out.ok, out.seconds = True, code == 0, time.monotonic() - start
         out.result = result
@@ -381,7 +382,7 @@ def gitlab_child(planned: NightlyPlan, folder: str) -> str:
         "environment": {"name": "bakehouse-aws"},
         "id_tokens": {"AWS_ID_TOKEN": {"aud": "sts.amazonaws.com"}},
     }
-    images = [row["image"] for row in planned.to_dict()["matrix"]["include"]]
+    images = [d.image for d in planned.decisions if d.bake]
     doc: dict[str, Any] = {
         "stages": ["bake", "gather"],
         "default": {

@@ -20,6 +20,7 @@ unreadable on its page, never as passed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -158,13 +159,12 @@ class Site:
     def by_run_id(self) -> dict[tuple[str, str], Version]:
         return {(v.target, str(v.record.get("run_id"))): v for i in self.images for v in i.versions}
 
+    @functools.cached_property
+    def _versions(self) -> dict[tuple[str, str, str], Version]:
+        return {(v.target, v.image, v.version): v for i in self.images for v in i.versions}
+
     def version_of(self, target: str, image: str, version: str | None) -> Version | None:
-        for i in self.images:
-            if i.target == target and i.name == image:
-                for v in i.versions:
-                    if v.version == version:
-                        return v
-        return None
+        return self._versions.get((target, image, str(version)))
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -454,10 +454,10 @@ def lineage(image: Image, prefix: str = "", only: Version | None = None) -> Mark
     if image.target == "aws":
         regions = picture.column("regions")
         for v in chosen:
-            for ami in v.record.get("amis", []):
-                key = f"r:{ami['region']}"
+            for ami in v.record.get("amis") or []:
+                key = f"r:{ami.get('region')}"
                 if not any(n.key == key for n in regions):
-                    regions.append(Node(key, str(ami["region"]), "AMI copies"))
+                    regions.append(Node(key, str(ami.get("region")), "AMI copies"))
                 picture.edge(f"v:{v.version}", key)
     if patched is not None and not patched:
         picture.columns = [c for c in picture.columns if c[0] != "patched base"]
