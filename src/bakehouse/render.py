@@ -19,7 +19,7 @@ import jinja2
 from bakehouse import hcl, targets
 from bakehouse.errors import RenderError
 from bakehouse.spec import ImageSpec
-from bakehouse.vm import SANDBOX
+from bakehouse.vm import KERNEL_ARGS, SANDBOX, TCG_CPU
 
 # The fixed provisioning sequence, shared by both targets; an image's own ``provision`` steps
 # run between the package install and hardening. Order is data, not code.
@@ -121,6 +121,8 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         "provisioners": [{"scripts": scripts, "env": env} for scripts, env in groups],
         "final_steps": list(FINAL_STEPS),
         "sandbox": SANDBOX,
+        "kernel_args": KERNEL_ARGS,
+        "tcg_cpu": TCG_CPU,
         "env_vars": env_vars,
         "manifest_path": MANIFEST_PATH,
     }

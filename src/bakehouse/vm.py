@@ -24,6 +24,41 @@ QEMU = "qemu-system-x86_64"
 KVM_DEVICE = Path("/dev/kvm")
 
 
+# Under TCG the guest gets qemu's "max" CPU, which offers SVM, so an Ubuntu kernel loads
+# kvm_amd at boot; its set-up rewrites kernel text on every vCPU while they run, and
+# multi-threaded TCG (qemu 7.2) has double-faulted a 24.04 kernel in the middle of it. No image
+# needs a hypervisor while it is baked or proven, so those modules are refused at boot (hiding
+# SVM from the CPU instead breaks that kernel's userspace under TCG; single-threaded TCG makes
+# the boot twice as slow). ``panic=-1`` with qemu's ``-no-reboot`` turns a kernel panic into a
+# stopped VM at once, rather than a silent wait for SSH.
+TCG_CPU = "max"
+KERNEL_ARGS = "root=/dev/vda rw console=ttyS0 panic=-1 module_blacklist=kvm,kvm_amd,kvm_intel"
+
+
+def cpu_model(accelerator: str) -> str:
+    return "host" if accelerator == "kvm" else TCG_CPU
+
+
+def console_fault(serial_log: Path | None) -> str | None:
+    """The line of a guest's console that says its kernel died, with what killed it (a panic,
+    an oops, a double fault), or None."""
+    if serial_log is None or not serial_log.is_file():
+        return None
+    text = serial_log.read_text(errors="replace")
+    lines = [line.strip() for line in text.splitlines()]
+    panic = next((line for line in lines if "Kernel panic - not syncing" in line), None)
+    cause = next(
+        (
+            line
+            for line in lines
+            if any(mark in line for mark in ("BUG:", "Oops:", "double fault:", "general protection"))
+        ),
+        None,
+    )
+    found = [line.split("] ", 1)[-1] for line in (cause, panic) if line is not None]
+    return "; ".join(found) if found else None
+
+
 def escape_qemu(value: str) -> str:
     """qemu option values escape a comma by doubling it."""
     return value.replace(",", ",,")
@@ -62,7 +97,7 @@ def _kernel_boot_argv(
         "-accel",
         accel,
         "-cpu",
-        "host" if accel == "kvm" else "max",
+        cpu_model("kvm" if accel == "kvm" else "tcg"),
         "-m",
         str(memory_mib),
         "-nodefaults",
@@ -149,8 +184,10 @@ def wait_for_ssh(
     ).from_private_key_file(str(key))
     while time.monotonic() < deadline:
         if vm is not None and not vm.running():
+            fault = console_fault(serial_log)
             raise VmError(
-                f"the VM stopped before SSH came up (exit {vm.returncode()})",
+                f"the VM stopped before SSH came up (exit {vm.returncode()})"
+                + (f": its kernel died ({fault})" if fault else ""),
                 f"its console log is {serial_log}",
             )
         if not _banner(port, host):
@@ -191,8 +228,10 @@ def wait_for_ssh(
         finally:
             client.close()
         time.sleep(0.3)
+    fault = console_fault(serial_log)
     raise VmError(
-        f"SSH on {host}:{port} did not accept the key in time (last: {last})",
+        f"SSH on {host}:{port} did not accept the key in time (last: {last})"
+        + (f"; its kernel died ({fault})" if fault else ""),
         f"its console log is {serial_log}" if serial_log else None,
     )
 

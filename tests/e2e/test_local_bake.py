@@ -231,6 +231,38 @@ def test_bake_web_end_to_end(state: Path) -> None:
     assert sorted(pages[version_page].controls) == sorted(c["id"] for c in evidence)
 
 
+def test_a_guest_kernel_that_dies_stops_the_wait_for_ssh_at_once(
+    state: Path, tmp_path: Path
+) -> None:
+    """The published web image's own kernel, told to run an init that exits: the kernel panics,
+    qemu stops (panic=-1, -no-reboot) and the error names the panic in seconds, not after the
+    SSH timeout."""
+    from bakehouse import sshkeys, vm
+    from bakehouse.errors import VmError
+    from bakehouse.progress import Progress
+
+    record_file = sorted((state / "catalogue" / "local" / "images" / "web").glob("*/record.json"))
+    folder = record_file[-1].parent
+    artifacts = json.loads(record_file[-1].read_text())["artifacts"]
+    cfg = vm.VmConfig(
+        name="bakehouse-panic",
+        disk=folder / artifacts["disk"]["file"],
+        kernel=folder / artifacts["kernel"]["file"],
+        initrd=folder / artifacts["initrd"]["file"],
+        append=f"{vm.KERNEL_ARGS} rdinit=/bin/false",
+        serial_log=tmp_path / "console.log",
+    )
+    key = sshkeys.write_key(tmp_path, "bakehouse-panic")
+    start = time.monotonic()
+    with pytest.raises(VmError) as failed:
+        with vm.boot(cfg, key.private, "root", 600, Progress(quiet=True), tmp_path / "qemu.log"):
+            pass
+    assert time.monotonic() - start < 120
+    message = failed.value.message
+    assert "stopped before SSH came up" in message and "its kernel died" in message, message
+    assert "Kernel panic - not syncing: Attempted to kill init!" in message, message
+
+
 def test_hardening_suite_over_the_ssm_protocol_matches_ssh(
     state: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -62,3 +62,31 @@ def test_the_installed_qemu_takes_the_sandbox() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_guests_load_no_hypervisor_and_die_at_once_on_a_panic(tmp_images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An Ubuntu 24.04 guest loaded kvm_amd at boot and double-faulted under multi-threaded TCG;
+    the panicked kernel then sat on its console while SSH was waited for."""
+    cfg = vm.VmConfig("t", tmp_path / "d", tmp_path / "k", tmp_path / "i", vm.KERNEL_ARGS, tmp_path / "s")
+    argv = vm.qemu_argv(cfg)
+    append = argv[argv.index("-append") + 1].split()
+    assert {"panic=-1", "module_blacklist=kvm,kvm_amd,kvm_intel"} <= set(append)
+    assert "-no-reboot" in argv
+    tmp_images.write("web", "description: x\n")
+    text = render.render(tmp_images.load("web"), "local", ROOT / "packer")
+    assert '["-no-reboot"]' in text
+    m = re.search(r'\["-append", format\("%s [^"]*", "([^"]*)", var.ssh_public_key_b64\)\]', text)
+    assert m and m[1] == vm.KERNEL_ARGS, text
+
+
+def test_a_kernel_that_died_is_named_from_its_console(tmp_path: Path) -> None:
+    crash = ROOT / "tests" / "fixtures" / "consoles" / "noble-tcg-double-fault.log"
+    fault = vm.console_fault(crash)
+    assert fault == (
+        "double fault: 0000 [#1] PREEMPT SMP NOPTI; "
+        "Kernel panic - not syncing: Fatal exception in interrupt"
+    )
+    before = crash.read_text().split("traps: PANIC")[0]
+    (tmp_path / "alive.log").write_text(before)
+    assert vm.console_fault(tmp_path / "alive.log") is None
+    assert vm.console_fault(tmp_path / "absent.log") is None

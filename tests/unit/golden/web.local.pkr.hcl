@@ -114,7 +114,8 @@ source "qemu" "image" {
   qemuargs = [
     ["-kernel", var.kernel],
     ["-initrd", var.initrd],
-    ["-append", "root=/dev/vda rw console=ttyS0 bakehouse.ssh_key=${var.ssh_public_key_b64}"],
+    ["-append", format("%s bakehouse.ssh_key=%s", "root=/dev/vda rw console=ttyS0 panic=-1 module_blacklist=kvm,kvm_amd,kvm_intel", var.ssh_public_key_b64)],
+    ["-no-reboot"],
     ["-cpu", var.cpu_model],
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-device", "virtio-rng-pci"],

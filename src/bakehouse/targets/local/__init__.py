@@ -237,7 +237,7 @@ class LocalTarget(Target):
             disk=disk,
             kernel=kernel,
             initrd=initrd,
-            append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
+            append=f"{vm.KERNEL_ARGS} bakehouse.ssh_key={key.public_b64}",
             serial_log=folder / "console.log",
             accelerator=str(ctx.accelerator["accelerator"]),
             memory_mib=local.memory,

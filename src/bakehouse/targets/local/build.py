@@ -80,7 +80,7 @@ def build(
         "ssh_public_key_b64": key.public_b64,
         "console_log": f"file:{vm.escape_qemu(str(stage / 'console.log'))}",
         "accelerator": accelerator,
-        "cpu_model": "host" if accelerator == "kvm" else "max",
+        "cpu_model": vm.cpu_model(accelerator),
     }
     log = stage / "packer.log"
     progress.say(f"packer: build {spec.name} {run.version} (run {run.id}; log {log})")
@@ -98,7 +98,10 @@ def build(
     except PackerError as exc:
         console = stage / "console.log"
         if console.is_file() and console.stat().st_size:
-            exc.hint = f"{exc.hint}; the guest's console is {console}"
+            fault = vm.console_fault(console)
+            exc.hint = f"{exc.hint}; the guest's console is {console}" + (
+                f" (its kernel died: {fault})" if fault else ""
+            )
         if keep_on_failure:
             raise kept_vm(exc, run, key.private, log) from None
         raise
