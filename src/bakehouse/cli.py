@@ -314,6 +314,7 @@ def nightly(
     dry_run: bool = False,
     plan: bool = False,
     gather: str | None = None,
+    shard: str | None = None,
     workers: int = 0,
     channel: Flags = None,
     report: str | None = None,
@@ -327,9 +328,9 @@ def nightly(
     """Rebake exactly the images that need it (new patches, changed inputs), in parallel.
 
     Per image: up to date / inputs changed / N pending updates (M security) / base changed or
-    revoked / last bake failed / newest revoked / too old / forced. On aws the decision reads
-    what the account holds, so any runner decides the same. Exits 1 if any bake failed.
-    On a CI engine: --plan (a matrix), one `bake` job per image, then --gather."""
+    revoked / last bake failed / newest revoked / too old / forced. Exits 1 if any bake failed.
+    On aws the decision reads what the account holds, so any runner decides the same. On a CI
+    engine: --plan (a matrix), a `bake` job per image, --gather; or a --shard per runner."""
     from bakehouse import output as out
     from bakehouse.lifecycle import definitions
     from bakehouse.lifecycle import nightly as lc
@@ -337,10 +338,9 @@ def nightly(
     project, folder = cmd.project(), Path(report) if report else None
     chosen = cmd.target(project, target, profile, region, runner_cidr, wide_runner_cidr)
     if gather:  # the last job of a fanned-out nightly: one report, exit 1 if a bake failed
-        done = lc.gather(Path(gather), chosen, folder)
-        out.show(done, json, out.nightly)
+        out.show(done := lc.gather(Path(gather), chosen, folder), json, out.nightly)
         return cmd.fail_unless(done.ok)
-    specs = [cmd.spec(project, n) for n in image or definitions.select(project, None)]
+    specs = [cmd.spec(project, n) for n in definitions.shard(project, image, shard)]
     forced, todo = set(force or []), list(channel or [])
     if plan:  # the first: what to bake, as a CI matrix (no bake)
         return out.show(lc.plan_bakes(project, chosen, specs, forced, folder), json, out.plan)

@@ -108,6 +108,8 @@ HELP: dict[str, dict[str, str]] = {
         'strategy.matrix under "matrix"); bake nothing',
         "gather": "the folder of a fanned-out run (plan.json and each job's "
         "bake-<image>.json): write one nightly report; exit 1 if a bake failed or left nothing",
+        "shard": "K/N: only the K-th of N equal shares of the images (by name), for N runners "
+        "that share one nightly (e.g. a CodeBuild batch); each image is in exactly one share",
         "workers": "bakes at a time (default: one per two cores)",
         "channel": "channel the nightly bakes publish to (default: latest)",
         "report": "folder for nightly.json, nightly.md and nightly.junit.xml (with --plan: "

@@ -81,6 +81,18 @@ def test_the_plan_of_100_images_is_exactly_those_with_security_updates(tmp_path:
     assert plan["count"] == len(stale) == 15
     assert all(row["security"] > 0 for row in plan["matrix"]["include"])
     assert {reasons[n] for n in reasons if n not in stale} == {"up to date"}
+    # four runners of a CodeBuild batch, one --shard each: every image decided by exactly one,
+    # and together they plan exactly what the single plan did
+    shares = []
+    for k in range(1, 5):
+        part = cli(
+            project, "nightly", "--plan", "--target", "aws", "--json", "--shard", f"{k}/4", *images
+        )
+        assert part.returncode == 0, part.stderr
+        shares.append(json.loads(part.stdout))
+    decided = [d["image"] for share in shares for d in share["decisions"]]
+    assert sorted(decided) == sorted(reasons) and len(decided) == IMAGES
+    assert {r["image"] for share in shares for r in share["matrix"]["include"]} == stale
     # the matrix as GitHub Actions takes it: actionlint and the workflow schema accept it
     workflow = {
         "on": "workflow_dispatch",

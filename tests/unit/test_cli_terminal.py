@@ -20,6 +20,7 @@ BAKEHOUSE = str(Path(sys.executable).parent / "bakehouse")
     [
         (["publish", "web", "--channel", "Bad_Name"], "--channel 'Bad_Name' is not a channel"),
         (["nightly", "--force", "nosuch", "--dry-run"], "--force names no image in this run"),
+        (["nightly", "--shard", "5/4", "--dry-run"], "--shard 5/4: not K/N with 1 <= K <= N"),
         (["images.diff", "nosuch"], "no image named 'nosuch'"),
         (["images.history", "nosuch"], "no image named 'nosuch'"),
         (["gc", "--target", "gcp"], "--target 'gcp' is not a target"),

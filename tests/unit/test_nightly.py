@@ -211,3 +211,26 @@ def test_nightly_reads_the_indexes_against_the_targets_marks(
     with pytest.raises(Stop):
         nightly.decide(PROJECT, target, [web])
     assert seen == [marks]
+
+
+def test_shards_split_the_images_into_disjoint_shares_that_cover_them_all() -> None:
+    from bakehouse.errors import UsageError
+    from bakehouse.lifecycle import definitions
+
+    project = Project(ROOT)
+    names = [f"fleet-{i:03d}" for i in range(10)]
+    for n in (1, 3, 4, 10, 12):
+        shares = [definitions.shard(project, names, f"{k}/{n}") for k in range(1, n + 1)]
+        flat = [name for share in shares for name in share]
+        assert sorted(flat) == names and len(set(flat)) == len(flat)
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    # the share follows the names, not the order they were given in
+    assert definitions.shard(project, names[::-1], "2/3") == definitions.shard(
+        project, names, "2/3"
+    )
+    assert definitions.shard(project, names, None) == names
+    assert definitions.shard(project, None, "1/1") == definitions.select(project, None)
+    for bad in ("0/4", "5/4", "4", "a/b", "-1/4", "1/0", ""):
+        with pytest.raises(UsageError, match="not K/N with 1 <= K <= N") as failed:
+            definitions.shard(project, names, bad)
+        assert failed.value.exit_code == 2

@@ -69,6 +69,19 @@ def test_buildspec_structure() -> None:
     }
     assert set(spec) <= documented, set(spec) - documented
     assert str(spec["version"]) == "0.2"
+    # the nightly batch: shards 1/N … N/N, each once, nothing else; the builds' artifacts combined
+    batch = spec["batch"]
+    assert set(batch) <= {"fast-fail", "combine-artifacts", "build-list"}, batch
+    assert batch["combine-artifacts"] is True and batch["fast-fail"] is False
+    builds = batch["build-list"]
+    assert all(set(b) <= {"identifier", "env", "ignore-failure", "buildspec"} for b in builds)
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", b["identifier"]) for b in builds)
+    variables = [b["env"]["variables"] for b in builds]
+    assert all(v["BAKEHOUSE_FLOW"] == "nightly" for v in variables)
+    shards = [v["BAKEHOUSE_SHARD"] for v in variables]
+    assert shards == [f"{k}/{len(builds)}" for k in range(1, len(builds) + 1)]
+    assert not any(b.get("ignore-failure") for b in builds)  # a failed shard fails the batch
+    assert '${BAKEHOUSE_SHARD:+--shard "$BAKEHOUSE_SHARD"}' in BUILDSPEC.read_text()
     assert set(spec["phases"]) <= {"install", "pre_build", "build", "post_build"}
     for phase in spec["phases"].values():
         assert set(phase) <= {"run-as", "on-failure", "runtime-versions", "commands", "finally"}

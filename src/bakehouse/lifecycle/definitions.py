@@ -34,6 +34,23 @@ def select(project: Project, image: str | None) -> list[str]:
     return [image]
 
 
+def shard(project: Project, images: list[str] | None, value: str | None) -> list[str]:
+    """The images asked for (default: all), and with ``--shard K/N`` only the K-th of N runners'
+    share of them (a CodeBuild batch). Every image lands in exactly one share (by its place in
+    name order), so each is decided once, by one runner, whatever the others decide."""
+    names = images or select(project, None)
+    if value is None:
+        return names
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise UsageError(
+            f"--shard {value}: not K/N with 1 <= K <= N",
+            "e.g. --shard 2/4: the second of four runners",
+        )
+    ordered = sorted(names)
+    return ordered[int(k) - 1 :: int(n)]
+
+
 def targets(target: str | None) -> list[str]:
     return list(registry.names()) if target is None else [registry.check(target)]
 
