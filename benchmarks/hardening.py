@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def main() -> None:
             data_disk=folder / "data.qcow2",
             kernel=folder / "vmlinuz",
             initrd=folder / "initrd.img",
-            append=f"root=/dev/vda rw console=ttyS0 bakehouse.ssh_key={key.public_b64}",
+            append=f"{vm.KERNEL_ARGS} bakehouse.ssh_key={key.public_b64}",
             serial_log=run.path("console.log"),
             accelerator=accel,
         )
@@ -123,6 +124,11 @@ def main() -> None:
             f"{i:>6} {n:>8} {passed:>6} {took:>8.1f} {commands:>8} {guest:>10.1f} {calls:>9}  "
             f"< 60 s {'ok' if took < 60 else 'SLOW'}"
         )
+    ssh = sorted(row[3] for row in rows if row[0].endswith("SSH"))
+    print(
+        f"suite over SSH, {len(ssh)} runs, median (min–max): {statistics.median(ssh):.1f} s "
+        f"({ssh[0]:.1f}–{ssh[-1]:.1f})"
+    )
     print("slowest guest commands (SSH):", ", ".join(f"{c} {s:.1f}s" for c, s in rows[0][6]))
 
 
