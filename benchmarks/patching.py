@@ -66,10 +66,19 @@ def pending_in_base(state: Path, record: dict) -> int:  # type: ignore[type-arg]
     return len(debindex.pending(debindex.installed_from_manifest(manifest), ix))
 
 
-def one(name: str, request: BakeRequest, spec: object) -> tuple[float, dict, Path]:  # type: ignore[type-arg]
+def one(name: str, request: BakeRequest, spec: object, keep: bool) -> tuple[float, dict, Path]:  # type: ignore[type-arg]
     """One variant from a fresh state folder: its stale base (and the accelerator probe) built
-    first, untimed, then the timed bake."""
+    first, untimed, then the timed bake. An interrupted run leaves no state folder behind."""
     state = Path(tempfile.mkdtemp(prefix=f"bakehouse-patching-{name}-")).resolve()
+    try:
+        return timed(name, request, spec, state)
+    except BaseException:
+        if not keep:
+            shutil.rmtree(state, ignore_errors=True)
+        raise
+
+
+def timed(name: str, request: BakeRequest, spec: object, state: Path) -> tuple[float, dict, Path]:  # type: ignore[type-arg]
     os.environ["BAKEHOUSE_STATE_DIR"] = str(state)
     project = Project(ROOT)
     target = LocalTarget(project)
@@ -98,7 +107,7 @@ def main() -> None:
         # a fresh state folder for every variant and run; the order alternates between rounds
         order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
         for name in order:
-            took, record, state = one(name, VARIANTS[name], spec)
+            took, record, state = one(name, VARIANTS[name], spec, args.keep)
             times[name].append(took)
             rows.append((name, round_ + 1, took, record, pending_in_base(state, record)))
             if not args.keep:

@@ -36,10 +36,12 @@ def _pending_from_context(
 
 # Without host-fetched indexes the machine refreshes apt itself, into a folder of its own that
 # goes away after: its /var/lib/apt/lists and package caches stay as the image has them (bh-sec-08
-# judges those), whatever order the controls run in.
-GUEST_LISTS = "/run/bakehouse-apt-lists"
+# judges those), whatever order the controls run in. The indexes stay compressed and without
+# translations: /tmp is a memory file system (about 20 MB for Debian 13's).
+GUEST_LISTS = "/tmp/bakehouse-apt-lists"
 GUEST_APT = (
-    f"-o Dir::State::Lists={GUEST_LISTS} -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
+    f"-o Dir::State::Lists={GUEST_LISTS} -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
+    "-o Acquire::GzipIndexes=true -o Acquire::Languages=none"
 )
 
 
@@ -58,7 +60,9 @@ def _pending_in_guest(facts: Facts) -> list[tuple[str, str, str, bool]]:
             )
         simulation = facts.run(f"apt-get -s -o Debug::NoLocking=1 {GUEST_APT} full-upgrade")
     finally:
-        facts.run(f"rm -rf {GUEST_LISTS}")
+        removed = facts.run(f"rm -rf {GUEST_LISTS}")
+    if removed.rc != 0:
+        pytest.fail(f"could not remove {GUEST_LISTS} after the check: {removed.stderr}")
     if simulation.rc != 0:
         pytest.fail(f"`apt-get -s full-upgrade` failed: {simulation.stderr.strip()[-300:]}")
     text = str(simulation.stdout)
