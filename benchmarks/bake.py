@@ -230,10 +230,14 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="measured rounds (default 3)")
+    parser.add_argument(
+        "--warm", action="store_true", help="the caches are warm already: no warm-up bake"
+    )
     args = parser.parse_args()
     state = Path(os.environ.get("BAKEHOUSE_STATE_DIR", ROOT / ".bakehouse")).resolve()
-    print("warm-up bake (fills the caches; not measured) …", flush=True)
-    timed_bake(state)
+    if not args.warm:
+        print("warm-up bake (fills the caches; not measured) …", flush=True)
+        timed_bake(state)
     rows = []
     for round_ in range(args.runs):
         # bakehouse and the bare runs alternate which goes first

@@ -47,14 +47,8 @@ def console_fault(serial_log: Path | None) -> str | None:
     text = serial_log.read_text(errors="replace")
     lines = [line.strip() for line in text.splitlines()]
     panic = next((line for line in lines if "Kernel panic - not syncing" in line), None)
-    cause = next(
-        (
-            line
-            for line in lines
-            if any(mark in line for mark in ("BUG:", "Oops:", "double fault:", "general protection"))
-        ),
-        None,
-    )
+    marks = ("BUG:", "Oops:", "double fault:", "general protection")
+    cause = next((line for line in lines if any(mark in line for mark in marks)), None)
     found = [line.split("] ", 1)[-1] for line in (cause, panic) if line is not None]
     return "; ".join(found) if found else None
 

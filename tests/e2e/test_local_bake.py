@@ -203,6 +203,8 @@ def test_bake_web_end_to_end(state: Path) -> None:
     assert record["base"]["id"].startswith("base-")
     for role in ("disk", "data", "kernel", "initrd", "manifest", "sbom"):
         assert (folder / record["artifacts"][role]["file"]).is_file()
+    timings = json.loads((folder / "report.json").read_text())["timings"]
+    assert timings["verify:boot-to-ssh"] > 0 and timings["verify:suite"] > 0, timings
     sbom_text = (folder / "sbom.cdx.json").read_text()
     assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(sbom_text) is None
     sbom = json.loads(sbom_text)
@@ -241,6 +243,7 @@ def test_a_guest_kernel_that_dies_stops_the_wait_for_ssh_at_once(
     from bakehouse.errors import VmError
     from bakehouse.progress import Progress
 
+    quiet = Progress(quiet=True)
     record_file = sorted((state / "catalogue" / "local" / "images" / "web").glob("*/record.json"))
     folder = record_file[-1].parent
     artifacts = json.loads(record_file[-1].read_text())["artifacts"]
@@ -254,9 +257,9 @@ def test_a_guest_kernel_that_dies_stops_the_wait_for_ssh_at_once(
     )
     key = sshkeys.write_key(tmp_path, "bakehouse-panic")
     start = time.monotonic()
-    with pytest.raises(VmError) as failed:
-        with vm.boot(cfg, key.private, "root", 600, Progress(quiet=True), tmp_path / "qemu.log"):
-            pass
+    log = tmp_path / "qemu.log"
+    with pytest.raises(VmError) as failed, vm.boot(cfg, key.private, "root", 600, quiet, log):
+        pass
     assert time.monotonic() - start < 120
     message = failed.value.message
     assert "stopped before SSH came up" in message and "its kernel died" in message, message

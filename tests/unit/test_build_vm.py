@@ -67,7 +67,8 @@ def test_the_installed_qemu_takes_the_sandbox() -> None:
 def test_guests_load_no_hypervisor_and_die_at_once_on_a_panic(tmp_images, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """An Ubuntu 24.04 guest loaded kvm_amd at boot and double-faulted under multi-threaded TCG;
     the panicked kernel then sat on its console while SSH was waited for."""
-    cfg = vm.VmConfig("t", tmp_path / "d", tmp_path / "k", tmp_path / "i", vm.KERNEL_ARGS, tmp_path / "s")
+    files = [tmp_path / name for name in ("d", "k", "i")]
+    cfg = vm.VmConfig("t", *files, vm.KERNEL_ARGS, tmp_path / "s")
     argv = vm.qemu_argv(cfg)
     append = argv[argv.index("-append") + 1].split()
     assert {"panic=-1", "module_blacklist=kvm,kvm_amd,kvm_intel"} <= set(append)

@@ -278,6 +278,8 @@ class LocalTarget(Target):
                 booted.boot_seconds,
             )
         verified.evidence += [folder / "console.log", context_file]
+        ctx.progress.record(f"{name}:boot-to-ssh", verified.boot_seconds)
+        ctx.progress.record(f"{name}:suite", verified.suite_seconds)
         return verified
 
     def record(self, spec: ImageSpec, record: Record, baked: Baked, progress: Progress) -> Record:
