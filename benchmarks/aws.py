@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _moto import moto_server  # noqa: E402
+from _stats import spread  # noqa: E402
 from bakehouse.aws import prune  # noqa: E402
 from bakehouse.aws.publish import RegionalAmi, publish  # noqa: E402
 from bakehouse.aws.session import Aws  # noqa: E402
@@ -109,11 +110,6 @@ def one() -> tuple[float, dict, float, Aws, int, int]:  # type: ignore[type-arg]
     return t_prune, prune_calls, t_publish, aws2, len(decisions), keep
 
 
-def spread(values: list[float]) -> str:
-    values = sorted(values)
-    return f"{statistics.median(values):.2f} ({values[0]:.2f}–{values[-1]:.2f})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs, each on a new server")
@@ -129,13 +125,13 @@ def main() -> None:
     print(f"{'operation':<32} {'seconds':>20} {'API calls':>10} {'per image':>10}  target")
     total = sum(prune_calls.values())
     print(
-        f"{'prune plan (gather + plan)':<32} {spread(t_prune):>20} {total:>10} "
+        f"{'prune plan (gather + plan)':<32} {spread(t_prune, '.2f'):>20} {total:>10} "
         f"{total / (N * len(REGIONS)):>10.3f}  < 10 s "
         f"{'ok' if statistics.median(t_prune) < 10 else 'SLOW'}"
     )
     total = aws2.total_calls()
     print(
-        f"{'publish 100 images x 3 regions':<32} {spread(t_publish):>20} {total:>10} "
+        f"{'publish 100 images x 3 regions':<32} {spread(t_publish, '.2f'):>20} {total:>10} "
         f"{total / N:>10.1f}  < 10 s {'ok' if statistics.median(t_publish) < 10 else 'SLOW'}"
     )
     if len({sum(r[1].values()) for r in runs}) > 1 or len({r[3].total_calls() for r in runs}) > 1:

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _stats import spread  # noqa: E402
 from bakehouse import (  # noqa: E402
     catalogue,
     debindex,
@@ -222,11 +223,6 @@ def base_cache_hits(state: Path, n: int = 5) -> list[float]:
     return out
 
 
-def spread(values: list[float]) -> str:
-    values = sorted(values)
-    return f"{statistics.median(values):8.1f} ({values[0]:.1f}–{values[-1]:.1f})"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="measured rounds (default 3)")
@@ -272,23 +268,21 @@ def main() -> None:
             f"{t_packer + t_verify:10.1f} {own:6.1f}"
         )
     print(f"\nseconds over {args.runs} rounds, median (min–max)")
-    print(f"{'invoke bake --image web (wall)':<48} {spread([r[0] for r in rows])}")
-    print(f"{'bare packer build':<48} {spread([r[1] for r in rows])}")
-    print(f"{'bare qemu boot + pytest tests/hardening':<48} {spread([r[2] for r in rows])}")
-    print(f"{'bare total':<48} {spread([r[1] + r[2] for r in rows])}")
-    # What bakehouse itself spends: the wall time minus the time inside Packer, the verify VM's
-    # boot and the pytest run (the same external work the bare runs do).
+    for label, values in (
+        ("invoke bake --image web (wall)", [r[0] for r in rows]),
+        ("bare packer build", [r[1] for r in rows]),
+        ("bare qemu boot + pytest tests/hardening", [r[2] for r in rows]),
+        ("bare total", [r[1] + r[2] for r in rows]),
+        # what bakehouse itself spends: the wall time minus the time inside Packer, the
+        # verify VM's boot and the pytest run (the same external work the bare runs do)
+        ("bakehouse own time (wall - packer - boot - suite)", [r[3] for r in rows]),
+    ):
+        print(f"{label:<48} {spread(values, '.1f'):>22}")
     own = [100 * r[3] / r[4] for r in rows]
-    print(
-        f"{'bakehouse own time (wall - packer - boot - suite)':<48} {spread([r[3] for r in rows])}"
-    )
-    print(
-        f"{'  as % of the external work (target <= 5 %)':<48} {statistics.median(own):8.1f} "
-        f"({min(own):.1f}–{max(own):.1f})"
-    )
+    print(f"{'  as % of the external work (target <= 5 %)':<48} {spread(own, '.1f'):>22}")
     print(
         f"\nbase cache hit (check sha256 of disk, kernel, initrd), {len(hits)} runs: median "
-        f"{statistics.median(hits):.3f} s ({min(hits):.3f}–{max(hits):.3f}) (target <= 1 s)"
+        f"{spread(hits, '.3f')} s (target <= 1 s)"
     )
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _moto import moto_server  # noqa: E402
+from _stats import spread  # noqa: E402
 from bakehouse.aws import roll as rl  # noqa: E402
 from bakehouse.aws.session import Aws  # noqa: E402
 from bakehouse.spec import Catalog  # noqa: E402
@@ -116,14 +117,6 @@ def polling(backoff: rl.Backoff, minutes: int) -> tuple[Counter[int], float]:
             backoff=backoff,
         )  # fmt: skip
     return per_minute, seen["at"] - duration
-
-
-def spread(values: list[float], fmt: str) -> str:
-    ordered = sorted(values)
-    return (
-        f"{format(statistics.median(ordered), fmt)} "
-        f"({format(ordered[0], fmt)}–{format(ordered[-1], fmt)})"
-    )
 
 
 def main() -> None:
