@@ -36,7 +36,9 @@ find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -de
 find /var/log -type f -exec truncate -s 0 {} +
 # journald keeps writing (and recreates its machine-id folder) until power-off: send it to the
 # volatile /run/log/journal for the rest of this boot first, or the build's journal ships
-journalctl --relinquish-var
+if [ -d /run/systemd/system ]; then  # a booted machine, not the local chroot build
+    journalctl --relinquish-var
+fi
 rm -rf /var/log/journal/*
 find /tmp /var/tmp -mindepth 1 -delete 2>/dev/null || true
 
@@ -49,5 +51,7 @@ if command -v aide >/dev/null; then
 fi
 
 sync
-fstrim -a 2>/dev/null || true
+if [ -d /run/systemd/system ]; then  # (in a chroot it would trim this machine's disks)
+    fstrim -a 2>/dev/null || true
+fi
 echo "cleanup: done"

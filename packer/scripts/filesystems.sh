@@ -6,6 +6,13 @@
 # the one whole disk that holds neither the root filesystem nor anything yet (/dev/vdb on the
 # local target, the second EBS volume on aws).
 set -eu
+# label, mount point, share of the disk (%), mount options, one entry per filesystem separated
+# by ";"; the last takes what is left. bakehouse hands the table over (bakehouse/layout.py).
+if [ -z "${BAKEHOUSE_FILESYSTEMS:-}" ]; then
+    echo "filesystems: BAKEHOUSE_FILESYSTEMS is not set: no layout to make" >&2
+    exit 2
+fi
+layout=$(printf '%s\n' "$BAKEHOUSE_FILESYSTEMS" | tr ';' '\n')
 
 root_source=$(findmnt -no SOURCE /)
 root_disk=$(lsblk -ndo PKNAME "$root_source")
@@ -30,12 +37,6 @@ if [ -z "$disk" ]; then
     exit 1
 fi
 
-# label, mount point, share of the disk (%), mount options; the last takes what is left
-layout='bh-var /var 35 nodev,nosuid
-bh-vartmp /var/tmp 10 nodev,nosuid,noexec
-bh-varlog /var/log 25 nodev,nosuid,noexec
-bh-audit /var/log/audit 15 nodev,nosuid,noexec
-bh-home /home 15 nodev,nosuid'
 
 bytes=$(blockdev --getsize64 "$disk")  # a failure stops here (set -e), not in the arithmetic
 mib=$(( bytes / 1048576 - 2 ))

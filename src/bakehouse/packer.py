@@ -34,6 +34,8 @@ VALIDATE_VARS: dict[str, dict[str, str]] = {
         "ssh_private_key_file": "/nonexistent/id_ed25519",
         "ssh_public_key_b64": "AAAA",
         "console_log": "file:/nonexistent/console.log",
+        "root_dir": "/nonexistent/rootfs",
+        "in_root": "/nonexistent/in-root.sh",
     },
     "aws": {
         "ssh_host": "192.0.2.1",
@@ -76,7 +78,11 @@ def var_args(variables: Mapping[str, str]) -> list[str]:
 
 
 def validate_argv(path: Path, target: str, overrides: Mapping[str, str] | None = None) -> list[str]:
+    """Placeholders for the variables the file declares (Packer refuses a value for one it does
+    not: the local target's chroot and vm builds declare different ones)."""
     variables = {**VALIDATE_VARS["common"], **VALIDATE_VARS[target], **(overrides or {})}
+    declared = set(re.findall(r'^variable "([A-Za-z0-9_-]+)"', path.read_text(), re.MULTILINE))
+    variables = {k: v for k, v in variables.items() if k in declared}
     return [binary(), "validate", *var_args(variables), str(path)]
 
 
@@ -130,7 +136,10 @@ PACKER_PHASES: tuple[tuple[str, str], ...] = (
     ("Copying/Encrypting AMI", "copy"),
     ("Running post-processor", "post-process"),
 )
-SCRIPT_LINE = re.compile(r"Provisioning with shell script: .*/([^/\s]+)$")
+# a script starting: in a VM (shell) or in the local chroot build (shell-local)
+SCRIPT_LINE = re.compile(
+    r"(?:Provisioning with shell script|Running local shell script): .*/([^/\s]+)$"
+)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from bakehouse import hcl, targets
+from bakehouse import hcl, layout, targets
 from bakehouse.errors import RenderError
 from bakehouse.spec import ImageSpec
 from bakehouse.vm import KERNEL_ARGS, SANDBOX, TCG_CPU
@@ -27,6 +27,21 @@ PRE_STEPS = ("patch.sh", "packages.sh")
 POST_STEPS = ("harden.sh", "manifest.sh")
 FINAL_STEPS = ("hostkeys.sh", "cleanup.sh", "filesystems.sh")
 MANIFEST_PATH = "/var/lib/bakehouse/manifest.json"
+# The local chroot build runs each script (packer/local/in-root.sh) in namespaces of its own:
+# its mounts vanish with it, and it sees only its own processes; killed with its parent.
+CHROOT_ARGV = (
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "--pid",
+    "--fork",
+    "--kill-child",
+    "--ipc",
+    "--uts",
+    "--",
+    "/bin/sh",
+)
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         # the release's security suite as an apt line, for images whose sources lack it
         f"BAKEHOUSE_SECURITY_SOURCE={security_source(spec)}",
         f"BAKEHOUSE_MANIFEST={MANIFEST_PATH}",
+        f"BAKEHOUSE_FILESYSTEMS={layout.env_value()}",
     ]
     # each provision step runs on its own with bakehouse's variables and its own env only;
     # bakehouse's steps never see a definition's env
@@ -120,6 +136,9 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         "packer": packer,
         "provisioners": [{"scripts": scripts, "env": env} for scripts, env in groups],
         "final_steps": list(FINAL_STEPS),
+        # the local chroot build lays the data disk out on the host instead (chroot.py)
+        "chroot_final_steps": [s for s in FINAL_STEPS if s != "filesystems.sh"],
+        "chroot_argv": list(CHROOT_ARGV),
         "sandbox": SANDBOX,
         "kernel_args": KERNEL_ARGS,
         "tcg_cpu": TCG_CPU,

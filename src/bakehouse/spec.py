@@ -157,6 +157,7 @@ class LocalTarget:
     cpus: int
     accelerator: str
     ssh_timeout: int  # seconds
+    build: str  # chroot | vm
 
 
 @dataclass(frozen=True)
@@ -617,6 +618,13 @@ LOCAL_TARGET = s.record(
         "cpus": F(s.integer(1, 64), 2),
         "accelerator": F(s.enum("auto", "kvm", "tcg"), "auto"),
         "ssh_timeout": F(s.integer(30, 3600, unit="seconds"), 900),
+        "build": F(
+            s.enum("chroot", "vm"),
+            "chroot",
+            "how Packer runs the scripts: chroot = in the image's root filesystem on this machine "
+            "at native speed (null builder, shell-local; needs root), the disks laid out on the "
+            "host, proven by the verify boot; vm = in a qemu VM (qemu builder), as they run on aws",
+        ),
     },
 )
 

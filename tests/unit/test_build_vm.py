@@ -15,6 +15,8 @@ from bakehouse import render, vm
 from bakehouse.spec import ImageSpec
 from tests.conftest import ROOT
 
+# the local target's Packer build in a qemu VM (its default build runs in a chroot, no VM)
+VM_BUILD = "description: x\ntargets:\n  local:\n    build: vm\n"
 SANDBOX_DENIES = ("obsolete", "elevateprivileges", "spawn", "resourcecontrol")
 
 
@@ -24,7 +26,7 @@ def sandbox_ok(value: str) -> bool:
 
 
 def test_packer_qemu_has_no_vnc_and_a_sandbox(tmp_images) -> None:  # type: ignore[no-untyped-def]
-    tmp_images.write("web", "description: x\n")
+    tmp_images.write("web", VM_BUILD)
     spec: ImageSpec = tmp_images.load("web")
     text = render.render(spec, "local", ROOT / "packer")
     assert re.search(r"^\s*disable_vnc\s*=\s*true$", text, re.M)
@@ -73,7 +75,7 @@ def test_guests_load_no_hypervisor_and_die_at_once_on_a_panic(tmp_images, tmp_pa
     append = argv[argv.index("-append") + 1].split()
     assert {"panic=-1", "module_blacklist=kvm,kvm_amd,kvm_intel"} <= set(append)
     assert "-no-reboot" in argv
-    tmp_images.write("web", "description: x\n")
+    tmp_images.write("web", VM_BUILD)
     text = render.render(tmp_images.load("web"), "local", ROOT / "packer")
     assert '["-no-reboot"]' in text
     m = re.search(r'\["-append", format\("%s [^"]*", "([^"]*)", var.ssh_public_key_b64\)\]', text)

@@ -4,6 +4,7 @@ and absurd sizes are refused with file:line:key (or the flag) and exit 2."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -105,13 +106,23 @@ def test_each_step_gets_only_its_own_env(tmp_images) -> None:  # type: ignore[no
     )
     spec: ImageSpec = tmp_images.load("web")
     assert spec.provision == (Step("one.sh", (("ONE", "1"),)), Step("two.sh", (("TWO", "2"),)))
-    for target in ("local", "aws"):
-        text = render.render(spec, target, ROOT / "packer")
+    vm_spec = dataclasses.replace(
+        spec,
+        targets=dataclasses.replace(
+            spec.targets, local=dataclasses.replace(spec.targets.local, build="vm")
+        ),
+    )
+    for target, one in (("local", spec), ("local", vm_spec), ("aws", spec)):
+        text = render.render(one, target, ROOT / "packer")
         by_script: dict[str, list[str]] = {}
-        for block in text.split('provisioner "shell"')[1:]:
-            env = json.loads(re.search(r"environment_vars = (\[.*\])", block)[1])  # type: ignore[index]
+        # a VM's steps get their env as environment_vars; the chroot build's as the last
+        # arguments of in-root.sh (shell-local's)
+        env_re = r"(?:environment_vars = |\], \[var\.in_root, [^]]*\], )(\[.*\])"
+        for block in re.split(r'provisioner "shell(?:-local)?"', text)[1:]:
+            env = json.loads(re.search(env_re, block)[1])  # type: ignore[index]
             scripts = json.loads(re.search(r"for s in (\[.*?\]) :", block)[1])  # type: ignore[index]
             by_script.update(dict.fromkeys(scripts, env))
+        assert by_script, text
         assert "ONE=1" in by_script["one.sh"] and "TWO=2" not in by_script["one.sh"]
         assert "TWO=2" in by_script["two.sh"] and "ONE=1" not in by_script["two.sh"]
         for script in ("patch.sh", "packages.sh", "harden.sh", "manifest.sh", "cleanup.sh"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bakehouse import packer, render
+from bakehouse import layout, packer, render
 from bakehouse.errors import RenderError, UsageError
 from bakehouse.render import PackerVersion
 from bakehouse.spec import Catalog, ImageSpec, Step
@@ -61,13 +61,35 @@ def test_the_aws_template_only_provisions() -> None:
         assert word not in body, word
 
 
+def vm_build(spec: ImageSpec) -> ImageSpec:
+    local = dataclasses.replace(spec.targets.local, build="vm")
+    return dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, local=local))
+
+
+def test_golden_vm_build() -> None:
+    """The local target's other build: Packer's qemu builder, the scripts in a VM."""
+    text = render.render(vm_build(load("web")), "local", PACKER_DIR, V166)
+    golden = GOLDEN / "web.local-vm.pkr.hcl"
+    if os.environ.get("BAKEHOUSE_UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
 def test_the_data_disk_is_part_of_the_local_image() -> None:
     """(On aws both volumes are the build instance's launch mappings, encrypted:
-    tests/aws/test_aws_target.py::test_the_build_instance_request.)"""
+    tests/aws/test_aws_target.py::test_the_build_instance_request.) In a VM, filesystems.sh
+    makes it, last: what it copies is what ships; the chroot build lays it out on the host
+    after the last step instead (tests/unit/test_chroot_build.py), so no step may try."""
     spec = load("worker")
-    local = render.render(spec, "local", PACKER_DIR, V166)
+    local = render.render(vm_build(spec), "local", PACKER_DIR, V166)
     assert f'disk_additional_size = ["{spec.targets.local.data_disk_size}M"]' in local
-    assert '"filesystems.sh"]' in local  # the last step: what it copies is what ships
+    assert '"filesystems.sh"]' in local
+    chroot = render.render(spec, "local", PACKER_DIR, V166)
+    assert 'source "null" "image"' in chroot and "filesystems.sh" not in chroot
+    assert '"cleanup.sh"]' in chroot
+    layout_line = f"BAKEHOUSE_FILESYSTEMS={layout.env_value()}"
+    assert layout_line in render.render(spec, "aws", PACKER_DIR, V166)
+    assert layout_line in local
 
 
 def test_packer_version_parse() -> None:

@@ -67,7 +67,7 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"]
     scripts          = [for s in ["patch.sh", "packages.sh", "web.sh", "harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
@@ -81,7 +81,7 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=web", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=nginx-light", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"]
     scripts          = [for s in ["hostkeys.sh", "cleanup.sh", "filesystems.sh"] : "${var.scripts_dir}/${s}"]
   }
 

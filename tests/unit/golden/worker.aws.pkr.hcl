@@ -67,21 +67,21 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"]
     scripts          = [for s in ["patch.sh", "packages.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "WORKER_USER=worker"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid", "WORKER_USER=worker"]
     scripts          = [for s in ["worker.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"]
     scripts          = [for s in ["harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
@@ -95,7 +95,7 @@ build {
   provisioner "shell" {
     except           = var.communicator == "none" ? ["null.image"] : []
     execute_command  = "chmod +x {{ .Path }}; sudo -E env {{ .Vars }} {{ .Path }}"
-    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json"]
+    environment_vars = ["BAKEHOUSE_IMAGE=worker", "BAKEHOUSE_TARGET=aws", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=python3", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"]
     scripts          = [for s in ["hostkeys.sh", "cleanup.sh", "filesystems.sh"] : "${var.scripts_dir}/${s}"]
   }
 

@@ -1,10 +1,14 @@
-"""The local target: a Debian base built with mmdebstrap, Packer's qemu builder, and a catalogue
-on this machine. Its bake is one declared sequence of small steps sharing a context:
+"""The local target: a Debian or Ubuntu base built with mmdebstrap, Packer, and a catalogue on
+this machine. Its bake is one declared sequence of small steps sharing a context:
 
     base → accelerator → indexes → host-patch → packer
 
-and its verification boots the compressed disk in snapshot mode with an ephemeral key and runs
-tests/hardening over SSH.
+Packer builds in one of two ways (``targets.local.build``): ``chroot`` (the default) runs the
+scripts in a chroot of the base's root filesystem at native speed and lays the disks out on
+the host (:mod:`.chroot`; patch.sh patches there, so host-patch has nothing to do); ``vm`` boots
+the base in Packer's qemu builder and runs them in it, with the pending updates applied on the
+host first (:mod:`.hostpatch`). Either way, verification boots the compressed disks in snapshot
+mode with an ephemeral key and runs tests/hardening over SSH.
 """
 
 from __future__ import annotations
@@ -134,6 +138,8 @@ class LocalTarget(Target):
     def step_host_patch(self, ctx: Context) -> None:
         if not ctx.request.tuning.get("host_patch", True):
             return
+        if ctx.spec.targets.local.build == "chroot":  # patch.sh runs natively in the build
+            return
         assert ctx.base is not None and ctx.indexes is not None
         ctx.base = hostpatch.ensure(
             ctx.base,
@@ -147,7 +153,8 @@ class LocalTarget(Target):
 
     def step_packer(self, ctx: Context) -> None:
         assert ctx.base is not None
-        with ctx.progress.phase("bake", "packer build (qemu)"):
+        how = {"chroot": "in a chroot of the image's files", "vm": "qemu"}
+        with ctx.progress.phase("bake", f"packer build ({how[ctx.spec.targets.local.build]})"):
             ctx.built = build_stage.build(
                 ctx.spec,
                 self.project.root,
@@ -172,6 +179,9 @@ class LocalTarget(Target):
     )
 
     def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
+        if "build" in request.tuning:  # benchmarks compare the two builds of one definition
+            local = dataclasses.replace(spec.targets.local, build=str(request.tuning["build"]))
+            spec = dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, local=local))
         ctx = Context(spec, request, run, progress)
         for _name, step in self.SEQUENCE:
             step(self, ctx)

@@ -9,6 +9,7 @@ halts its VM and removes its output), and killed if it does not.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from bakehouse.progress import Progress
 from bakehouse.runs import Run
 from bakehouse.spec import ImageSpec
 from bakehouse.sshkeys import write_key
+from bakehouse.targets.local import base as base_stage
+from bakehouse.targets.local import chroot
 from bakehouse.targets.local.base import BaseImage, convert_argv
 
 
@@ -59,10 +62,25 @@ def build(
     template_path.write_text(template)
     stage = run.path("stage")
     stage.mkdir()
+    fp = fingerprint(spec, template, scripts_dir, base_key or base.key, suite_hash(root))
+    if spec.targets.local.build == "chroot":
+        return build_in_chroot(
+            spec,
+            root,
+            packer_dir,
+            scripts_dir,
+            run,
+            base,
+            template_path,
+            stage,
+            fp,
+            progress,
+            packer_timeout,
+            keep_on_failure,
+        )
     keys = run.path("keys")
     keys.mkdir(mode=0o700)
     key = write_key(keys, f"bakehouse-build-{run.id}")
-    fp = fingerprint(spec, template, scripts_dir, base_key or base.key, suite_hash(root))
     commit = git_commit(root)
     variables = {
         "run_id": run.id,
@@ -127,6 +145,94 @@ def build(
         "manifest": describe(stage / "manifest.json"),
     }
     return Built(stage, run.version, fp, commit, timings, manifest, artifacts)
+
+
+def build_in_chroot(
+    spec: ImageSpec,
+    root: Path,
+    packer_dir: Path,
+    scripts_dir: Path,
+    run: Run,
+    base: BaseImage,
+    template_path: Path,
+    stage: Path,
+    fp: str,
+    progress: Progress,
+    packer_timeout: float,
+    keep_on_failure: bool,
+) -> Built:
+    """The chroot build (:mod:`bakehouse.targets.local.chroot`): the base's root filesystem
+    unpacked in the run's folder, ``packer build`` running the scripts in it, the disks laid
+    out from it. The tree is removed whatever happens, unless ``keep_on_failure`` and the
+    build failed: then it stays to look at (the run's folder is kept)."""
+    if os.geteuid() != 0:
+        raise PackerError(
+            "the local chroot build needs root (it unpacks and chroots into the image's files)",
+            "run as root, or with sudo; or set targets.local.build: vm in the definition",
+        )
+    commit = git_commit(root)
+    rootfs = run.path("rootfs")
+    work = run.path("layout")
+    log = stage / "packer.log"
+    variables = {
+        "run_id": run.id,
+        "version": run.version,
+        "artifacts_dir": str(stage),
+        "scripts_dir": str(scripts_dir),
+        "git_commit": commit,
+        "fingerprint": fp,
+        "root_dir": str(rootfs),
+        "in_root": str(packer_dir / "local" / "in-root.sh"),
+    }
+    keep = False
+    try:
+        start = time.monotonic()
+        chroot.prepare(base, rootfs)
+        unpack = round(time.monotonic() - start, 1)
+        progress.say(f"bake: root filesystem of base {base.key} unpacked in {unpack}s")
+        progress.say(
+            f"packer: build {spec.name} {run.version} in a chroot (run {run.id}; log {log})"
+        )
+        try:
+            timings = packer.build(
+                template_path,
+                variables,
+                log=log,
+                cwd=run.dir,
+                tmp=run.tmp,
+                progress=progress,
+                timeout=packer_timeout,
+            )
+        except PackerError as exc:
+            if keep_on_failure:
+                keep = True
+                exc.hint = (
+                    f"{exc.hint}; the image's files are kept as the failed step left them: "
+                    f"sudo chroot {rootfs} /bin/sh (remove the run with `invoke gc`)"
+                )
+                exc.vm_kept = True  # type: ignore[attr-defined]  # the run keeps its folder
+            raise
+        chroot.finish(rootfs)
+        start = time.monotonic()
+        work.mkdir()
+        local = spec.targets.local
+        made = chroot.assemble(rootfs, stage, work, local.disk_size, local.data_disk_size)
+        disks = round(time.monotonic() - start, 1)
+        progress.say(f"bake: root and data disks laid out (ext4, zstd qcow2) in {disks}s")
+        timings = {"unpack": unpack, **timings, "disks": disks}
+    finally:
+        if not keep:
+            for tree in (rootfs, work):
+                if tree.exists():
+                    base_stage.remove_rootfs(tree)
+    artifacts = {
+        "disk": describe(stage / "disk.qcow2"),
+        "data": describe(stage / "data.qcow2"),
+        "kernel": describe(stage / "vmlinuz"),
+        "initrd": describe(stage / "initrd.img"),
+        "manifest": describe(stage / "manifest.json"),
+    }
+    return Built(stage, run.version, fp, commit, timings, made.manifest, artifacts)
 
 
 SSH_PORT_LINE = re.compile(r"Found port for communicator \(SSH, WinRM, etc\): (\d+)")

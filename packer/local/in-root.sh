@@ -1,0 +1,62 @@
+#!/bin/sh
+# Run one provisioning script in a chroot of an image's root filesystem, as a step of the local
+# target's chroot build (Packer's shell-local provisioner calls it through unshare, so this runs
+# in mount, PID, IPC and UTS namespaces of its own: every mount below vanishes with it, whatever
+# happens, and nothing on this machine is mounted or left behind).
+#
+#   in-root.sh ROOT SCRIPT [NAME=VALUE ...]
+#
+# The script sees the environment it would see as a Packer step in a VM: the NAME=VALUE pairs
+# given and nothing of this machine's. It gets its own /proc, a read-only /sys, a /dev of the
+# few harmless devices, empty /run and /tmp (memory only: nothing there ships), and this
+# machine's resolver for apt. Services never start: bakehouse puts a policy-rc.d in the root
+# for the build and removes it after.
+set -eu
+if [ "$#" -lt 2 ]; then
+    echo "usage: in-root.sh ROOT SCRIPT [NAME=VALUE ...]" >&2
+    exit 2
+fi
+root=$1
+script=$2
+shift 2
+if [ "$$" -ne 1 ]; then
+    echo "in-root: not in a PID namespace of its own (run it through unshare --pid --fork)" >&2
+    exit 2
+fi
+if [ ! -x "$root/bin/sh" ] || [ ! -d "$root/etc" ] || [ ! -x "$root/usr/sbin/policy-rc.d" ]; then
+    echo "in-root: $root is not a root filesystem prepared for a build (sh, etc, policy-rc.d)" >&2
+    exit 2
+fi
+
+mount --make-rprivate /
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+mount -t tmpfs -o mode=0755,nosuid,size=16m tmpfs "$root/dev"
+for node in null zero full random urandom tty; do
+    : > "$root/dev/$node"
+    mount --bind "/dev/$node" "$root/dev/$node"
+done
+mkdir "$root/dev/pts" "$root/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
+ln -s pts/ptmx "$root/dev/ptmx"
+ln -s /proc/self/fd "$root/dev/fd"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$root/run"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+# apt's resolver: the image's resolv.conf points into /run (systemd-resolved's stub), which is
+# this step's own; a plain file is covered for the step, never changed
+if [ -L "$root/etc/resolv.conf" ]; then
+    mkdir -p "$root/run/systemd/resolve"
+    cp /etc/resolv.conf "$root/run/systemd/resolve/stub-resolv.conf"
+    cp /etc/resolv.conf "$root/run/systemd/resolve/resolv.conf"
+elif [ -f "$root/etc/resolv.conf" ]; then
+    mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
+fi
+# run as Packer would run it in a VM: by its own #! line
+install -m 0700 "$script" "$root/run/bakehouse-step"
+status=0
+chroot "$root" /usr/bin/env -i \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+    "$@" /run/bakehouse-step || status=$?
+exit "$status"
