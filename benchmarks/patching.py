@@ -1,10 +1,13 @@
 """Patching benchmark: from a stale base (release suite only, as a vendor image would be) to a
 fully patched, verified web image, bakehouse's way against the naive way, in one run.
 
-  naive      vendor-like base (every initramfs module), in-guest full-upgrade under emulation,
-             then the hardening suite refreshing apt inside the guest to check the patch level
-  bakehouse  the same stale package set; pending updates applied by patch.sh in a chroot on the
-             host (cached per index state), a small initramfs, the patch level checked against
+  naive      vendor-like base (every initramfs module), Packer's qemu build: patch.sh's
+             full-upgrade and every other script in the guest under emulation, then the
+             hardening suite refreshing apt inside the guest to check the patch level
+  bakehouse  the same stale package set; the local target's default chroot build: patch.sh,
+             the packages and every other script run by Packer at native speed in a chroot of
+             the base's root filesystem, the disks laid out on the host, a small initramfs; then
+             the same proof on one boot of the final disks, the patch level checked against
              host-fetched signed indexes
 
 Both end states are checked by the same controls (bh-patch-01/02: `full-upgrade` would change
@@ -31,7 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _stats import spread  # noqa: E402
 from bakehouse import catalogue, debindex  # noqa: E402
 from bakehouse.errors import VerifyFailed  # noqa: E402
 from bakehouse.lifecycle.bake import bake  # noqa: E402
@@ -50,6 +55,7 @@ VARIANTS = {
             "initramfs": "most",
             "host_patch": False,
             "host_indexes": False,
+            "build": "vm",
         },
     ),
     "bakehouse": BakeRequest(publish=False, tuning={"include_updates": False, "initramfs": "list"}),
@@ -129,8 +135,7 @@ def main() -> None:
         )
     print(f"\nseconds, {args.runs} run(s) each, median (min–max)")
     for name, values in times.items():
-        values.sort()
-        print(f"{name:<10} {statistics.median(values):7.1f} ({values[0]:.1f}–{values[-1]:.1f})")
+        print(f"{name:<10} {spread(values, '7.1f')}")
     naive, fast = (statistics.median(times[n]) for n in ("naive", "bakehouse"))
     print(
         f"speed-up (medians): {naive / fast:.1f}x; targets: <= 75 s "
