@@ -81,7 +81,16 @@ def image_lock(
 FAILED = "failed.json"  # in a run folder kept because the run failed
 KEEP_FAILED = 5  # failed runs gc keeps, newest first
 # what a kept folder loses: large (disks, root filesystems, caches) or secret (private keys)
-BULKY_DIRS = ("base-rootfs", "patch-rootfs", "base-stage", "patch-stage", "output", "packer_cache")
+BULKY_DIRS = (
+    "base-rootfs",
+    "patch-rootfs",
+    "base-stage",
+    "patch-stage",
+    "output",
+    "packer_cache",
+    "rootfs",  # the chroot build's tree, and the disk layout's
+    "layout",
+)
 BULKY_SUFFIXES = (".qcow2", ".raw", ".img", ".iso", ".vmdk", ".tar", ".zst")
 BULKY_BYTES = 64 * 2**20  # whatever its name, no log is this large
 
@@ -295,14 +304,20 @@ def dead(state_dir: Path) -> list[DeadRun]:
 
 
 def to_collect(runs: list[DeadRun], keep_failed: int = KEEP_FAILED) -> list[DeadRun]:
-    """What gc removes: every run a kill left behind, and the failed runs kept for their logs
-    beyond the newest ``keep_failed``."""
+    """What gc removes: every run a kill left behind, every failed run kept whole for a person
+    to look at (``--keep-on-failure``: its VM, or the chroot build's files), and the failed runs
+    kept for their logs beyond the newest ``keep_failed``."""
     kept = sorted(
-        (r for r in runs if r.failed is not None and not r.processes),
+        (r for r in runs if r.failed is not None and not r.processes and not looked_at(r)),
         key=lambda r: (r.started, r.run_id),
         reverse=True,
     )[: max(keep_failed, 0)]
     return [r for r in runs if r not in kept]
+
+
+def looked_at(run: DeadRun) -> bool:
+    """A failed run kept whole with the chroot build's files, for a person to look at."""
+    return (run.folder / "rootfs").is_dir()
 
 
 def remove_dead(leftover: DeadRun) -> None:

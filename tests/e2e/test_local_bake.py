@@ -123,7 +123,7 @@ def test_interrupt_during_provisioning_leaves_nothing(
 
 def test_second_bake_of_the_same_image_is_refused(state: Path, no_leftovers: None) -> None:
     first = Bake(state)
-    first.wait_for("packer: boot")
+    first.wait_for("bake: packer build")
     second = run(state, "bake", "--image", "web", timeout=120)
     assert second.returncode == 2
     assert "is already being baked" in second.stderr

@@ -91,8 +91,45 @@ def test_a_failing_provision_step_keeps_its_logs_where_the_error_says(
     assert "provisioning broke on purpose" in packer_log
     kept = [p for p in folder.rglob("*") if p.is_file()]
     assert not [p for p in kept if p.suffix in (".qcow2", ".raw") or p.name == "id_ed25519"]
+    # the chroot build's tree is gone, and nothing of it is mounted anywhere
+    assert not (folder / "rootfs").exists() and not (folder / "layout").exists()
+    assert str(folder) not in Path("/proc/self/mountinfo").read_text()
     assert processes_with(str(folder)) == []
     shutil.rmtree(folder)  # the next tests expect a clean runs folder
+
+
+def test_keep_on_failure_in_the_chroot_build_keeps_the_files_until_gc(
+    state: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    project = project_copy(tmp_path)
+    (project / "packer" / "scripts" / "web.sh").write_text(
+        "#!/bin/sh\ntouch /etc/half-done\necho 'web step broke on purpose' >&2\nexit 7\n"
+    )
+    where = env(state, BAKEHOUSE_ROOT=str(project))
+    term = Terminal([BAKEHOUSE, "bake", "web", "--keep-on-failure"], where, ROOT)
+    try:
+        assert term.wait(900) == 1, term.seen[-3000:]
+    finally:
+        term.close()
+    shown = term.seen.replace("\r\n", "\n")
+    assert "the image's files are kept as the failed step left them: sudo chroot " in shown
+    rootfs = Path(shown.split("sudo chroot ", 1)[1].split(" ", 1)[0])
+    assert (rootfs / "etc" / "half-done").is_file()  # as the failed step left it
+    assert (rootfs / "usr/bin/nginx").exists() or (rootfs / "usr/sbin/nginx").exists()
+    assert str(rootfs) not in Path("/proc/self/mountinfo").read_text()
+    assert processes_with(str(rootfs)) == []
+    done = subprocess.run(
+        [BAKEHOUSE, "gc", "--yes"],
+        env=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not rootfs.exists()
 
 
 def test_keep_on_failure_leaves_the_build_vm_to_look_at_until_gc(
@@ -101,6 +138,8 @@ def test_keep_on_failure_leaves_the_build_vm_to_look_at_until_gc(
     import subprocess
 
     project = project_copy(tmp_path)
+    web = project / "images" / "web.yaml"  # the build in a qemu VM (the default is a chroot)
+    web.write_text(web.read_text() + "targets:\n  local:\n    build: vm\n")
     # the first provisioning step fails: the quickest way to a failed build
     (project / "packer" / "scripts" / "patch.sh").write_text(
         "#!/bin/sh\necho 'patch step broke on purpose' >&2\nexit 7\n"

@@ -114,6 +114,14 @@ def test_packer_watch_times_phases() -> None:
         "convert",
     ]
     assert watch.errors and "errored" in watch.errors[0]
+    # the local chroot build's steps (shell-local) are timed the same way
+    chroot = packer.PackerWatch(Progress(stream=io.StringIO()))
+    for line in [
+        "==> web.null.image: Running local shell script: /x/packer/scripts/patch.sh",
+        "==> web.null.image: Running local shell script: /x/packer/scripts/harden.sh",
+    ]:
+        chroot(line)
+    assert list(chroot.finish()) == ["prepare", "provision:patch.sh", "provision:harden.sh"]
 
 
 JUNIT = """<?xml version="1.0"?><testsuites><testsuite name="pytest">

@@ -179,3 +179,17 @@ def test_gc_never_keeps_a_failed_run_that_still_has_processes(tmp_path: Path) ->
         "20261130T020000Z-bbbbbb", tmp_path, 1, [(9, "qemu")], 0, failed, "2026-11-30T02"
     )
     assert to_collect([quiet, busy], keep_failed=5) == [busy]  # a kept VM: gc --yes ends it
+
+
+def test_gc_removes_a_failed_run_kept_with_its_files_to_look_at(tmp_path: Path) -> None:
+    """--keep-on-failure in the chroot build keeps the image's files (hundreds of MB): gc
+    removes them as it ends a kept VM, whatever the count of failed runs kept for their logs."""
+    from bakehouse.runs import DeadRun
+
+    failed = {"error": "x"}
+    logs, files = tmp_path / "logs", tmp_path / "files"
+    (files / "rootfs").mkdir(parents=True)
+    logs.mkdir()
+    only_logs = DeadRun("20261130T010000Z-aaaaaa", logs, 1, [], 0, failed, "2026-11-30T01")
+    with_files = DeadRun("20261130T020000Z-bbbbbb", files, 1, [], 0, failed, "2026-11-30T02")
+    assert to_collect([only_logs, with_files], keep_failed=5) == [with_files]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bakehouse.errors import UsageError
-from bakehouse.runs import KEEP_FAILED, DeadRun, dead, remove_dead, to_collect
+from bakehouse.runs import KEEP_FAILED, DeadRun, dead, looked_at, remove_dead, to_collect
 from bakehouse.spec import ImageSpec
 from bakehouse.targets.base import Leftover, PruneItem, Target
 
@@ -95,8 +95,12 @@ def gc(
             "failed run" if r.failed is not None and not r.processes else "run",
             r.run_id,
             r.run_id,
-            f"failed ({r.failed.get('error', '?')}); kept for its logs, older than the newest "
-            f"{keep_failed}"
+            f"failed ({r.failed.get('error', '?')}); "
+            + (
+                "its files kept to look at (--keep-on-failure)"
+                if looked_at(r)
+                else f"kept for its logs, older than the newest {keep_failed}"
+            )
             if r.failed is not None and not r.processes
             else f"owner pid {r.owner_pid} gone; {len(r.processes)} process(es) still running",
             r.size,
