@@ -10,7 +10,9 @@
 # given and nothing of this machine's. It gets its own /proc, a read-only /sys, a /dev of the
 # few harmless devices, empty /run and /tmp (memory only: nothing there ships), and this
 # machine's resolver for apt. Services never start: bakehouse puts a policy-rc.d in the root
-# for the build and removes it after.
+# for the build and removes it after. This machine's kernel settings (/proc/sys) are read-only.
+# Only the package steps share this machine's network; the template runs every later step with
+# unshare --net (a network namespace with nothing in it).
 set -eu
 if [ "$#" -lt 2 ]; then
     echo "usage: in-root.sh ROOT SCRIPT [NAME=VALUE ...]" >&2
@@ -30,6 +32,12 @@ fi
 
 mount --make-rprivate /
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+# this machine's kernel settings are not the image's to change (a `sysctl --system` in a step)
+mount --bind "$root/proc/sys" "$root/proc/sys"
+mount -o remount,bind,ro "$root/proc/sys"
+if [ -e "$root/proc/sysrq-trigger" ]; then
+    mount --bind /dev/null "$root/proc/sysrq-trigger"
+fi
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
 mount -t tmpfs -o mode=0755,nosuid,size=16m tmpfs "$root/dev"
 for node in null zero full random urandom tty; do
@@ -59,4 +67,9 @@ chroot "$root" /usr/bin/env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
     "$@" /run/bakehouse-step || status=$?
+if [ "$status" -ne 0 ] && [ "$(ls "$root/sys/class/net")" = lo ]; then
+    echo "in-root: $(basename "$script") failed without a network: in the chroot build only" \
+        "patch.sh and packages.sh reach it (list what a step needs under packages:, or set" \
+        "targets.local.build: vm)" >&2
+fi
 exit "$status"

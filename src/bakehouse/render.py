@@ -119,22 +119,24 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
     ]
     # each provision step runs on its own with bakehouse's variables and its own env only;
     # bakehouse's steps never see a definition's env
-    groups: list[tuple[list[str], list[str]]] = [(list(PRE_STEPS), env_vars)]
-    for step in spec.provision:
-        own = [*env_vars, *(f"{k}={v}" for k, v in sorted(step.env))]
-        if groups[-1][1] == own:
-            groups[-1][0].append(step.script)
-        else:
-            groups.append(([step.script], own))
-    if groups[-1][1] == env_vars:
-        groups[-1][0].extend(POST_STEPS)
-    else:
-        groups.append((list(POST_STEPS), env_vars))
+    steps = [
+        *((s, env_vars) for s in PRE_STEPS),
+        *(
+            (st.script, [*env_vars, *(f"{k}={v}" for k, v in sorted(st.env))])
+            for st in spec.provision
+        ),
+        *((s, env_vars) for s in POST_STEPS),
+    ]
     return {
         "spec": spec,
         "target": target,
         "packer": packer,
-        "provisioners": [{"scripts": scripts, "env": env} for scripts, env in groups],
+        "provisioners": _grouped(steps),
+        # the local chroot build: the package steps with this machine's network, every later
+        # step in a network namespace of its own (nothing it does reaches this machine's)
+        "chroot_online": _grouped(steps[: len(PRE_STEPS)]),
+        "chroot_offline": _grouped(steps[len(PRE_STEPS) :]),
+        "chroot_argv_offline": [*CHROOT_ARGV[:1], "--net", *CHROOT_ARGV[1:]],
         "final_steps": list(FINAL_STEPS),
         # the local chroot build lays the data disk out on the host instead (chroot.py)
         "chroot_final_steps": [s for s in FINAL_STEPS if s != "filesystems.sh"],
@@ -145,6 +147,17 @@ def context(spec: ImageSpec, target: str, packer: PackerVersion) -> dict[str, An
         "env_vars": env_vars,
         "manifest_path": MANIFEST_PATH,
     }
+
+
+def _grouped(steps: list[tuple[str, list[str]]]) -> list[dict[str, list[str]]]:
+    """Consecutive steps with the same environment as one provisioner."""
+    groups: list[dict[str, list[str]]] = []
+    for script, env in steps:
+        if groups and groups[-1]["env"] == env:
+            groups[-1]["scripts"].append(script)
+        else:
+            groups.append({"scripts": [script], "env": env})
+    return groups
 
 
 def render(

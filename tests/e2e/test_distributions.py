@@ -61,3 +61,38 @@ def test_a_release_bakes_verifies_and_publishes(
     assert (
         base["inputs"]["suite"] == {"12": "bookworm", "24.04": "noble", "22.04": "jammy"}[release]
     )
+    # built by Packer in a chroot (the default): no build VM
+    built = json.loads((folder / "packer-manifest.json").read_text())["builds"]
+    assert [b["builder_type"] for b in built] == ["null"]
+
+
+def test_the_vm_build_bakes_verifies_and_publishes_too(state: Path, tmp_path: Path) -> None:
+    """targets.local.build: vm — Packer's qemu builder, the scripts in a VM booted from the
+    host-patched base (Debian 12, whose base the test above built)."""
+    import shutil
+
+    project = tmp_path / "project"
+    for part in ("images", "packer", "tests/hardening"):
+        shutil.copytree(ROOT / part, project / part)
+    (project / "tests" / "__init__.py").write_text("")
+    definition = project / "images" / "web-bookworm.yaml"
+    definition.write_text(definition.read_text() + "targets:\n  local:\n    build: vm\n")
+    result = subprocess.run(
+        [INVOKE, "bake", "--image", "web-bookworm"],
+        cwd=ROOT,
+        env={**os.environ, "BAKEHOUSE_STATE_DIR": str(state), "BAKEHOUSE_ROOT": str(project)},
+        capture_output=True,
+        text=True,
+        timeout=3000,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "packer build (qemu)" in result.stderr
+    records = sorted(
+        (state / "catalogue" / "local" / "images" / "web-bookworm").glob("*/record.json")
+    )
+    record = json.loads(records[-1].read_text())
+    assert record["state"] == "published" and record["verify"]["ok"]
+    assert record["verify"]["summary"]["failed"] == record["verify"]["summary"]["error"] == 0
+    built = json.loads((records[-1].parent / "packer-manifest.json").read_text())["builds"]
+    assert [b["builder_type"] for b in built] == ["qemu"]

@@ -269,10 +269,13 @@ def test_finish_refuses_a_tree_with_something_still_mounted(tmp_path: Path) -> N
 
 
 # ---- the runner ---------------------------------------------------------------------------------
-def runner_argv(root: Path, script: Path, *env: str) -> list[str]:
+def runner_argv(root: Path, script: Path, *env: str, offline: bool = False) -> list[str]:
+    """in-root.sh as the rendered template runs it: the package steps with this machine's
+    network, every later step (``offline``) in a network namespace of its own."""
     from bakehouse.render import CHROOT_ARGV
 
-    return [*CHROOT_ARGV, str(IN_ROOT), str(root), str(script), *env]
+    argv = [CHROOT_ARGV[0], *(["--net"] if offline else []), *CHROOT_ARGV[1:]]
+    return [*argv, str(IN_ROOT), str(root), str(script), *env]
 
 
 def host_root(root: Path) -> None:
@@ -370,3 +373,35 @@ def test_the_chroot_build_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(PackerError, match="needs root") as caught:
         build_stage.build_in_chroot(*[None] * 12)  # type: ignore[arg-type]
     assert "targets.local.build: vm" in caught.value.hint
+
+
+@root_only
+@tools
+def test_a_later_step_reaches_neither_the_network_nor_the_kernel_settings(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    host_root(root)
+    script = tmp_path / "step.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        "ls /sys/class/net > /root/net\n"
+        # the value it has, written back: harmless even if the write went through
+        "v=$(cat /proc/sys/vm/dirty_ratio)\n"
+        "if echo \"$v\" > /proc/sys/vm/dirty_ratio; then echo changed > /root/sysctl; fi\n"
+        "exit 5\n"
+    )
+    done = subprocess.run(
+        runner_argv(root, script, offline=True),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 5
+    assert (root / "root/net").read_text().split() == ["lo"]
+    assert not (root / "root/sysctl").exists()
+    assert "step.sh failed without a network" in done.stderr  # and what to do about it
+    online = subprocess.run(
+        runner_argv(root, script), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert online.returncode == 5 and "without a network" not in online.stderr
+    assert (root / "root/net").read_text().split() == sorted(os.listdir("/sys/class/net"))

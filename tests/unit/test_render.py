@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from pathlib import Path
@@ -90,6 +91,28 @@ def test_the_data_disk_is_part_of_the_local_image() -> None:
     layout_line = f"BAKEHOUSE_FILESYSTEMS={layout.env_value()}"
     assert layout_line in render.render(spec, "aws", PACKER_DIR, V166)
     assert layout_line in local
+
+
+def test_only_the_package_steps_of_the_chroot_build_have_the_network() -> None:
+    text = render.render(load("worker"), "local", PACKER_DIR, V166)
+    by_script = {}
+    for block in text.split('provisioner "shell-local"')[1:]:
+        argv = re.search(r"concat\((\[[^]]*\])", block)[1]  # type: ignore[index]
+        scripts = re.search(r"for s in (\[.*?\]) :", block)[1]  # type: ignore[index]
+        for script in json.loads(scripts):
+            by_script[script] = json.loads(argv)
+    assert list(by_script) == [
+        "patch.sh",
+        "packages.sh",
+        "worker.sh",
+        "harden.sh",
+        "manifest.sh",
+        "hostkeys.sh",
+        "cleanup.sh",
+    ]
+    for script, argv in by_script.items():
+        assert argv[0] == "unshare" and {"--mount", "--pid", "--kill-child"} <= set(argv)
+        assert ("--net" in argv) == (script not in ("patch.sh", "packages.sh")), script
 
 
 def test_packer_version_parse() -> None:

@@ -54,13 +54,20 @@ build {
   name    = "base"
   sources = ["source.null.image"]
 
+  # the package steps, with this machine's network (apt)
   provisioner "shell-local" {
     execute_command = concat(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--ipc", "--uts", "--", "/bin/sh"], [var.in_root, var.root_dir, "{{.Script}}"], ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"])
-    scripts         = [for s in ["patch.sh", "packages.sh", "harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
+    scripts         = [for s in ["patch.sh", "packages.sh"] : "${var.scripts_dir}/${s}"]
+  }
+
+  # every later step in a network namespace of its own: nothing it does reaches this machine's
+  provisioner "shell-local" {
+    execute_command = concat(["unshare", "--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--ipc", "--uts", "--", "/bin/sh"], [var.in_root, var.root_dir, "{{.Script}}"], ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"])
+    scripts         = [for s in ["harden.sh", "manifest.sh"] : "${var.scripts_dir}/${s}"]
   }
 
   provisioner "shell-local" {
-    execute_command = concat(["unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--ipc", "--uts", "--", "/bin/sh"], [var.in_root, var.root_dir, "{{.Script}}"], ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"])
+    execute_command = concat(["unshare", "--net", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--ipc", "--uts", "--", "/bin/sh"], [var.in_root, var.root_dir, "{{.Script}}"], ["BAKEHOUSE_IMAGE=base", "BAKEHOUSE_TARGET=local", "BAKEHOUSE_PATCH_POLICY=all", "BAKEHOUSE_PACKAGES=", "BAKEHOUSE_SUITE=trixie", "BAKEHOUSE_SECURITY_SOURCE=deb http://deb.debian.org/debian-security trixie-security main", "BAKEHOUSE_MANIFEST=/var/lib/bakehouse/manifest.json", "BAKEHOUSE_FILESYSTEMS=bh-var /var 35 nodev,nosuid;bh-vartmp /var/tmp 10 nodev,nosuid,noexec;bh-varlog /var/log 25 nodev,nosuid,noexec;bh-audit /var/log/audit 15 nodev,nosuid,noexec;bh-home /home 15 nodev,nosuid"])
     scripts         = [for s in ["hostkeys.sh", "cleanup.sh"] : "${var.scripts_dir}/${s}"]
   }
 
