@@ -386,7 +386,7 @@ def test_a_later_step_reaches_neither_the_network_nor_the_kernel_settings(tmp_pa
         "ls /sys/class/net > /root/net\n"
         # the value it has, written back: harmless even if the write went through
         "v=$(cat /proc/sys/vm/dirty_ratio)\n"
-        "if echo \"$v\" > /proc/sys/vm/dirty_ratio; then echo changed > /root/sysctl; fi\n"
+        'if echo "$v" > /proc/sys/vm/dirty_ratio; then echo changed > /root/sysctl; fi\n'
         "exit 5\n"
     )
     done = subprocess.run(
