@@ -1,7 +1,8 @@
 """Hardening suite benchmark: run time against a booted VM and the commands it sends.
 
 Boots the newest baked web image from the catalogue (snapshot mode, TCG unless KVM works),
-runs tests/hardening over SSH three times, then once through the SSM command protocol (the
+runs tests/hardening over SSH three times reading its facts three at a time and three times
+one at a time (alternating), then once through the SSM command protocol (the
 wrapper and chunking of ``verify_via: ssm``, with SSH playing the SSM agent: tests/e2e/
 ssm_relay.py), and prints, per run, the controls, the wall time of the suite, the commands the
 suite sent and, for SSM, the Run Command invocations they took (SendCommand round trips).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _stats import spread  # noqa: E402
 from bakehouse import catalogue as cat  # noqa: E402
 from bakehouse import debindex, proc, vm  # noqa: E402
 from bakehouse import suite as verify  # noqa: E402
@@ -71,7 +74,17 @@ def main() -> None:
                     f"--hosts=ssm-relay://i-00000000000000000@local?ssh_config={ssh_config}",
                 ),
             )
-            for i, connection in enumerate([verify.over_ssh(ssh_config)] * 3 + [relay]):
+            ssh = verify.over_ssh(ssh_config)  # the facts read PREFETCH at a time
+            one = verify.Connection(  # ... and one at a time, as each control first needs it
+                "SSH-serial",
+                tuple(
+                    "--bakehouse-prefetch=1" if o.startswith("--bakehouse-prefetch") else o
+                    for o in ssh.options
+                ),
+            )
+            # both ways 3 times each, alternating which goes first, then the SSM protocol once
+            order = [ssh, one, one, ssh, ssh, one]
+            for i, connection in enumerate([*order, relay]):
                 junit = run.path(f"junit-{i}.xml")
                 stats = run.path(f"stats-{i}.json")
                 relay_stats = run.path(f"relay-{i}.json")
@@ -115,21 +128,23 @@ def main() -> None:
                 )
     print(f"\nimage {record['id']} ({accel}), boot to SSH {booted.boot_seconds:.1f} s")
     print(
-        f"{'run':>6} {'controls':>8} {'passed':>6} {'suite s':>8} {'commands':>8} "
+        f"{'run':>12} {'controls':>8} {'passed':>6} {'suite s':>8} {'commands':>8} "
         f"{'in guest s':>10} {'SSM calls':>9}  target"
     )
     for i, n, passed, took, commands, guest, _, invocations in rows:
         calls = "-" if invocations is None else str(invocations)
         print(
-            f"{i:>6} {n:>8} {passed:>6} {took:>8.1f} {commands:>8} {guest:>10.1f} {calls:>9}  "
+            f"{i:>12} {n:>8} {passed:>6} {took:>8.1f} {commands:>8} {guest:>10.1f} {calls:>9}  "
             f"< 60 s {'ok' if took < 60 else 'SLOW'}"
         )
-    ssh = sorted(row[3] for row in rows if row[0].endswith("SSH"))
-    print(
-        f"suite over SSH, {len(ssh)} runs, median (min–max): {statistics.median(ssh):.1f} s "
-        f"({ssh[0]:.1f}–{ssh[-1]:.1f})"
-    )
-    print("slowest guest commands (SSH):", ", ".join(f"{c} {s:.1f}s" for c, s in rows[0][6]))
+    for via, how in (
+        ("SSH", f"facts {verify.PREFETCH} at a time"),
+        ("SSH-serial", "one at a time"),
+    ):
+        took = [row[3] for row in rows if row[0].split()[1] == via]
+        print(f"suite over SSH, {how}, {len(took)} runs, median (min–max): {spread(took, '.1f')} s")
+    serial = [row for row in rows if row[0].endswith("SSH-serial")]
+    print("slowest guest commands (SSH):", ", ".join(f"{c} {s:.1f}s" for c, s in serial[0][6]))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write the CIS compliance per recommendation and per section (JSON) to this file",
     )
     group.addoption(
+        "--bakehouse-prefetch",
+        type=int,
+        default=1,
+        help="read every fact before the first control, this many commands at a time (each "
+        "its own channel of the one SSH connection); 1: each when a control first needs it",
+    )
+    group.addoption(
         "--bakehouse-facts",
         default=None,
         help="write every command sent to the host and its answer (JSON) to this file",
@@ -136,6 +143,9 @@ def facts(request: pytest.FixtureRequest) -> Facts:
         sudo_user=opt.sudo_user,
     )
     facts = Facts(host)
+    workers = request.config.getoption("--bakehouse-prefetch")
+    if workers > 1:
+        facts.prefetch(workers)
     stats = request.config.getoption("--bakehouse-stats")
     if stats:
         request.addfinalizer(lambda: Path(stats).write_text(json.dumps(facts.stats_summary())))

@@ -7,9 +7,12 @@ suite to a few dozen commands.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import functools
 import json
 import shlex
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +118,7 @@ def sane(fact: str, ok: bool, what: str) -> None:
 class Facts:
     def __init__(self, host: Any):
         self.host = host
+        self._lock = threading.Lock()
         self.commands = 0
         self.seconds: list[tuple[str, float]] = []
         # every command and its answer: the evidence the controls judged, and what the unit
@@ -122,18 +126,33 @@ class Facts:
         self.record: dict[str, dict[str, Any]] = {}
 
     def run(self, command: str) -> Any:
-        self.commands += 1
         start = time.monotonic()
         result = self.host.run(command)
-        self.seconds.append(
-            (command.split(maxsplit=1)[0] if command.split() else "", time.monotonic() - start)
-        )
-        self.record[command] = {
-            "rc": result.rc,
-            "stdout": str(result.stdout),
-            "stderr": str(result.stderr),
-        }
+        with self._lock:
+            self.commands += 1
+            self.seconds.append(
+                (command.split(maxsplit=1)[0] if command.split() else "", time.monotonic() - start)
+            )
+            self.record[command] = {
+                "rc": result.rc,
+                "stdout": str(result.stdout),
+                "stderr": str(result.stderr),
+            }
         return result
+
+    def prefetch(self, workers: int) -> None:
+        """Read every fact now, ``workers`` at a time: under emulation each command mostly
+        waits on the guest (sudo, a process start), and the guest has CPUs to spare. A fact
+        that cannot be read is not kept: the control that needs it reads it again, and is
+        judged on that (an error, never a pass)."""
+        names = [n for n, v in vars(type(self)).items() if isinstance(v, functools.cached_property)]
+        with contextlib.suppress(Exception):
+            self.now  # noqa: B018 -- one command first: the connection is made once
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(getattr, self, name) for name in names]
+            for future in futures:
+                with contextlib.suppress(Exception):
+                    future.result()
 
     def stats_summary(self) -> dict[str, Any]:
         return {
