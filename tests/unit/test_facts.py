@@ -4,6 +4,7 @@ passing. The host here answers canned output per command (the real host is the e
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pytest
@@ -130,3 +131,30 @@ def test_listening_ports_are_allowed_per_role() -> None:
     assert "80" not in allowed_ports({"role_checks": []})  # base and worker
     assert allowed_ports({"role_checks": ["nginx"]})["80"] == "nginx"
     assert "22" in allowed_ports({"role_checks": []})
+
+
+class CountingHost(Host):
+    def __init__(self, **answers: Result):
+        super().__init__(**answers)
+        self.asked: list[str] = []
+
+    def run(self, command: str) -> Result:
+        self.asked.append(command)
+        return super().run(command)
+
+
+def test_prefetch_reads_each_fact_once_and_a_failed_read_still_fails_its_controls() -> None:
+    """Read ahead, several at a time: what was read is not read again, and a fact whose read
+    failed is not kept as anything — the control that needs it reads it again and errors."""
+    host = CountingHost(sshd=Result(SSHD), date=Result("1764500000\n"))
+    facts = Facts(host)
+    facts.prefetch(3)
+    names = [n for n, v in vars(Facts).items() if isinstance(v, functools.cached_property)]
+    assert len(host.asked) >= len(names)  # every fact was asked for
+    asked = len(host.asked)
+    assert facts.sshd_value("X11Forwarding") == "no" and facts.now == 1764500000
+    assert len(host.asked) == asked  # read ahead, not again
+    with pytest.raises(FactError):
+        facts.sysctl  # noqa: B018 -- its read failed during the prefetch: it fails now too
+    assert len(host.asked) == asked + 1
+    assert facts.commands == len(host.asked)
