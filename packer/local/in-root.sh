@@ -12,7 +12,10 @@
 # machine's resolver for apt. Services never start: bakehouse puts a policy-rc.d in the root
 # for the build and removes it after. This machine's kernel settings (/proc/sys) are read-only.
 # Only the package steps share this machine's network; the template runs every later step with
-# unshare --net (a network namespace with nothing in it).
+# unshare --net (a network namespace with nothing in it). The step runs pivoted into the root
+# (this machine's root unmounted from its view, not merely chrooted away from) and without the
+# capabilities to mount, chroot, load modules, make device nodes or change this machine's
+# network.
 set -eu
 if [ "$#" -lt 2 ]; then
     echo "usage: in-root.sh ROOT SCRIPT [NAME=VALUE ...]" >&2
@@ -20,6 +23,7 @@ if [ "$#" -lt 2 ]; then
 fi
 root=$1
 script=$2
+name=$(basename "$script")
 shift 2
 if [ "$$" -ne 1 ]; then
     echo "in-root: not in a PID namespace of its own (run it through unshare --pid --fork)" >&2
@@ -30,7 +34,18 @@ if [ ! -x "$root/bin/sh" ] || [ ! -d "$root/etc" ] || [ ! -x "$root/usr/sbin/pol
     exit 2
 fi
 
+# the step gets only these capabilities: none to mount, chroot, load modules, make device nodes,
+# trace or reboot; on this machine's network (the package steps) none to change it either
+caps=-all,+chown,+dac_override,+dac_read_search,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap
+caps=$caps,+setfcap,+net_bind_service,+audit_write,+ipc_owner,+sys_nice,+sys_resource,+lease
+if [ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ]; then
+    caps=$caps,+net_admin,+net_raw,+net_broadcast  # a network namespace of its own: harmless
+fi
+
 mount --make-rprivate /
+# the root becomes a mount of its own, so that it can be pivoted into and this machine's root
+# unmounted from the step's view altogether (a chroot alone leaves it reachable)
+mount --bind "$root" "$root"
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 # this machine's kernel settings are not the image's to change (a `sysctl --system` in a step)
 mount --bind "$root/proc/sys" "$root/proc/sys"
@@ -60,16 +75,28 @@ if [ -L "$root/etc/resolv.conf" ]; then
 elif [ -f "$root/etc/resolv.conf" ]; then
     mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
 fi
-# run as Packer would run it in a VM: by its own #! line
+# run as Packer would run it in a VM: by its own #! line; a failure without a network says so
 install -m 0700 "$script" "$root/run/bakehouse-step"
+cat > "$root/run/bakehouse-run" <<'RUN'
+#!/bin/sh
 status=0
-chroot "$root" /usr/bin/env -i \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
-    "$@" /run/bakehouse-step || status=$?
-if [ "$status" -ne 0 ] && [ "$(ls "$root/sys/class/net")" = lo ]; then
-    echo "in-root: $(basename "$script") failed without a network: in the chroot build only" \
-        "patch.sh and packages.sh reach it (list what a step needs under packages:, or set" \
+/run/bakehouse-step || status=$?
+if [ "$status" -ne 0 ] && [ "$(ls /sys/class/net)" = lo ]; then
+    echo "in-root: $1 failed without a network: in the chroot build only patch.sh and" \
+        "packages.sh reach it (list what a step needs under packages:, or set" \
         "targets.local.build: vm)" >&2
 fi
 exit "$status"
+RUN
+chmod 0700 "$root/run/bakehouse-run"
+mkdir "$root/run/bakehouse-host"
+cd "$root"
+pivot_root . run/bakehouse-host
+# from here on the image's own programs: this machine's root is gone from the step's view
+cd /
+umount -l /run/bakehouse-host
+rmdir /run/bakehouse-host
+exec setpriv --bounding-set "$caps" -- /usr/bin/env -i \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+    "$@" /run/bakehouse-run "$name"

@@ -58,35 +58,6 @@ for profile in /etc/apparmor.d/*; do
         ln -sf "$profile" "/etc/apparmor.d/disable/$(basename "$profile")"
     fi
 done
-# A profile for a program the image does not contain can never attach to anything (an image is
-# never changed after it is baked), yet it is compiled at every boot, before any service starts:
-# not loaded. Only when every top-level profile in the file attaches to a plain path that is
-# absent; a profile without an attachment, or with a pattern, is kept.
-attaches_only_to_absent() {
-    found=no
-    while read -r keyword name path _; do
-        [ "$keyword" = profile ] || continue
-        case "$path" in
-        /*) ;;
-        *) return 1 ;;  # no attachment (reached by name), or a quoted one
-        esac
-        case "$path" in
-        *[\*\?\[\{@\"]*) return 1 ;;  # a pattern or a variable
-        esac
-        [ -e "$path" ] && return 1
-        found=yes
-    done <<PROFILES
-$(grep -E '^profile[[:space:]]' "$1" || true)
-PROFILES
-    [ "$found" = yes ]
-}
-for profile in /etc/apparmor.d/*; do
-    [ -f "$profile" ] || continue
-    [ -e "/etc/apparmor.d/disable/$(basename "$profile")" ] && continue
-    if attaches_only_to_absent "$profile"; then
-        ln -sf "$profile" "/etc/apparmor.d/disable/$(basename "$profile")"
-    fi
-done
 
 # -- sshd (dev-sec ssh-baseline sshd-*, CIS 5.2.x). Debian reads sshd_config.d first: first value wins.
 install -d -m 0755 /etc/ssh/sshd_config.d

@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any
 
 from bakehouse import proc
-from bakehouse.errors import EXIT_USAGE, BakehouseError, Terminated
+from bakehouse.errors import EXIT_USAGE, BakehouseError, Terminated, ToolError
 from bakehouse.files import write_json
 from bakehouse.locks import held
 
@@ -116,7 +116,7 @@ def keep_failed(
     for root, dirs, files in os.walk(folder, topdown=True) if strip else ():
         here = Path(root)
         for name in [d for d in dirs if d in BULKY_DIRS]:
-            shutil.rmtree(here / name, ignore_errors=True)
+            remove_tree(here / name)
             dirs.remove(name)
         for name in files:
             path = here / name
@@ -183,7 +183,7 @@ def run_dir(
         if failed is not None and getattr(failed, "exit_code", None) != EXIT_USAGE:
             # whole: asked for, or a machine was kept running for a person (its keys are here)
             whole = keep or (keep_whole_on_failure and getattr(failed, "vm_kept", False))
-            with contextlib.suppress(OSError):  # never hide the failure itself
+            with contextlib.suppress(OSError, BakehouseError):  # never hide the failure itself
                 keep_failed(folder, run_id, image, command, failed, strip=not whole)
             if getattr(failed, "kept", None) is None:  # the innermost run has the logs
                 failed.kept = folder  # type: ignore[attr-defined]
@@ -329,4 +329,27 @@ def remove_dead(leftover: DeadRun) -> None:
         tmp = None
     if tmp and Path(tmp).name.startswith("bakehouse-"):
         shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(leftover.folder, ignore_errors=True)
+    remove_tree(leftover.folder)
+
+
+def mounted_below(path: Path) -> list[str]:
+    """Mount points at or below ``path``."""
+    prefix = str(path.resolve())
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(point)
+    return found
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove a run's folder, never through a mount below it: a person looking at a kept root
+    filesystem may have bound this machine's /dev or /sys into it."""
+    mounts = mounted_below(folder)
+    if mounts:
+        raise ToolError(
+            f"{folder} is not removed: {', '.join(mounts)} is mounted in it",
+            f"unmount it (umount {mounts[-1]}), then run this again",
+        )
+    proc.run(["rm", "-rf", "--one-file-system", "--", str(folder)], timeout=600)

@@ -182,14 +182,70 @@ def test_the_disks_hold_the_root_and_each_data_filesystem(tmp_path: Path) -> Non
 
 
 @root_only
-def test_a_data_folder_that_is_not_a_folder_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["/home", "/var/log", "/var"])
+def test_a_link_out_of_the_image_is_never_followed(tmp_path: Path, link: str) -> None:
+    """A step may leave a link to a folder of this machine where a data folder was: bakehouse
+    moves nothing through it (the move, and the removal after, would be this machine's)."""
+    rootfs, host = tmp_path / "rootfs", tmp_path / "on-this-machine"
+    make_root(rootfs)
+    for sub in ("audit", "tmp", "log", "admin"):
+        (host / sub).mkdir(parents=True)
+    (host / "keep").write_text("mine\n")
+    shutil.rmtree(rootfs / link.lstrip("/"))
+    (rootfs / link.lstrip("/")).symlink_to(host)
+    (tmp_path / "work").mkdir()
+    with pytest.raises(PackerError, match=f"goes through a symbolic link \\({link}\\)"):
+        chroot.split(rootfs, tmp_path / "work")
+    assert sorted(p.name for p in host.iterdir()) == ["admin", "audit", "keep", "log", "tmp"]
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+@root_only
+def test_a_missing_data_folder_is_refused(tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     make_root(rootfs)
     shutil.rmtree(rootfs / "home")
-    (rootfs / "home").symlink_to("/etc")
     (tmp_path / "work").mkdir()
-    with pytest.raises(PackerError, match="/home in the image is not a folder"):
+    with pytest.raises(PackerError, match="/home in the image is missing or not a folder"):
         chroot.split(rootfs, tmp_path / "work")
+
+
+@root_only
+@pytest.mark.parametrize("target", ["fstab", "kernel", "manifest"])
+def test_the_fstab_kernel_and_manifest_are_never_read_or_written_through_a_link(
+    tmp_path: Path, target: str
+) -> None:
+    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
+    stage.mkdir()
+    work.mkdir()
+    make_root(rootfs)
+    outside = tmp_path / "this-machine-file"
+    outside.write_text("/dev/sda1 / ext4 defaults 0 1\n")
+    path = {
+        "fstab": rootfs / "etc/fstab",
+        "kernel": rootfs / "boot/vmlinuz-6.1.0-1",
+        "manifest": rootfs / "var/lib/bakehouse/manifest.json",
+    }[target]
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(PackerError, match="goes through a symbolic link"):
+        chroot.assemble(rootfs, stage, work, disk_mib=64, data_mib=160)
+    assert outside.read_text() == "/dev/sda1 / ext4 defaults 0 1\n"
+    assert not (stage / "vmlinuz").exists() or target != "kernel"
+
+
+@root_only
+@pytest.mark.parametrize("kernel", ["../../../etc/shadow", "", "6.1/../x", "-x"])
+def test_a_kernel_name_that_is_not_one_is_refused(tmp_path: Path, kernel: str) -> None:
+    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
+    stage.mkdir()
+    work.mkdir()
+    make_root(rootfs)
+    manifest = rootfs / "var/lib/bakehouse/manifest.json"
+    manifest.write_text(json.dumps({"kernel": kernel, "packages": []}))
+    with pytest.raises(PackerError, match="names no kernel the image could boot"):
+        chroot.assemble(rootfs, stage, work, disk_mib=64, data_mib=160)
+    assert list(stage.iterdir()) == []
 
 
 @root_only
@@ -240,6 +296,33 @@ def test_prepare_unpacks_the_checked_base_with_a_policy_rc_d(tmp_path: Path) -> 
 
 
 @root_only
+def test_the_base_s_own_policy_rc_d_is_back_after_the_build_and_a_step_s_stays(
+    tmp_path: Path,
+) -> None:
+    base = tiny_base(tmp_path)
+    rootfs = tmp_path / "rootfs"
+    policy = rootfs / chroot.POLICY_RC
+    # a base that ships its own policy-rc.d
+    src = tmp_path / "src"
+    (src / "usr" / "sbin" / "policy-rc.d").write_text("#!/bin/sh\n# the base's own\nexit 0\n")
+    folder = base.dir
+    (folder / "rootfs.tar.zst").unlink()
+    subprocess.run(base_stage.tar_argv(src, folder / "rootfs.tar.zst"), check=True)
+    base.record["artifacts"]["rootfs"] = describe(folder / "rootfs.tar.zst")
+    chroot.prepare(base, rootfs)
+    assert "bakehouse: no service starts" in policy.read_text()  # the build's, for the build
+    chroot.finish(rootfs)
+    assert policy.read_text() == "#!/bin/sh\n# the base's own\nexit 0\n"
+    assert not (rootfs / chroot.POLICY_SAVED).exists()
+    # a step that installs its own keeps it, as in a VM
+    chroot.prepare(base, tmp_path / "again")
+    (tmp_path / "again" / chroot.POLICY_RC).write_text("#!/bin/sh\n# the step's\nexit 101\n")
+    chroot.finish(tmp_path / "again")
+    assert "the step's" in (tmp_path / "again" / chroot.POLICY_RC).read_text()
+    assert not (tmp_path / "again" / chroot.POLICY_SAVED).exists()
+
+
+@root_only
 def test_a_base_whose_archive_was_changed_is_never_unpacked(tmp_path: Path) -> None:
     base = tiny_base(tmp_path)
     with (base.dir / "rootfs.tar.zst").open("ab") as f:
@@ -279,23 +362,26 @@ def runner_argv(root: Path, script: Path, *env: str, offline: bool = False) -> l
 
 
 def host_root(root: Path) -> None:
-    """A root filesystem of this machine's own sh, env, cat and ls (and their libraries)."""
+    """A root filesystem of this machine's own programs (and their libraries): what in-root.sh
+    needs from an image (sh, env, setpriv, umount, rmdir) and what the steps here run."""
     for d in ("etc", "proc", "sys", "dev", "run", "tmp", "root", "usr/sbin"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    for prog in ("sh", "env", "cat", "ls"):
+    programs = ("sh", "env", "cat", "ls", "setpriv", "umount", "rmdir", "mount", "chroot", "touch")
+    for prog in programs:
         path = Path(shutil.which(prog) or "").resolve()
         libs = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=True).stdout
         for lib in [*re.findall(r"(/\S+) \(0x", libs), str(path)]:
             dest = root / lib.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(Path(lib).resolve(), dest)
-        for alias in ("bin", "usr/bin"):
+        for alias in ("bin", "usr/bin", "usr/sbin"):
             (root / alias).mkdir(parents=True, exist_ok=True)
             if not (root / alias / prog).exists():
                 shutil.copy2(path, root / alias / prog)
     policy = root / chroot.POLICY_RC
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
+    (root / "etc" / "resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
 
 
 @root_only
@@ -336,8 +422,12 @@ def test_a_script_runs_in_the_root_with_only_its_own_env_mounts_and_processes(
         "BAKEHOUSE_A",
         "BAKEHOUSE_B",
     }
-    # a PID namespace of its own: the runner is its first process
-    assert str(IN_ROOT).encode() in (root / "root/init").read_bytes()
+    # a PID namespace of its own, whose first process is the step's own runner, in the root
+    assert (root / "root/init").read_bytes().split(b"\0")[:3] == [
+        b"/bin/sh",
+        b"/run/bakehouse-run",
+        b"step.sh",
+    ]
     pids = [p for p in (root / "root/procs").read_text().split() if p.isdigit()]
     assert len(pids) <= 3, pids  # in-root.sh, the script, ls: nothing of this machine's
     assert "bakehouse-step" in (root / "root/run").read_text()
@@ -405,3 +495,76 @@ def test_a_later_step_reaches_neither_the_network_nor_the_kernel_settings(tmp_pa
     )
     assert online.returncode == 5 and "without a network" not in online.stderr
     assert (root / "root/net").read_text().split() == sorted(os.listdir("/sys/class/net"))
+
+
+@root_only
+@tools
+def test_a_step_cannot_reach_this_machine_s_files_mount_or_chroot(tmp_path: Path) -> None:
+    """Pivoted into the root (this machine's root unmounted from its view) and without the
+    capabilities to mount, chroot or make device nodes: no way back out."""
+    root = tmp_path / "root"
+    host_root(root)
+    marker = tmp_path / "on-this-machine"
+    marker.write_text("host\n")
+    (root / "in-image").write_text("image\n")
+    script = tmp_path / "step.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"for p in /proc/1/root{marker} /proc/self/root{marker} {marker}; do\n"
+        '    [ -e "$p" ] && echo "reached $p" >> /root/out\n'
+        "done\n"
+        "cat /proc/1/root/in-image >> /root/out\n"
+        "mount -t tmpfs tmpfs /tmp 2>/dev/null && echo mounted >> /root/out\n"
+        "umount /proc/sys 2>/dev/null && echo unmounted >> /root/out\n"
+        "mkdir -p /x && chroot /x /bin/true 2>/dev/null && echo chrooted >> /root/out\n"
+        "touch /sys/x 2>/dev/null && echo sysfs >> /root/out\n"
+        "cat /etc/resolv.conf > /root/resolv\n"
+        "exit 0\n"
+    )
+    done = subprocess.run(
+        runner_argv(root, script, offline=True),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (root / "root/out").read_text() == "image\n"  # nothing else got through
+    assert (root / "root/resolv").read_text() == Path("/etc/resolv.conf").read_text()
+    assert marker.read_text() == "host\n"
+
+
+def test_an_unknown_build_in_the_tuning_is_refused() -> None:
+    from bakehouse.errors import UsageError
+    from bakehouse.targets.base import BakeRequest
+    from bakehouse.targets.local import LocalTarget
+
+    request = BakeRequest(tuning={"build": "vn"})
+    with pytest.raises(UsageError, match="build 'vn': not one of"):
+        LocalTarget.bake(None, None, request, None, None)  # type: ignore[arg-type]
+
+
+def test_the_chroot_build_patches_in_its_build_not_on_the_host_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """patch.sh runs natively in the chroot build: a host-patched base would be work (and a
+    second cached base) for nothing. The vm build still patches on the host first."""
+    import dataclasses
+
+    from bakehouse.spec import Catalog
+    from bakehouse.targets.base import BakeRequest
+    from bakehouse.targets.local import Context, LocalTarget, hostpatch
+
+    called = []
+    monkeypatch.setattr(hostpatch, "ensure", lambda *a, **k: called.append(a) or "patched")
+    spec = Catalog(ROOT / "images", ROOT / "packer" / "scripts").load("web")
+    target = LocalTarget.__new__(LocalTarget)
+    target.project = type("P", (), {"scripts_dir": ROOT / "packer" / "scripts"})()  # type: ignore[assignment]
+    target._catalogue = "catalogue"  # type: ignore[assignment]
+    ctx = Context(spec, BakeRequest(), None, None, base="base", indexes="ix")  # type: ignore[arg-type]
+    target.step_host_patch(ctx)
+    assert called == [] and ctx.base == "base"
+    vm = dataclasses.replace(spec.targets.local, build="vm")
+    ctx.spec = dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, local=vm))
+    target.step_host_patch(ctx)
+    assert len(called) == 1 and ctx.base == "patched"

@@ -193,3 +193,28 @@ def test_gc_removes_a_failed_run_kept_with_its_files_to_look_at(tmp_path: Path) 
     only_logs = DeadRun("20261130T010000Z-aaaaaa", logs, 1, [], 0, failed, "2026-11-30T01")
     with_files = DeadRun("20261130T020000Z-bbbbbb", files, 1, [], 0, failed, "2026-11-30T02")
     assert to_collect([only_logs, with_files], keep_failed=5) == [with_files]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a bind mount)")
+def test_gc_never_removes_through_a_mount_in_a_run_folder(tmp_path: Path) -> None:
+    """Someone looking at a kept root filesystem may bind this machine's folders into it."""
+    import subprocess
+
+    from bakehouse.errors import ToolError
+    from bakehouse.runs import remove_tree
+
+    machine = tmp_path / "machine"
+    machine.mkdir()
+    (machine / "precious").write_text("x\n")
+    run = tmp_path / "run"
+    (run / "rootfs" / "dev").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(machine), str(run / "rootfs" / "dev")], check=True)
+    try:
+        with pytest.raises(ToolError, match="rootfs/dev is mounted in it") as caught:
+            remove_tree(run)
+        assert "umount" in caught.value.hint
+        assert (machine / "precious").read_text() == "x\n"
+    finally:
+        subprocess.run(["umount", str(run / "rootfs" / "dev")], check=True)
+    remove_tree(run)
+    assert not run.exists() and (machine / "precious").exists()

@@ -45,6 +45,8 @@ from bakehouse.targets.local import base as base_stage
 from bakehouse.targets.local import build as build_stage
 from bakehouse.targets.local import hostpatch
 
+BUILDS = ("chroot", "vm")
+
 
 @dataclass
 class Context:
@@ -180,6 +182,8 @@ class LocalTarget(Target):
 
     def bake(self, spec: ImageSpec, request: BakeRequest, run: Run, progress: Progress) -> Baked:
         if "build" in request.tuning:  # benchmarks compare the two builds of one definition
+            if request.tuning["build"] not in BUILDS:
+                raise UsageError(f"build {request.tuning['build']!r}: not one of {BUILDS}")
             local = dataclasses.replace(spec.targets.local, build=str(request.tuning["build"]))
             spec = dataclasses.replace(spec, targets=dataclasses.replace(spec.targets, local=local))
         ctx = Context(spec, request, run, progress)

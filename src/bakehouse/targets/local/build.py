@@ -208,7 +208,7 @@ def build_in_chroot(
                 keep = True
                 exc.hint = (
                     f"{exc.hint}; the image's files are kept as the failed step left them: "
-                    f"sudo chroot {rootfs} /bin/sh (remove the run with `invoke gc`)"
+                    f"sudo chroot {rootfs} /bin/sh (remove it with `invoke gc --yes`)"
                 )
                 exc.vm_kept = True  # type: ignore[attr-defined]  # the run keeps its folder
             raise

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,33 @@ from typing import Any
 from bakehouse import layout, proc
 from bakehouse.errors import PackerError
 from bakehouse.render import MANIFEST_PATH
+from bakehouse.runs import mounted_below
 from bakehouse.targets.local import base as base_stage
 
 POLICY_RC = "usr/sbin/policy-rc.d"
+POLICY_SAVED = "usr/sbin/.policy-rc.d.bakehouse"  # the base's own, while the build's is in place
+POLICY_TEXT = "#!/bin/sh\n# bakehouse: no service starts during the build\nexit 101\n"
 ROOT_LABEL = "bh-root"
+KERNEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~_-]*")
+
+
+def inside(rootfs: Path, rel: str) -> Path:
+    """``rel`` (an absolute path in the image) under ``rootfs``, refusing any component that is a
+    symbolic link or ``..``: the image's own scripts ran as root in this tree, and bakehouse
+    works on it as root on this machine, where a link would lead out of it."""
+    path = rootfs
+    for part in Path(rel.lstrip("/")).parts:
+        if part in ("..", "."):
+            raise PackerError(f"{rel}: not a plain path in the image")
+        path = path / part
+        if path.is_symlink():
+            link = "/" + str(path.relative_to(rootfs))
+            raise PackerError(
+                f"{rel} in the image goes through a symbolic link ({link}): bakehouse does not "
+                "follow the image's links on this machine",
+                f"make {link} a folder or a file in the image, not a link",
+            )
+    return path
 
 
 def prepare(base: base_stage.BaseImage, rootfs: Path) -> None:
@@ -41,31 +65,31 @@ def prepare(base: base_stage.BaseImage, rootfs: Path) -> None:
     base_stage.verify(base, ("manifest", "rootfs"))
     rootfs.mkdir()
     proc.run(base_stage.untar_argv(base.file("rootfs"), rootfs), check=True, timeout=600)
-    policy = rootfs / POLICY_RC
-    policy.write_text("#!/bin/sh\n# bakehouse: no service starts during the build\nexit 101\n")
+    policy = inside(rootfs, POLICY_RC)
+    if policy.exists():  # the base's own: back in place after the build
+        policy.rename(inside(rootfs, POLICY_SAVED))
+    policy.write_text(POLICY_TEXT)
     policy.chmod(0o755)
 
 
-def mounted_below(path: Path) -> list[str]:
-    """Mount points at or below ``path`` (none may be left when a step ends)."""
-    prefix = str(path.resolve())
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == prefix or point.startswith(prefix + "/"):
-            found.append(point)
-    return found
-
-
 def finish(rootfs: Path) -> None:
-    """The build's own policy-rc.d out again; nothing may still be mounted in the tree."""
+    """The build's own policy-rc.d out again (the base's back in place; one a step installed
+    stays, as it would in a VM); nothing may still be mounted in the tree."""
     left = mounted_below(rootfs)
     if left:
         raise PackerError(
             f"still mounted in the image's root filesystem after the build: {', '.join(left)}",
             "in-root.sh mounts only in namespaces of its own; unmount these and report it",
         )
-    (rootfs / POLICY_RC).unlink(missing_ok=True)
+    policy, saved = inside(rootfs, POLICY_RC), inside(rootfs, POLICY_SAVED)
+    ours = policy.is_file() and policy.read_text(errors="replace") == POLICY_TEXT
+    if ours:
+        policy.unlink()
+    if saved.exists():
+        if ours:
+            saved.rename(policy)
+        else:
+            saved.unlink()
 
 
 @dataclass(frozen=True)
@@ -81,15 +105,17 @@ def split(rootfs: Path, work: Path) -> list[Tree]:
     """Move each data filesystem's files out of ``rootfs`` (deepest mount point first, so each
     tree keeps an empty mount point for the ones below it), leaving empty mount points with the
     original owner and mode: what filesystems.sh leaves on a booted machine."""
-    trees = []
-    for fs in sorted(layout.DATA_FILESYSTEMS, key=lambda f: f.mountpoint.count("/"), reverse=True):
-        source = rootfs / fs.mountpoint.lstrip("/")
-        if source.is_symlink() or not source.is_dir():
+    order = sorted(layout.DATA_FILESYSTEMS, key=lambda f: f.mountpoint.count("/"), reverse=True)
+    for fs in order:  # every one checked before anything moves
+        if not inside(rootfs, fs.mountpoint).is_dir():
             raise PackerError(
-                f"{fs.mountpoint} in the image is not a folder: it cannot be a filesystem of "
-                "its own",
-                "a provision step replaced it; leave it a folder",
+                f"{fs.mountpoint} in the image is missing or not a folder: it cannot be a "
+                "filesystem of its own",
+                "a provision step removed or replaced it; leave it a folder",
             )
+    trees = []
+    for fs in order:
+        source = inside(rootfs, fs.mountpoint)
         st = source.stat()
         tree = work / fs.label
         source.rename(tree)
@@ -164,20 +190,25 @@ class Assembled:
 def assemble(rootfs: Path, stage: Path, work: Path, disk_mib: int, data_mib: int) -> Assembled:
     """The finished root filesystem → ``stage``: disk.qcow2 (whole-disk ext4, as the base),
     data.qcow2 (the data filesystems), vmlinuz, initrd.img and manifest.json."""
-    manifest_file = rootfs / MANIFEST_PATH.lstrip("/")
+    manifest_file = inside(rootfs, MANIFEST_PATH)
     if not manifest_file.is_file():
         raise PackerError(f"the build wrote no manifest ({MANIFEST_PATH})", "see packer.log")
     manifest = json.loads(manifest_file.read_text())
     kernel = str(manifest.get("kernel") or "")
-    boot = rootfs / "boot"
+    if not KERNEL_RE.fullmatch(kernel):
+        raise PackerError(f"the manifest names no kernel the image could boot: {kernel!r}")
+    files = {}
     for name in (f"vmlinuz-{kernel}", f"initrd.img-{kernel}"):
-        if not kernel or not (boot / name).is_file():
+        files[name] = inside(rootfs, f"/boot/{name}")
+        if not files[name].is_file():
             raise PackerError(f"the image has no /boot/{name} for its kernel {kernel!r}")
     shutil.copyfile(manifest_file, stage / "manifest.json")
-    shutil.copyfile(boot / f"vmlinuz-{kernel}", stage / "vmlinuz")
-    shutil.copyfile(boot / f"initrd.img-{kernel}", stage / "initrd.img")
+    shutil.copyfile(files[f"vmlinuz-{kernel}"], stage / "vmlinuz")
+    shutil.copyfile(files[f"initrd.img-{kernel}"], stage / "initrd.img")
+    fstab = inside(rootfs, "/etc/fstab")
+    if not fstab.is_file():
+        raise PackerError("the image has no /etc/fstab")
     trees = split(rootfs, work)
-    fstab = rootfs / "etc" / "fstab"
     with fstab.open("a") as f:
         f.write("".join(line + "\n" for line in layout.fstab_lines()))
     data_raw, disk_raw = work / "data.raw", work / "disk.raw"
