@@ -135,7 +135,7 @@ def main() -> None:
         )
     print(f"\nseconds, {args.runs} run(s) each, median (min–max)")
     for name, values in times.items():
-        print(f"{name:<10} {spread(values, '7.1f')}")
+        print(f"{name:<10} {spread(values, '.1f'):>22}")
     naive, fast = (statistics.median(times[n]) for n in ("naive", "bakehouse"))
     print(
         f"speed-up (medians): {naive / fast:.1f}x; targets: <= 75 s "
