@@ -80,6 +80,9 @@ def image_lock(
 
 FAILED = "failed.json"  # in a run folder kept because the run failed
 KEEP_FAILED = 5  # failed runs gc keeps, newest first
+# the local chroot build's image tree, and its disk layout's trees, in a run's folder
+BUILD_ROOTFS = "rootfs"
+BUILD_LAYOUT = "layout"
 # what a kept folder loses: large (disks, root filesystems, caches) or secret (private keys)
 BULKY_DIRS = (
     "base-rootfs",
@@ -88,8 +91,8 @@ BULKY_DIRS = (
     "patch-stage",
     "output",
     "packer_cache",
-    "rootfs",  # the chroot build's tree, and the disk layout's
-    "layout",
+    BUILD_ROOTFS,
+    BUILD_LAYOUT,
 )
 BULKY_SUFFIXES = (".qcow2", ".raw", ".img", ".iso", ".vmdk", ".tar", ".zst")
 BULKY_BYTES = 64 * 2**20  # whatever its name, no log is this large
@@ -317,7 +320,7 @@ def to_collect(runs: list[DeadRun], keep_failed: int = KEEP_FAILED) -> list[Dead
 
 def looked_at(run: DeadRun) -> bool:
     """A failed run kept whole with the chroot build's files, for a person to look at."""
-    return (run.folder / "rootfs").is_dir()
+    return (run.folder / BUILD_ROOTFS).is_dir()
 
 
 def remove_dead(leftover: DeadRun) -> None:
@@ -352,4 +355,10 @@ def remove_tree(folder: Path) -> None:
             f"{folder} is not removed: {', '.join(mounts)} is mounted in it",
             f"unmount it (umount {mounts[-1]}), then run this again",
         )
+    remove_one_file_system(folder)
+
+
+def remove_one_file_system(folder: Path) -> None:
+    """``rm -rf`` that never crosses into another filesystem mounted below ``folder`` (a
+    root filesystem's tree holds root-owned files, and may have had /proc or /dev in it)."""
     proc.run(["rm", "-rf", "--one-file-system", "--", str(folder)], timeout=600)

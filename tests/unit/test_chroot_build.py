@@ -461,7 +461,7 @@ def test_the_chroot_build_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(PackerError, match="needs root") as caught:
-        build_stage.build_in_chroot(*[None] * 12)  # type: ignore[arg-type]
+        build_stage.build_in_chroot(*[None] * 9)  # type: ignore[arg-type]
     assert "targets.local.build: vm" in caught.value.hint
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bakehouse import proc
+from bakehouse import proc, runs
 from bakehouse.catalogue import Catalogue, Record, now_iso
 from bakehouse.errors import BaseError, ToolError, Untrusted
 from bakehouse.files import describe, sha256
@@ -235,7 +235,7 @@ def stage_rootfs(rootfs: Path, stage: Path, raw: Path) -> StagedRootfs:
 
 def remove_rootfs(rootfs: Path) -> None:
     """A staged root filesystem holds root-owned files; never cross into a mount below it."""
-    proc.run(["rm", "-rf", "--one-file-system", str(rootfs)], timeout=600)
+    runs.remove_one_file_system(rootfs)
 
 
 def disk_from_rootfs(rootfs: Path, raw: Path, qcow2: Path) -> None:

@@ -63,32 +63,74 @@ def build(
     stage = run.path("stage")
     stage.mkdir()
     fp = fingerprint(spec, template, scripts_dir, base_key or base.key, suite_hash(root))
-    if spec.targets.local.build == "chroot":
-        return build_in_chroot(
-            spec,
-            root,
-            packer_dir,
-            scripts_dir,
-            run,
-            base,
-            template_path,
-            stage,
-            fp,
-            progress,
-            packer_timeout,
-            keep_on_failure,
-        )
-    keys = run.path("keys")
-    keys.mkdir(mode=0o700)
-    key = write_key(keys, f"bakehouse-build-{run.id}")
     commit = git_commit(root)
-    variables = {
+    # what the template is given whichever way it builds
+    common = {
         "run_id": run.id,
         "version": run.version,
         "artifacts_dir": str(stage),
         "scripts_dir": str(scripts_dir),
         "git_commit": commit,
         "fingerprint": fp,
+    }
+    if spec.targets.local.build == "chroot":
+        timings, manifest = build_in_chroot(
+            spec,
+            packer_dir,
+            run,
+            base,
+            template_path,
+            common,
+            progress,
+            packer_timeout,
+            keep_on_failure,
+        )
+    else:
+        timings, manifest = build_in_vm(
+            spec,
+            run,
+            base,
+            accelerator,
+            template_path,
+            common,
+            progress,
+            packer_timeout,
+            keep_on_failure,
+        )
+    return Built(stage, run.version, fp, commit, timings, manifest, staged_artifacts(stage))
+
+
+def staged_artifacts(stage: Path) -> dict[str, dict[str, Any]]:
+    """What a finished build leaves in its stage folder, described for the catalogue."""
+    files = {
+        "disk": "disk.qcow2",
+        "data": "data.qcow2",
+        "kernel": "vmlinuz",
+        "initrd": "initrd.img",
+        "manifest": "manifest.json",
+    }
+    return {role: describe(stage / name) for role, name in files.items()}
+
+
+def build_in_vm(
+    spec: ImageSpec,
+    run: Run,
+    base: BaseImage,
+    accelerator: str,
+    template_path: Path,
+    common: dict[str, str],
+    progress: Progress,
+    packer_timeout: float,
+    keep_on_failure: bool,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Packer's qemu builder boots the (host-patched) base and runs the scripts in it; the
+    disks it leaves are compressed. Its phase timings and the image's package manifest."""
+    stage = Path(common["artifacts_dir"])
+    keys = run.path("keys")
+    keys.mkdir(mode=0o700)
+    key = write_key(keys, f"bakehouse-build-{run.id}")
+    variables = {
+        **common,
         "output_dir": str(run.path("output")),
         "base_image": str(base.file("disk")),
         "base_checksum": base.checksum(),
@@ -136,51 +178,36 @@ def build(
         made.unlink()
     timings["compress"] = round(time.monotonic() - start, 1)
     progress.say(f"bake: disks compressed (zstd) in {timings['compress']}s")
-    manifest = json.loads((stage / "manifest.json").read_text())
-    artifacts = {
-        "disk": describe(stage / "disk.qcow2"),
-        "data": describe(stage / "data.qcow2"),
-        "kernel": describe(stage / "vmlinuz"),
-        "initrd": describe(stage / "initrd.img"),
-        "manifest": describe(stage / "manifest.json"),
-    }
-    return Built(stage, run.version, fp, commit, timings, manifest, artifacts)
+    return timings, json.loads((stage / "manifest.json").read_text())
 
 
 def build_in_chroot(
     spec: ImageSpec,
-    root: Path,
     packer_dir: Path,
-    scripts_dir: Path,
     run: Run,
     base: BaseImage,
     template_path: Path,
-    stage: Path,
-    fp: str,
+    common: dict[str, str],
     progress: Progress,
     packer_timeout: float,
     keep_on_failure: bool,
-) -> Built:
+) -> tuple[dict[str, float], dict[str, Any]]:
     """The chroot build (:mod:`bakehouse.targets.local.chroot`): the base's root filesystem
     unpacked in the run's folder, ``packer build`` running the scripts in it, the disks laid
     out from it. The tree is removed whatever happens, unless ``keep_on_failure`` and the
-    build failed: then it stays to look at (the run's folder is kept)."""
+    build failed: then it stays to look at (the run's folder is kept). Its phase timings and
+    the image's package manifest."""
     if os.geteuid() != 0:
         raise PackerError(
             "the local chroot build needs root (it unpacks and chroots into the image's files)",
             "run as root, or with sudo; or set targets.local.build: vm in the definition",
         )
-    commit = git_commit(root)
-    rootfs = run.path("rootfs")
-    work = run.path("layout")
+    stage = Path(common["artifacts_dir"])
+    rootfs = run.path(runs.BUILD_ROOTFS)
+    work = run.path(runs.BUILD_LAYOUT)
     log = stage / "packer.log"
     variables = {
-        "run_id": run.id,
-        "version": run.version,
-        "artifacts_dir": str(stage),
-        "scripts_dir": str(scripts_dir),
-        "git_commit": commit,
-        "fingerprint": fp,
+        **common,
         "root_dir": str(rootfs),
         "in_root": str(packer_dir / "local" / "in-root.sh"),
     }
@@ -225,14 +252,7 @@ def build_in_chroot(
             for tree in (rootfs, work):
                 if tree.exists():
                     base_stage.remove_rootfs(tree)
-    artifacts = {
-        "disk": describe(stage / "disk.qcow2"),
-        "data": describe(stage / "data.qcow2"),
-        "kernel": describe(stage / "vmlinuz"),
-        "initrd": describe(stage / "initrd.img"),
-        "manifest": describe(stage / "manifest.json"),
-    }
-    return Built(stage, run.version, fp, commit, timings, made.manifest, artifacts)
+    return timings, made.manifest
 
 
 SSH_PORT_LINE = re.compile(r"Found port for communicator \(SSH, WinRM, etc\): (\d+)")
