@@ -98,28 +98,19 @@ def test_a_failing_provision_step_keeps_its_logs_where_the_error_says(
     shutil.rmtree(folder)  # the next tests expect a clean runs folder
 
 
-def test_keep_on_failure_in_the_chroot_build_keeps_the_files_until_gc(
-    state: Path, tmp_path: Path
-) -> None:
-    import subprocess
-
-    project = project_copy(tmp_path)
-    (project / "packer" / "scripts" / "web.sh").write_text(
-        "#!/bin/sh\ntouch /etc/half-done\necho 'web step broke on purpose' >&2\nexit 7\n"
-    )
-    where = env(state, BAKEHOUSE_ROOT=str(project))
+def bake_kept_on_failure(where: dict[str, str], timeout: float) -> str:
+    """`bake web --keep-on-failure` in a terminal, which must fail; what it showed."""
     term = Terminal([BAKEHOUSE, "bake", "web", "--keep-on-failure"], where, ROOT)
     try:
-        assert term.wait(900) == 1, term.seen[-3000:]
+        assert term.wait(timeout) == 1, term.seen[-3000:]
     finally:
         term.close()
-    shown = term.seen.replace("\r\n", "\n")
-    assert "the image's files are kept as the failed step left them: sudo chroot " in shown
-    rootfs = Path(shown.split("sudo chroot ", 1)[1].split(" ", 1)[0])
-    assert (rootfs / "etc" / "half-done").is_file()  # as the failed step left it
-    assert (rootfs / "usr/bin/nginx").exists() or (rootfs / "usr/sbin/nginx").exists()
-    assert str(rootfs) not in Path("/proc/self/mountinfo").read_text()
-    assert processes_with(str(rootfs)) == []
+    return term.seen.replace("\r\n", "\n")
+
+
+def gc_yes(where: dict[str, str]) -> None:
+    import subprocess
+
     done = subprocess.run(
         [BAKEHOUSE, "gc", "--yes"],
         env=where,
@@ -129,6 +120,24 @@ def test_keep_on_failure_in_the_chroot_build_keeps_the_files_until_gc(
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_keep_on_failure_in_the_chroot_build_keeps_the_files_until_gc(
+    state: Path, tmp_path: Path
+) -> None:
+    project = project_copy(tmp_path)
+    (project / "packer" / "scripts" / "web.sh").write_text(
+        "#!/bin/sh\ntouch /etc/half-done\necho 'web step broke on purpose' >&2\nexit 7\n"
+    )
+    where = env(state, BAKEHOUSE_ROOT=str(project))
+    shown = bake_kept_on_failure(where, 900)
+    assert "the image's files are kept as the failed step left them: sudo chroot " in shown
+    rootfs = Path(shown.split("sudo chroot ", 1)[1].split(" ", 1)[0])
+    assert (rootfs / "etc" / "half-done").is_file()  # as the failed step left it
+    assert (rootfs / "usr/bin/nginx").exists() or (rootfs / "usr/sbin/nginx").exists()
+    assert str(rootfs) not in Path("/proc/self/mountinfo").read_text()
+    assert processes_with(str(rootfs)) == []
+    gc_yes(where)
     assert not rootfs.exists()
 
 
@@ -145,12 +154,7 @@ def test_keep_on_failure_leaves_the_build_vm_to_look_at_until_gc(
         "#!/bin/sh\necho 'patch step broke on purpose' >&2\nexit 7\n"
     )
     where = env(state, BAKEHOUSE_ROOT=str(project))
-    term = Terminal([BAKEHOUSE, "bake", "web", "--keep-on-failure"], where, ROOT)
-    try:
-        assert term.wait(1800) == 1, term.seen[-3000:]
-    finally:
-        term.close()
-    shown = term.seen.replace("\r\n", "\n")
+    shown = bake_kept_on_failure(where, 1800)
     assert "the build VM is kept running as it failed (qemu pid " in shown
     config = shown.split("look inside: ssh -F ", 1)[1].split(" ", 1)[0]
     folder = Path(config).parent
@@ -163,13 +167,5 @@ def test_keep_on_failure_leaves_the_build_vm_to_look_at_until_gc(
         check=False,
     )
     assert inside.returncode == 0 and inside.stdout.startswith("admin\n"), inside.stderr
-    done = subprocess.run(
-        [BAKEHOUSE, "gc", "--yes"],
-        env=where,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    gc_yes(where)
     assert processes_with(str(folder)) == [] and not folder.exists()  # "end it": gc --yes

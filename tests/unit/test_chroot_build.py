@@ -94,6 +94,15 @@ def make_root(root: Path) -> None:
     os.chmod(root / "home/admin", 0o750)
 
 
+def built_tree(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A small finished root filesystem, and the empty stage and work folders assemble takes."""
+    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
+    stage.mkdir()
+    work.mkdir()
+    make_root(rootfs)
+    return rootfs, stage, work
+
+
 def debugfs(device: str, request: str) -> str:
     done = subprocess.run(
         ["debugfs", "-R", request, device], capture_output=True, text=True, check=True
@@ -110,10 +119,7 @@ def names(device: str, folder: str = "/") -> set[str]:
 @root_only
 @tools
 def test_the_disks_hold_the_root_and_each_data_filesystem(tmp_path: Path) -> None:
-    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
-    for d in (stage, work):
-        d.mkdir()
-    make_root(rootfs)
+    rootfs, stage, work = built_tree(tmp_path)
     made = chroot.assemble(rootfs, stage, work, disk_mib=64, data_mib=160)
     assert made.kernel == "6.1.0-1" and made.manifest["packages"][0]["name"] == "bash"
     assert (stage / "vmlinuz").read_bytes() == b"kernel"
@@ -215,10 +221,7 @@ def test_a_missing_data_folder_is_refused(tmp_path: Path) -> None:
 def test_the_fstab_kernel_and_manifest_are_never_read_or_written_through_a_link(
     tmp_path: Path, target: str
 ) -> None:
-    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
-    stage.mkdir()
-    work.mkdir()
-    make_root(rootfs)
+    rootfs, stage, work = built_tree(tmp_path)
     outside = tmp_path / "this-machine-file"
     outside.write_text("/dev/sda1 / ext4 defaults 0 1\n")
     path = {
@@ -237,10 +240,7 @@ def test_the_fstab_kernel_and_manifest_are_never_read_or_written_through_a_link(
 @root_only
 @pytest.mark.parametrize("kernel", ["../../../etc/shadow", "", "6.1/../x", "-x"])
 def test_a_kernel_name_that_is_not_one_is_refused(tmp_path: Path, kernel: str) -> None:
-    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
-    stage.mkdir()
-    work.mkdir()
-    make_root(rootfs)
+    rootfs, stage, work = built_tree(tmp_path)
     manifest = rootfs / "var/lib/bakehouse/manifest.json"
     manifest.write_text(json.dumps({"kernel": kernel, "packages": []}))
     with pytest.raises(PackerError, match="names no kernel the image could boot"):
@@ -251,10 +251,7 @@ def test_a_kernel_name_that_is_not_one_is_refused(tmp_path: Path, kernel: str) -
 @root_only
 @pytest.mark.parametrize("broken", ["manifest", "kernel"])
 def test_an_image_without_its_manifest_or_kernel_is_refused(tmp_path: Path, broken: str) -> None:
-    rootfs, stage, work = tmp_path / "rootfs", tmp_path / "stage", tmp_path / "work"
-    stage.mkdir()
-    work.mkdir()
-    make_root(rootfs)
+    rootfs, stage, work = built_tree(tmp_path)
     victim = {
         "manifest": rootfs / "var/lib/bakehouse/manifest.json",
         "kernel": rootfs / "boot/initrd.img-6.1.0-1",
@@ -361,6 +358,19 @@ def runner_argv(root: Path, script: Path, *env: str, offline: bool = False) -> l
     return [*argv, str(IN_ROOT), str(root), str(script), *env]
 
 
+def run_step(
+    root: Path, script: Path, *env: str, offline: bool = False, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        runner_argv(root, script, *env, offline=offline),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kwargs,
+    )
+
+
 def host_root(root: Path) -> None:
     """A root filesystem of this machine's own programs (and their libraries): what in-root.sh
     needs from an image (sh, env, setpriv, umount, rmdir) and what the steps here run."""
@@ -401,13 +411,12 @@ def test_a_script_runs_in_the_root_with_only_its_own_env_mounts_and_processes(
         "echo scratch > /tmp/scratch\n"
         "exit 3\n"
     )
-    done = subprocess.run(
-        runner_argv(root, script, "BAKEHOUSE_A=two words", "BAKEHOUSE_B=it's"),
+    done = run_step(
+        root,
+        script,
+        "BAKEHOUSE_A=two words",
+        "BAKEHOUSE_B=it's",
         env={**os.environ, "HOST_SECRET": "x"},
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert done.returncode == 3, done.stderr  # the script's own status
     env = dict(line.split("=", 1) for line in (root / "root/env").read_text().splitlines())
@@ -449,9 +458,7 @@ def test_the_runner_refuses_an_unprepared_root_or_no_namespace(tmp_path: Path) -
     )
     assert alone.returncode == 2 and "not in a PID namespace" in alone.stderr
     (root / chroot.POLICY_RC).unlink()  # services would start on this machine
-    bare = subprocess.run(
-        runner_argv(root, script), capture_output=True, text=True, timeout=60, check=False
-    )
+    bare = run_step(root, script)
     assert bare.returncode == 2 and "not a root filesystem prepared" in bare.stderr
     assert not (root / "root/ran").exists()
 
@@ -479,20 +486,12 @@ def test_a_later_step_reaches_neither_the_network_nor_the_kernel_settings(tmp_pa
         'if echo "$v" > /proc/sys/vm/dirty_ratio; then echo changed > /root/sysctl; fi\n'
         "exit 5\n"
     )
-    done = subprocess.run(
-        runner_argv(root, script, offline=True),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_step(root, script, offline=True)
     assert done.returncode == 5
     assert (root / "root/net").read_text().split() == ["lo"]
     assert not (root / "root/sysctl").exists()
     assert "step.sh failed without a network" in done.stderr  # and what to do about it
-    online = subprocess.run(
-        runner_argv(root, script), capture_output=True, text=True, timeout=60, check=False
-    )
+    online = run_step(root, script)
     assert online.returncode == 5 and "without a network" not in online.stderr
     assert (root / "root/net").read_text().split() == sorted(os.listdir("/sys/class/net"))
 
@@ -521,13 +520,7 @@ def test_a_step_cannot_reach_this_machine_s_files_mount_or_chroot(tmp_path: Path
         "cat /etc/resolv.conf > /root/resolv\n"
         "exit 0\n"
     )
-    done = subprocess.run(
-        runner_argv(root, script, offline=True),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_step(root, script, offline=True)
     assert done.returncode == 0, done.stderr
     assert (root / "root/out").read_text() == "image\n"  # nothing else got through
     assert (root / "root/resolv").read_text() == Path("/etc/resolv.conf").read_text()
